@@ -1,0 +1,51 @@
+// /etc/left4me/overlay.conf: the host layout and mount policy (DESIGN 1).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace overlay {
+
+inline constexpr const char* kDefaultConfigPath = "/etc/left4me/overlay.conf";
+
+// Which kernel interface makes the overlay (DESIGN 2.5). Auto picks the
+// newest the running kernel has; the others force one path, for tests.
+enum class MountApi { Auto, LayerFds, LowerdirStrings, Legacy };
+
+struct Config {
+    // All paths absolute and normalized; relative entries of the file are
+    // already joined onto root.
+    std::string root = "/var/lib/left4me";
+    std::string instances_dir = "/var/lib/left4me/instances";
+    std::vector<std::string> allowed_lower_roots = {
+        "/var/lib/left4me/installation", "/var/lib/left4me/overlays",
+        "/var/lib/left4me/global_overlay_cache", "/var/lib/left4me/workshop_cache"};
+    std::string lowerdirs_key = "L4D2_LOWERDIRS";
+    pid_t host_pid = 1;
+    // MountOptions, as given (for messages) and as MOUNT_ATTR_* / MS_* bits.
+    std::string mount_options = "nosuid,nodev";
+    std::uint64_t mount_attr_flags = 0; // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV by default
+    unsigned long legacy_mount_flags = 0; // MS_NOSUID | MS_NODEV by default
+    MountApi mount_api = MountApi::Auto;
+};
+
+// The built-in defaults (flags filled in).
+Config default_config();
+
+// Parses the text of a config file. file_name only labels errors, which are
+// Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
+// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi.
+// Unknown keys, duplicate keys and bad values are errors.
+Config parse_config(std::string_view text, std::string_view file_name);
+
+// Reads and parses a config file. A missing file gives the defaults only
+// when path is the default path; an explicit path must exist. The file must
+// be a regular file owned by root and not writable by group or others: the
+// drop-in runs under sudo, and a config chosen by the caller would otherwise
+// choose what gets mounted.
+Config load_config(const std::string& path);
+
+} // namespace overlay
