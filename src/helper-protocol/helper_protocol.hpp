@@ -1,0 +1,44 @@
+// The record the privileged helper (left4me-overlay --result-fd N ...)
+// writes for the daemon: the daemon never makes mount syscalls itself, it
+// runs the helper and reads this. Text, one record per line, every field
+// passed through overlay::printable() so no line can be forged:
+//
+//   ok                              first line on success
+//   error NAME MESSAGE              instead, on failure (NAME from error.hpp)
+//   mounted 0|1                     status
+//   merged PATH                     status
+//   lower PATH                      status, once per lowerdir, top first
+//   instance NAME 0|1               list, once per instance
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "error.hpp"
+
+namespace overlay::protocol {
+
+struct HelperResult {
+    bool ok = false;
+    ErrorCode error = ErrorCode::Failed;
+    std::string message; // on failure
+    bool mounted = false;
+    std::string merged;
+    std::vector<std::string> lowerdirs;
+    std::vector<std::pair<std::string, bool>> instances;
+};
+
+std::string format_ok();
+std::string format_error(const Error& error);
+std::string format_status(bool mounted, std::string_view merged,
+                          const std::vector<std::string>& lowerdirs);
+std::string format_list(const std::vector<std::pair<std::string, bool>>& instances);
+
+// Parses what the helper wrote; nullopt when it is not a well-formed record
+// (the helper crashed or was killed mid-write).
+std::optional<HelperResult> parse_helper_result(std::string_view text);
+
+} // namespace overlay::protocol
