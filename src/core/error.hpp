@@ -31,11 +31,11 @@ std::optional<ErrorCode> error_code_from_name(std::string_view name) noexcept;
 // The core reports failures only by throwing this (chosen once: exceptions,
 // no result types). what() is one line naming instance, path and reason.
 class Error : public std::runtime_error {
-public:
+  public:
     Error(ErrorCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
     ErrorCode code() const noexcept { return code_; }
 
-private:
+  private:
     ErrorCode code_;
 };
 

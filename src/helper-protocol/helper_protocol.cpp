@@ -32,7 +32,9 @@ std::optional<bool> parse_flag(std::string_view s) {
 
 } // namespace
 
-std::string format_ok() { return "ok\n"; }
+std::string format_ok() {
+    return "ok\n";
+}
 
 std::string format_error(const Error& error) {
     return "error " + std::string(error_name(error.code())) + " " + printable(error.what()) + "\n";

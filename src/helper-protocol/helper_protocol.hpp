@@ -11,13 +11,13 @@
 //   instance NAME 0|1               list, once per instance
 #pragma once
 
+#include "error.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
-
-#include "error.hpp"
 
 namespace overlay::protocol {
 

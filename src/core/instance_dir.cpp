@@ -1,0 +1,112 @@
+#include "instance_dir.hpp"
+
+#include "error.hpp"
+#include "fs_open.hpp"
+#include "instance_env.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace overlay {
+
+namespace {
+constexpr auto kLockWait = std::chrono::seconds(10);
+constexpr auto kLockPoll = std::chrono::milliseconds(5);
+} // namespace
+
+InstanceDir::InstanceDir(const HostLayout& layout, std::string_view name)
+    : name_(name), path_(layout.config().instances_dir + "/" + std::string(name)) {
+    int fd = open_beneath(layout.instances_fd(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (fd == -ENOENT) {
+        throw Error(ErrorCode::NoSuchInstance,
+                    "instance " + name_ + ": no directory " + printable(path_));
+    }
+    if (fd < 0) {
+        throw Error(ErrorCode::UnsafePath, "instance " + name_ + ": " + printable(path_) + " " +
+                                               describe_open_failure(-fd));
+    }
+    fd_.reset(fd);
+}
+
+void InstanceDir::lock_exclusive() {
+    // Polling rather than a blocking flock: the directory belongs to the
+    // unprivileged user, who could hold the lock forever.
+    const auto deadline = std::chrono::steady_clock::now() + kLockWait;
+    while (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno != EWOULDBLOCK && errno != EINTR) {
+            throw_errno(ErrorCode::Failed,
+                        "instance " + name_ + ": cannot lock " + printable(path_), errno);
+        }
+        if (std::chrono::steady_clock::now() >= deadline) {
+            throw Error(ErrorCode::Busy, "instance " + name_ +
+                                             ": another operation holds the lock on " +
+                                             printable(path_));
+        }
+        std::this_thread::sleep_for(kLockPoll);
+    }
+}
+
+std::string InstanceDir::read_env() const {
+    const std::string env_path = path_of("instance.env");
+    // O_NONBLOCK: a FIFO planted there must not hang us.
+    int raw =
+        open_beneath(fd_.get(), "instance.env", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
+    if (raw == -ENOENT) {
+        throw Error(ErrorCode::BadConfig,
+                    "instance " + name_ + ": " + printable(env_path) + " does not exist");
+    }
+    if (raw == -ELOOP) {
+        throw Error(ErrorCode::UnsafePath,
+                    "instance " + name_ + ": " + printable(env_path) + " is a symlink");
+    }
+    if (raw < 0) {
+        throw Error(ErrorCode::BadConfig, "instance " + name_ + ": cannot open " +
+                                              printable(env_path) + ": " +
+                                              describe_open_failure(-raw));
+    }
+    UniqueFd fd(raw);
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) {
+        throw_errno(ErrorCode::Failed, "instance " + name_ + ": stat " + printable(env_path),
+                    errno);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        throw Error(ErrorCode::UnsafePath,
+                    "instance " + name_ + ": " + printable(env_path) + " is not a regular file");
+    }
+    std::string content;
+    content.resize(kMaxInstanceEnvBytes + 1);
+    std::size_t used = 0;
+    while (used < content.size()) {
+        ssize_t n = ::read(fd.get(), content.data() + used, content.size() - used);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            throw_errno(ErrorCode::BadConfig, "instance " + name_ + ": read " + printable(env_path),
+                        errno);
+        }
+        if (n == 0) {
+            break;
+        }
+        used += static_cast<std::size_t>(n);
+    }
+    content.resize(used);
+    return content;
+}
+
+UniqueFd InstanceDir::open_subdir(std::string_view entry, int flags) const {
+    int fd = open_beneath(fd_.get(), entry, flags | O_DIRECTORY | O_NOFOLLOW);
+    if (fd < 0) {
+        throw Error(ErrorCode::UnsafePath, "instance " + name_ + ": " + printable(path_of(entry)) +
+                                               " " + describe_open_failure(-fd));
+    }
+    return UniqueFd(fd);
+}
+
+} // namespace overlay

@@ -1,0 +1,50 @@
+#include "lower_layers.hpp"
+
+#include "error.hpp"
+#include "fs_open.hpp"
+#include "path_syntax.hpp"
+
+#include <cerrno>
+#include <fcntl.h>
+#include <map>
+
+namespace overlay {
+
+std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
+                                        const std::vector<std::string>& lowerdirs,
+                                        std::string_view instance) {
+    const auto& roots = layout.config().allowed_lower_roots;
+    std::map<std::size_t, UniqueFd> root_fds; // opened on first use: a root may not exist yet
+    std::vector<UniqueFd> layers;
+    layers.reserve(lowerdirs.size());
+    const std::string who = "instance " + std::string(instance) + ": lowerdir ";
+    for (const auto& lower : lowerdirs) {
+        std::size_t match = roots.size();
+        for (std::size_t i = 0; i < roots.size(); ++i) {
+            if (is_path_beneath(lower, roots[i])) {
+                match = i;
+                break;
+            }
+        }
+        if (match == roots.size()) {
+            throw Error(ErrorCode::LowerdirNotAllowed,
+                        who + printable(lower) + " is not beneath any of AllowedLowerRoots");
+        }
+        auto& root_fd = root_fds[match];
+        if (!root_fd) {
+            root_fd = layout.open_configured_dir(roots[match], O_PATH | O_DIRECTORY);
+        }
+        auto below = path_below(lower, roots[match]);
+        // Not O_PATH: layer fds for fsconfig need a real open file before 6.15.
+        int fd = open_beneath(root_fd.get(), below.empty() ? "." : below,
+                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (fd < 0) {
+            throw Error(fd == -ENOENT ? ErrorCode::BadConfig : ErrorCode::UnsafePath,
+                        who + printable(lower) + " " + describe_open_failure(-fd));
+        }
+        layers.emplace_back(fd);
+    }
+    return layers;
+}
+
+} // namespace overlay

@@ -1,0 +1,87 @@
+#include "command_line.hpp"
+
+#include "config.hpp"
+
+#include <charconv>
+#include <stdexcept>
+
+namespace overlay::cmd {
+
+const char* const kUsage =
+    "Usage: left4me-overlay [--config PATH] mount|umount|status NAME\n"
+    "       left4me-overlay [--config PATH] list\n"
+    "Mounts or unmounts the overlay of a left4me instance in the host mount namespace.\n"
+    "Exit status: 0 on success, 1 when the operation was refused or failed, 2 on bad usage.\n";
+
+namespace {
+
+int parse_fd(const std::string& text) {
+    int fd = -1;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
+    if (ec != std::errc() || end != text.data() + text.size() || fd < 3) {
+        throw std::invalid_argument("--result-fd needs a descriptor number of at least 3");
+    }
+    return fd;
+}
+
+} // namespace
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+    CommandLine cl;
+    cl.config_path = kDefaultConfigPath;
+    std::vector<std::string> positional;
+    for (std::size_t i = 0; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        auto value = [&](const char* option) -> const std::string& {
+            if (i + 1 >= args.size()) {
+                throw std::invalid_argument(std::string(option) + " needs a value");
+            }
+            return args[++i];
+        };
+        if (arg == "--help" || arg == "-h") {
+            cl.help = true;
+            return cl;
+        } else if (arg == "--config") {
+            cl.config_path = value("--config");
+        } else if (arg.starts_with("--config=")) {
+            cl.config_path = arg.substr(9);
+        } else if (arg == "--result-fd") {
+            cl.result_fd = parse_fd(value("--result-fd"));
+        } else if (arg == "--") {
+            positional.insert(positional.end(), args.begin() + static_cast<long>(i) + 1,
+                              args.end());
+            break;
+        } else if (arg.starts_with("-") && positional.empty()) {
+            throw std::invalid_argument("unknown option " + arg);
+        } else {
+            positional.push_back(arg);
+        }
+    }
+    if (positional.empty()) {
+        throw std::invalid_argument("no verb given");
+    }
+    const std::string& verb = positional[0];
+    if (verb == "list") {
+        cl.verb = Verb::List;
+        if (positional.size() != 1) {
+            throw std::invalid_argument("list takes no instance name");
+        }
+        return cl;
+    }
+    if (verb == "mount") {
+        cl.verb = Verb::Mount;
+    } else if (verb == "umount" || verb == "unmount") {
+        cl.verb = Verb::Unmount;
+    } else if (verb == "status") {
+        cl.verb = Verb::Status;
+    } else {
+        throw std::invalid_argument("unknown verb '" + verb + "'");
+    }
+    if (positional.size() != 2) {
+        throw std::invalid_argument(verb + " takes exactly one instance name");
+    }
+    cl.name = positional[1];
+    return cl;
+}
+
+} // namespace overlay::cmd

@@ -1,0 +1,24 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace overlay::cmd {
+
+enum class Verb { Mount, Unmount, Status, List };
+
+struct CommandLine {
+    Verb verb = Verb::Status;
+    std::string name;        // empty for list
+    std::string config_path; // the default when not given
+    int result_fd = -1;      // the daemon's record channel, when given
+    bool help = false;
+};
+
+// Throws std::invalid_argument with a one-line reason on bad usage.
+CommandLine parse_command_line(const std::vector<std::string>& args);
+
+extern const char* const kUsage;
+
+} // namespace overlay::cmd

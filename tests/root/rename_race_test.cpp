@@ -1,0 +1,85 @@
+// A thread swaps a lowerdir and merged for symlinks to outside directories
+// (atomically, renameat2 RENAME_EXCHANGE) in a tight loop while mounts
+// repeat: every mount that succeeds must be inside the layout, with the
+// layout's content, and nothing outside may ever be mounted on or shown.
+#include "error.hpp"
+#include "operations.hpp"
+#include "scratch.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <fcntl.h>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <sys/mount.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using overlay::MountApi;
+using namespace l4m_test;
+namespace fs = std::filesystem;
+
+class RenameRace : public ::testing::TestWithParam<MountApi> {};
+
+TEST_P(RenameRace, NeverMountsOutsideTheLayout) {
+    Layout layout = make_layout(GetParam());
+    const auto inst = layout.instance_dir("alpha");
+    const auto lower = layout.root + "/overlays/mod";
+    make_dirs(layout.outside + "/lower");
+    write_file(layout.outside + "/lower/a.txt", "outside-a\n");
+    make_dirs(layout.outside + "/merged");
+    fs::create_symlink(layout.outside + "/lower", layout.root + "/overlays/mod-swap");
+    fs::create_symlink(layout.outside + "/merged", inst + "/merged-swap");
+
+    std::atomic<bool> stop{false};
+    std::atomic<long> swaps{0};
+    std::thread swapper([&] {
+        while (!stop.load(std::memory_order_relaxed)) {
+            ::renameat2(AT_FDCWD, lower.c_str(), AT_FDCWD, (lower + "-swap").c_str(),
+                        RENAME_EXCHANGE);
+            // EBUSY once merged is a mount point: mount points cannot move.
+            ::renameat2(AT_FDCWD, (inst + "/merged").c_str(), AT_FDCWD,
+                        (inst + "/merged-swap").c_str(), RENAME_EXCHANGE);
+            swaps.fetch_add(1, std::memory_order_relaxed);
+        }
+    });
+
+    int mounted = 0;
+    int refused = 0;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    while (std::chrono::steady_clock::now() < deadline) {
+        try {
+            overlay::mount_instance(layout.config, "alpha");
+            ++mounted;
+        } catch (const overlay::Error& e) {
+            ++refused;
+            ASSERT_TRUE(e.code() == overlay::ErrorCode::UnsafePath ||
+                        e.code() == overlay::ErrorCode::BadConfig)
+                << e.what();
+        }
+        for (const auto& m : overlays_under("")) {
+            ASSERT_TRUE(m.mount_point.starts_with(inst + "/")) << "mounted on " << m.mount_point;
+            // The top layer is the layout's mod dir, never the outside one.
+            ASSERT_NE(read_file(m.mount_point + "/a.txt"), "outside-a\n");
+            ASSERT_EQ(::umount2(m.mount_point.c_str(), UMOUNT_NOFOLLOW), 0) << m.mount_point;
+        }
+        ASSERT_TRUE(overlays_under("").empty());
+        EXPECT_TRUE(fs::is_empty(layout.outside + "/merged"));
+    }
+    stop = true;
+    swapper.join();
+    std::printf("rename race: %d mounts, %d refusals, %ld swap rounds\n", mounted, refused,
+                swaps.load());
+    EXPECT_GT(mounted, 0);
+    EXPECT_GT(refused, 0);
+    EXPECT_GT(swaps.load(), 1000);
+}
+
+INSTANTIATE_TEST_SUITE_P(Apis, RenameRace,
+                         ::testing::Values(MountApi::LayerFds, MountApi::LowerdirStrings,
+                                           MountApi::Legacy));
+
+} // namespace
