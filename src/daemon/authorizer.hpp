@@ -1,0 +1,71 @@
+// Who is calling, and may they? Answers asynchronously on one GLib thread
+// that owns a GMainContext, the GDBusConnection used to ask the bus daemon
+// for the caller's credentials, and the PolkitAuthority (libpolkit-gobject
+// completes async calls in the thread-default context of the thread that
+// made them, so all polkit calls are made on this thread; `_sync` variants
+// would block it for as long as a password dialog is open).
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <sys/types.h>
+#include <thread>
+
+namespace overlay::daemon {
+
+struct AuthRequest {
+    std::string sender;   // the caller's unique bus name
+    std::string action;   // polkit action id; empty: identify the caller only
+    std::string instance; // polkit detail "instance"
+    bool interactive = false;
+};
+
+struct AuthResult {
+    enum class Verdict {
+        Allowed,
+        Denied,              // polkit said no, or could not be asked: fail closed
+        InteractiveRequired, // polkit wants a password, the call forbade prompting
+        CallerGone,          // the caller left the bus: do nothing
+        Stopping,            // the service is stopping
+    };
+    Verdict verdict = Verdict::Denied;
+    // From the bus daemon (GetConnectionCredentials), never from /proc.
+    std::optional<uid_t> uid;
+    std::optional<pid_t> pid;
+    std::string polkit; // for the log: not-needed, root, authorized, not-authorized, ...
+    std::string detail; // for the log: why, when something failed
+};
+
+class Authorizer {
+  public:
+    // Runs on the GLib thread, exactly once per check.
+    using Callback = std::function<void(AuthResult)>;
+
+    // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured) and
+    // starts the thread. Throws overlay::Error when the bus is unreachable.
+    Authorizer();
+    ~Authorizer(); // stop()
+    Authorizer(const Authorizer&) = delete;
+    Authorizer& operator=(const Authorizer&) = delete;
+
+    // Any thread. Uid 0 is allowed without polkit. A check is cancelled when
+    // the caller leaves the bus before it completes.
+    void check(AuthRequest request, Callback done);
+
+    // Any thread: pending and later checks end with Stopping.
+    void cancel_all();
+
+    // cancel_all(), wait for every callback, end the thread.
+    void stop();
+
+    struct State;
+
+  private:
+    std::unique_ptr<State> state_;
+    std::thread thread_;
+};
+
+} // namespace overlay::daemon

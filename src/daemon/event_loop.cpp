@@ -1,0 +1,125 @@
+#include "event_loop.hpp"
+
+#include "error.hpp"
+#include "journal_log.hpp"
+
+#include <cerrno>
+#include <cstdint>
+#include <poll.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+namespace overlay::daemon {
+
+EventLoop::EventLoop() {
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    if (int err = pthread_sigmask(SIG_BLOCK, &mask, nullptr); err != 0) {
+        throw_errno(ErrorCode::Failed, "pthread_sigmask", err);
+    }
+    signal_fd_ = UniqueFd(signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!signal_fd_) {
+        throw_errno(ErrorCode::Failed, "signalfd", errno);
+    }
+    wake_fd_ = UniqueFd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake_fd_) {
+        throw_errno(ErrorCode::Failed, "eventfd", errno);
+    }
+}
+
+void EventLoop::post(std::function<void()> task) {
+    {
+        std::lock_guard lock(mutex_);
+        posted_.push_back(std::move(task));
+    }
+    const std::uint64_t one = 1;
+    // Cannot fail short of a counter overflow; the loop drains all tasks
+    // on any wake-up anyway.
+    [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof one);
+}
+
+void EventLoop::run_posted() {
+    std::uint64_t count = 0;
+    [[maybe_unused]] auto n = ::read(wake_fd_.get(), &count, sizeof count);
+    std::deque<std::function<void()>> tasks;
+    {
+        std::lock_guard lock(mutex_);
+        tasks.swap(posted_);
+    }
+    for (auto& task : tasks) {
+        try {
+            task();
+        } catch (const std::exception& e) {
+            log_message(3, std::string("internal error in a posted task: ") + e.what());
+        } catch (...) {
+            log_message(3, "internal error in a posted task");
+        }
+    }
+}
+
+bool EventLoop::drain_signals(const Hooks& hooks) {
+    bool any = false;
+    signalfd_siginfo info{};
+    while (::read(signal_fd_.get(), &info, sizeof info) == static_cast<ssize_t>(sizeof info)) {
+        any = true;
+        hooks.on_signal(static_cast<int>(info.ssi_signo));
+    }
+    return any;
+}
+
+EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
+    for (;;) {
+        // Dispatch everything sd-bus already has before sleeping: one
+        // readable event may carry many messages.
+        sdbus::IConnection::PollData poll_data{};
+        try {
+            while (bus.processPendingRequest()) {
+                hooks.on_bus_message();
+            }
+            if (hooks.done()) {
+                return End::Done;
+            }
+            poll_data = bus.getEventLoopPollData();
+        } catch (const sdbus::Error& e) {
+            // sd-bus reports a closed connection as ENOTCONN/ECONNRESET
+            // from sd_bus_process or sd_bus_get_fd.
+            log_message(3, std::string("bus connection lost: ") + e.getMessage());
+            return End::BusDisconnected;
+        }
+        int timeout = poll_data.getPollTimeout();
+        if (auto deadline = hooks.deadline()) {
+            auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
+            int ms = left.count() < 0 ? 0 : static_cast<int>(left.count());
+            timeout = timeout < 0 ? ms : std::min(timeout, ms);
+        }
+        pollfd fds[3] = {
+            {poll_data.fd, poll_data.events, 0},
+            {wake_fd_.get(), POLLIN, 0},
+            {signal_fd_.get(), POLLIN, 0},
+        };
+        int r = ::poll(fds, 3, timeout);
+        if (r < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            throw_errno(ErrorCode::Failed, "poll", errno);
+        }
+        if (fds[2].revents != 0) {
+            drain_signals(hooks);
+        }
+        if (fds[1].revents != 0) {
+            run_posted();
+        }
+        if (auto deadline = hooks.deadline(); deadline && Clock::now() >= *deadline) {
+            hooks.on_deadline();
+        }
+        // The bus fd (readable, writable, hung up or timed out) is handled
+        // by processPendingRequest() at the top.
+    }
+}
+
+} // namespace overlay::daemon

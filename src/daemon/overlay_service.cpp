@@ -1,0 +1,339 @@
+#include "overlay_service.hpp"
+
+#include "dbus_errors.hpp"
+#include "instance_name.hpp"
+#include "journal_log.hpp"
+
+#include <chrono>
+#include <syslog.h>
+#include <systemd/sd-bus.h>
+
+namespace overlay::daemon {
+
+namespace {
+
+struct VerbInfo {
+    const char* name;          // in logs, and the helper's verb
+    const char* helper_verb;   // left4me-overlay VERB
+    const char* polkit_action; // empty: no authorization needed
+};
+
+constexpr VerbInfo kMount{"mount", "mount", "org.left4me.overlay.mount"};
+constexpr VerbInfo kUnmount{"unmount", "umount", "org.left4me.overlay.unmount"};
+constexpr VerbInfo kStatus{"status", "status", ""};
+constexpr VerbInfo kList{"list", "list", ""};
+
+// sdbus-c++ 1.2's Message exposes neither the ALLOW_INTERACTIVE_AUTHORIZATION
+// header flag nor its sd_bus_message*, which it keeps in the protected
+// member msg_. A pointer to that member, formed inside a class derived from
+// Message, may be applied to any Message: this is the one standard way to
+// read it without patching the library, and the only place that touches
+// sdbus-c++ internals. Never instantiated.
+bool allows_interactive_authorization(const sdbus::Message& message) {
+    struct RawMessage : sdbus::Message {
+        static sd_bus_message* get(const sdbus::Message& m) {
+            return static_cast<sd_bus_message*>(m.*(&RawMessage::msg_));
+        }
+    };
+    sd_bus_message* raw = RawMessage::get(message);
+    return raw != nullptr && sd_bus_message_get_allow_interactive_authorization(raw) > 0;
+}
+
+long long elapsed_ms(EventLoop::Clock::time_point since) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(EventLoop::Clock::now() - since)
+        .count();
+}
+
+} // namespace
+
+static const VerbInfo& info(int verb) {
+    static const VerbInfo* const kTable[] = {&kMount, &kUnmount, &kStatus, &kList};
+    return *kTable[verb];
+}
+
+OverlayService::OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
+                               InstanceQueue& queue, const HelperRunner& runner)
+    : AdaptorInterfaces(bus, kObjectPath), loop_(loop), authorizer_(authorizer), queue_(queue),
+      runner_(runner) {
+    registerAdaptor();
+}
+
+OverlayService::~OverlayService() {
+    try {
+        unregisterAdaptor();
+    } catch (...) {
+    }
+    // ReplyGuard destructors answer what is left.
+    calls_.clear();
+}
+
+void OverlayService::Mount(sdbus::Result<>&& result, std::string instance) {
+    accept(Verb::Mount, AnyReply(std::in_place_index<0>, std::move(result)), std::move(instance));
+}
+
+void OverlayService::Unmount(sdbus::Result<>&& result, std::string instance) {
+    accept(Verb::Unmount, AnyReply(std::in_place_index<0>, std::move(result)), std::move(instance));
+}
+
+void OverlayService::GetStatus(sdbus::Result<bool, std::string, std::vector<std::string>>&& result,
+                               std::string instance) {
+    accept(Verb::Status, AnyReply(std::in_place_index<1>, std::move(result)), std::move(instance));
+}
+
+void OverlayService::ListInstances(sdbus::Result<ListReply>&& result) {
+    accept(Verb::List, AnyReply(std::in_place_index<2>, std::move(result)), {});
+}
+
+std::string OverlayService::Version() {
+    return L4M_VERSION;
+}
+
+void OverlayService::accept(Verb verb, AnyReply reply, std::string instance) noexcept {
+    note_activity();
+    std::uint64_t id = 0;
+    try {
+        id = next_id_++;
+        Call& call =
+            calls_.try_emplace(id, verb, std::move(instance), std::move(reply)).first->second;
+        // Valid inside a handler only; read what later steps need now.
+        const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
+        call.sender = message->getSender();
+        call.interactive = allows_interactive_authorization(*message);
+
+        if (stopping_) {
+            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
+                         "refused: service is stopping");
+            return;
+        }
+        // The only check before authorization: it touches no file.
+        if (verb != Verb::List) {
+            validate_instance_name(call.instance);
+        }
+        const VerbInfo& vi = info(static_cast<int>(verb));
+        authorizer_.check(
+            AuthRequest{call.sender, vi.polkit_action, call.instance, call.interactive},
+            [this, id](AuthResult result) {
+                // GLib thread: hand the verdict to the bus thread.
+                loop_.post([this, id, result = std::move(result)]() mutable {
+                    on_authorized(id, std::move(result));
+                });
+            });
+    } catch (const Error& e) {
+        finish_error(id, make_error(e.code(), e.what()), LOG_NOTICE,
+                     std::string("refused: ") + e.what());
+    } catch (...) {
+        finish_error(id, error_from_current_exception(), LOG_ERR, "internal error");
+    }
+}
+
+void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) {
+        return;
+    }
+    Call& call = it->second;
+    call.uid = result.uid;
+    call.pid = result.pid;
+    call.polkit = result.polkit;
+    const VerbInfo& vi = info(static_cast<int>(call.verb));
+    const std::string what =
+        std::string(vi.name) + (call.instance.empty() ? std::string() : " of " + call.instance);
+    const std::string why = result.detail.empty() ? std::string() : ": " + result.detail;
+
+    try {
+        switch (result.verdict) {
+        case AuthResult::Verdict::CallerGone:
+            // Nobody to answer, and nothing may be done on their behalf.
+            log_call(call, LOG_NOTICE,
+                     what + ": caller left the bus before authorization; "
+                            "nothing done",
+                     "caller-left");
+            std::visit([](auto& guard) { guard.dismiss(); }, call.reply);
+            forget(id);
+            return;
+        case AuthResult::Verdict::Stopping:
+            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
+                         what + ": refused: service is stopping");
+            return;
+        case AuthResult::Verdict::InteractiveRequired:
+            finish_error(id,
+                         make_error(AuthError::InteractiveAuthorizationRequired,
+                                    "Interactive authorization is required to " + what),
+                         LOG_NOTICE, what + ": denied: interactive authorization required");
+            return;
+        case AuthResult::Verdict::Denied:
+            // The same answer whether or not the instance exists.
+            finish_error(id, make_error(AuthError::AccessDenied, "Not authorized to " + what),
+                         LOG_NOTICE, what + ": denied" + why);
+            return;
+        case AuthResult::Verdict::Allowed:
+            break;
+        }
+        if (call.verb == Verb::Mount || call.verb == Verb::Unmount) {
+            log_call(call, LOG_INFO, what + ": authorized", "authorized");
+        }
+        if (stopping_) {
+            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
+                         what + ": refused: service is stopping");
+            return;
+        }
+        run_helper(id);
+    } catch (...) {
+        finish_error(id, error_from_current_exception(), LOG_ERR, what + ": internal error");
+    }
+}
+
+void OverlayService::run_helper(std::uint64_t id) noexcept {
+    try {
+        const Call& call = calls_.at(id);
+        const VerbInfo& vi = info(static_cast<int>(call.verb));
+        std::string verb = vi.helper_verb;
+        std::string instance = call.instance;
+        // Status and mount work serialize per instance; a listing reads
+        // every instance and serializes with none.
+        std::string key = call.verb == Verb::List ? std::string() : instance;
+        queue_.submit(
+            std::move(key),
+            InstanceQueue::Job{[this, id, verb, instance] {
+                                   HelperOutcome outcome = runner_.run(verb, instance);
+                                   loop_.post([this, id, outcome = std::move(outcome)]() mutable {
+                                       on_helper_done(id, std::move(outcome));
+                                   });
+                               },
+                               [this, id] {
+                                   HelperOutcome outcome;
+                                   outcome.error = ErrorCode::Failed;
+                                   outcome.message = "service is stopping";
+                                   loop_.post([this, id, outcome = std::move(outcome)]() mutable {
+                                       on_helper_done(id, std::move(outcome));
+                                   });
+                               }});
+    } catch (...) {
+        finish_error(id, error_from_current_exception(), LOG_ERR, "internal error");
+    }
+}
+
+void OverlayService::on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) {
+        return;
+    }
+    const Call& call = it->second;
+    const VerbInfo& vi = info(static_cast<int>(call.verb));
+    if (!outcome.ok) {
+        const int priority = outcome.error == ErrorCode::Failed ? LOG_WARNING : LOG_NOTICE;
+        finish_error(id, make_error(outcome.error, outcome.message), priority,
+                     std::string(vi.name) + " failed: " + outcome.message);
+        return;
+    }
+    finish_ok(id, outcome);
+}
+
+void OverlayService::finish_ok(std::uint64_t id, const HelperOutcome& outcome) noexcept {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) {
+        return;
+    }
+    Call& call = it->second;
+    try {
+        switch (call.verb) {
+        case Verb::Mount:
+        case Verb::Unmount: {
+            const bool mounted = call.verb == Verb::Mount;
+            // Before the reply: a caller that returns from Mount has seen
+            // the signal go out.
+            try {
+                emitMountChanged(call.instance, mounted);
+            } catch (const std::exception& e) {
+                log_message(LOG_ERR, std::string("cannot emit MountChanged: ") + e.what());
+            }
+            std::get<0>(call.reply).succeed();
+            log_call(call, LOG_INFO,
+                     std::string(mounted ? "mounted " : "unmounted ") + call.instance, "ok");
+            break;
+        }
+        case Verb::Status: {
+            std::vector<std::string> lowerdirs;
+            lowerdirs.reserve(outcome.result.lowerdirs.size());
+            for (const auto& l : outcome.result.lowerdirs) {
+                lowerdirs.push_back(dbus_safe(l));
+            }
+            std::get<1>(call.reply)
+                .succeed(outcome.result.mounted, dbus_safe(outcome.result.merged), lowerdirs);
+            log_call(call, LOG_DEBUG, "status of " + call.instance, "ok");
+            break;
+        }
+        case Verb::List: {
+            ListReply list;
+            list.reserve(outcome.result.instances.size());
+            for (const auto& [name, mounted] : outcome.result.instances) {
+                list.emplace_back(dbus_safe(name), mounted);
+            }
+            std::get<2>(call.reply).succeed(list);
+            log_call(call, LOG_DEBUG, "listed " + std::to_string(list.size()) + " instances", "ok");
+            break;
+        }
+        }
+        forget(id);
+    } catch (...) {
+        finish_error(id, error_from_current_exception(), LOG_ERR, "internal error");
+    }
+}
+
+void OverlayService::finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
+                                  const std::string& message) noexcept {
+    auto it = calls_.find(id);
+    if (it == calls_.end()) {
+        return;
+    }
+    Call& call = it->second;
+    std::visit([&](auto& guard) { guard.fail(error); }, call.reply);
+    std::string outcome = error.getName();
+    if (auto dot = outcome.rfind('.'); dot != std::string::npos) {
+        outcome.erase(0, dot + 1);
+    }
+    log_call(call, priority, message, outcome);
+    forget(id);
+}
+
+void OverlayService::log_call(const Call& call, int priority, const std::string& message,
+                              const std::string& outcome) const noexcept {
+    try {
+        LogRecord r;
+        r.priority = priority;
+        r.message = message;
+        r.action = info(static_cast<int>(call.verb)).name;
+        r.instance = call.instance;
+        r.caller_bus_name = call.sender;
+        r.caller_uid = call.uid;
+        r.caller_pid = call.pid;
+        r.polkit = call.polkit;
+        r.outcome = outcome;
+        r.duration_ms = elapsed_ms(call.started);
+        log_record(r);
+    } catch (...) {
+    }
+}
+
+void OverlayService::forget(std::uint64_t id) noexcept {
+    calls_.erase(id);
+    note_activity();
+}
+
+void OverlayService::begin_shutdown() {
+    if (stopping_) {
+        return;
+    }
+    stopping_ = true;
+    authorizer_.cancel_all();
+    queue_.cancel_queued();
+}
+
+void OverlayService::dismiss_all() noexcept {
+    for (auto& [id, call] : calls_) {
+        std::visit([](auto& guard) { guard.dismiss(); }, call.reply);
+    }
+    calls_.clear();
+}
+
+} // namespace overlay::daemon

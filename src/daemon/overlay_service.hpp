@@ -1,0 +1,99 @@
+// The org.left4me.Overlay1 object: the handlers of the generated adaptor.
+// Each call goes name check -> authorization (Authorizer, GLib thread) ->
+// helper run (InstanceQueue worker) -> reply, signal and log, the last step
+// back on the bus thread. The handlers return at once: the bus thread never
+// waits on polkit or on a helper.
+#pragma once
+
+#include "authorizer.hpp"
+#include "event_loop.hpp"
+#include "helper_runner.hpp"
+#include "instance_queue.hpp"
+#include "overlay1_adaptor.hpp"
+#include "reply_guard.hpp"
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <sdbus-c++/sdbus-c++.h>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace overlay::daemon {
+
+class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overlay1_adaptor> {
+  public:
+    static constexpr const char* kObjectPath = "/org/left4me/Overlay1";
+
+    // All references must outlive the service; all methods run on the bus
+    // thread.
+    OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
+                   InstanceQueue& queue, const HelperRunner& runner);
+    // Unregisters the object, then answers whatever is left with Failed
+    // "service shutting down". Destroy before the connection.
+    ~OverlayService();
+
+    // SIGTERM: new calls are refused, pending authorizations and queued
+    // operations end with Failed "service is stopping"; running helpers
+    // finish and are answered normally.
+    void begin_shutdown();
+    // The bus is gone: nothing can be answered any more.
+    void dismiss_all() noexcept;
+
+    std::size_t pending() const noexcept { return calls_.size(); }
+    EventLoop::Clock::time_point last_activity() const noexcept { return last_activity_; }
+    void note_activity() noexcept { last_activity_ = EventLoop::Clock::now(); }
+
+  private:
+    enum class Verb { Mount, Unmount, Status, List };
+    using ListReply = std::vector<sdbus::Struct<std::string, bool>>;
+    using AnyReply =
+        std::variant<ReplyGuard<>, ReplyGuard<bool, std::string, std::vector<std::string>>,
+                     ReplyGuard<ListReply>>;
+
+    struct Call {
+        Call(Verb v, std::string name, AnyReply r)
+            : verb(v), instance(std::move(name)), reply(std::move(r)) {}
+        Verb verb;
+        std::string instance;
+        AnyReply reply;
+        EventLoop::Clock::time_point started = EventLoop::Clock::now();
+        std::string sender;
+        bool interactive = false;
+        std::optional<uid_t> uid;
+        std::optional<pid_t> pid;
+        std::string polkit;
+    };
+
+    void Mount(sdbus::Result<>&& result, std::string instance) override;
+    void Unmount(sdbus::Result<>&& result, std::string instance) override;
+    void GetStatus(sdbus::Result<bool, std::string, std::vector<std::string>>&& result,
+                   std::string instance) override;
+    void ListInstances(sdbus::Result<ListReply>&& result) override;
+    std::string Version() override;
+
+    void accept(Verb verb, AnyReply reply, std::string instance) noexcept;
+    void on_authorized(std::uint64_t id, AuthResult result) noexcept;
+    void run_helper(std::uint64_t id) noexcept;
+    void on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept;
+
+    // Answers, logs and forgets call `id`.
+    void finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
+                      const std::string& message) noexcept;
+    void finish_ok(std::uint64_t id, const HelperOutcome& outcome) noexcept;
+    void log_call(const Call& call, int priority, const std::string& message,
+                  const std::string& outcome) const noexcept;
+    void forget(std::uint64_t id) noexcept;
+
+    EventLoop& loop_;
+    Authorizer& authorizer_;
+    InstanceQueue& queue_;
+    const HelperRunner& runner_;
+    std::map<std::uint64_t, Call> calls_;
+    std::uint64_t next_id_ = 1;
+    bool stopping_ = false;
+    EventLoop::Clock::time_point last_activity_ = EventLoop::Clock::now();
+};
+
+} // namespace overlay::daemon
