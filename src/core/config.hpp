@@ -26,8 +26,10 @@ struct Config {
     std::string lowerdirs_key = "L4D2_LOWERDIRS";
     pid_t host_pid = 1;
     // MountOptions, as given (for messages) and as MOUNT_ATTR_* / MS_* bits.
+    // MOUNT_ATTR_RELATIME is 0, so "relatime" shows only in legacy_mount_flags;
+    // set MOUNT_ATTR__ATIME in attr_clr when applying an atime mode.
     std::string mount_options = "nosuid,nodev";
-    std::uint64_t mount_attr_flags = 0; // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV by default
+    std::uint64_t mount_attr_flags = 0;   // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV by default
     unsigned long legacy_mount_flags = 0; // MS_NOSUID | MS_NODEV by default
     MountApi mount_api = MountApi::Auto;
 };
@@ -38,11 +40,22 @@ Config default_config();
 // Parses the text of a config file. file_name only labels errors, which are
 // Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
 // AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi.
-// Unknown keys, duplicate keys and bad values are errors.
+// Lines are KEY=VALUE with blanks around key and value trimmed; '#' starts a
+// comment only as the first non-blank character; no quoting; '\r' and NUL
+// are refused. Unknown keys (case matters), duplicate keys and bad values
+// are errors. Paths: normalized, no ',' or ':'; Root absolute; InstancesDir
+// and the space-separated AllowedLowerRoots absolute or relative to Root
+// wherever Root stands in the file; neither may be "/". Relative defaults
+// follow a changed Root (Root=/srv/x gives InstancesDir /srv/x/instances).
+// HostPid: decimal 1..4194304. MountOptions: comma-separated subset of
+// nosuid,nodev,noexec,noatime,nodiratime,relatime,strictatime, at most one
+// of the atime modes, each at most once; empty means none. MountApi:
+// auto|fd|string|legacy.
 Config parse_config(std::string_view text, std::string_view file_name);
 
-// Reads and parses a config file. A missing file gives the defaults only
-// when path is the default path; an explicit path must exist. The file must
+// Reads and parses a config file (opened O_NOFOLLOW: a symlink is refused;
+// at most 64 KiB). A missing file gives the defaults only when path is the
+// default path; an explicit path must exist. The file must
 // be a regular file owned by root and not writable by group or others: the
 // drop-in runs under sudo, and a config chosen by the caller would otherwise
 // choose what gets mounted.

@@ -21,11 +21,14 @@ struct MountEntry {
     std::string super_options;
 };
 
-// Parses the whole text; malformed lines are Error(Failed) naming the line.
+// Parses the whole text; malformed lines are Error(Failed, "mountinfo:LINE:
+// reason"). Exactly three fields must follow the " - " separator; \ooo
+// escapes are decoded in root, mount point and source, and any other
+// backslash is malformed. Empty lines are skipped.
 std::vector<MountEntry> parse_mountinfo(std::string_view text);
 
 // Reads /proc/PID/mountinfo (which shows mount points relative to that
-// process's root) and parses it.
+// process's root) to its end and parses it; Error(Failed) beyond 64 MiB.
 std::vector<MountEntry> read_mountinfo(pid_t pid);
 
 // The topmost mount whose mount point is exactly `path` (the last one in
