@@ -317,6 +317,17 @@ Config parse_config(std::string_view text, std::string_view file_name) {
             apply(config, static_cast<key::Index>(index), raw[index], report);
         }
     }
+    // An allowed root overlapping InstancesDir would let one instance's
+    // upper, work or (mounted) merged serve as another's lowerdir.
+    for (const auto& lower_root : config.allowed_lower_roots) {
+        if (is_path_beneath(lower_root, config.instances_dir) ||
+            is_path_beneath(config.instances_dir, lower_root)) {
+            const auto& at = raw[key::AllowedLowerRoots].line != 0 ? raw[key::AllowedLowerRoots]
+                                                                   : raw[key::InstancesDir];
+            report.fail(at.line, "AllowedLowerRoots entry " + printable(lower_root) +
+                                     " overlaps InstancesDir " + printable(config.instances_dir));
+        }
+    }
     return config;
 }
 

@@ -30,6 +30,22 @@ std::optional<bool> parse_flag(std::string_view s) {
     return std::nullopt;
 }
 
+// Core messages are already printable() where they quote hostile bytes;
+// escaping them again would turn "\x0a" into "\x5cx0a". What must still go
+// is anything that could end the record's line or break D-Bus' UTF-8 rule.
+std::string one_line(std::string_view message) {
+    std::string out;
+    out.reserve(message.size());
+    for (unsigned char c : message) {
+        if (c >= 0x20 && c < 0x7f) {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out += printable(std::string_view(reinterpret_cast<const char*>(&c), 1));
+        }
+    }
+    return out;
+}
+
 } // namespace
 
 std::string format_ok() {
@@ -37,7 +53,7 @@ std::string format_ok() {
 }
 
 std::string format_error(const Error& error) {
-    return "error " + std::string(error_name(error.code())) + " " + printable(error.what()) + "\n";
+    return "error " + std::string(error_name(error.code())) + " " + one_line(error.what()) + "\n";
 }
 
 std::string format_status(bool mounted, std::string_view merged,

@@ -118,3 +118,16 @@ TEST(HelperProtocol, RefusesForgedOrTruncatedRecords) {
 
 } // namespace
 } // namespace overlay::protocol
+
+namespace {
+// Core messages already quote hostile bytes as \xNN; the record must carry
+// them unchanged, not escape the backslash a second time.
+TEST(HelperProtocol, AlreadyPrintableMessagesAreNotEscapedTwice) {
+    using namespace overlay;
+    const Error error(ErrorCode::UnsafePath,
+                      "instance a: /x/" + printable("a\nb") + " is a symlink");
+    const auto result = protocol::parse_helper_result(protocol::format_error(error));
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(result->message, "instance a: /x/a\\x0ab is a symlink");
+}
+} // namespace

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's own archive, everything needed to build, run
+# and test left4me-overlay. Idempotent; run as root.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+build=(build-essential cmake pkg-config git
+       libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
+       libpolkit-gobject-1-dev libpolkit-agent-1-dev libglib2.0-dev libspdlog-dev)
+run=(dbus dbus-daemon polkitd pkexec util-linux sudo)
+test=(libgtest-dev libgmock-dev googletest python3 attr libxml2-utils libdbus-1-dev
+      systemd systemd-container debootstrap dpkg-dev file)
+extra=()
+if [[ "${1:-}" == "--with-checks" ]]; then
+    extra=(clang libclang-rt-14-dev valgrind)
+fi
+
+missing=()
+for p in "${build[@]}" "${run[@]}" "${test[@]}" "${extra[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
