@@ -1,0 +1,375 @@
+"""left4me-overlayctl against left4me-overlayd on the fixture's private
+system bus, judged by the real polkitd (DESIGN 4 and 5, issue 4 point 1).
+
+The binary under test comes from $L4MT_CTL (set by tests/dbus/CMakeLists.txt).
+Outcomes are checked in the mount table of this process's namespace (the
+daemon's HostPid), in the exit status, and in the one-line error message."""
+
+import errno
+import json
+import os
+import pty
+import re
+import select
+import signal
+import time
+
+from l4m_base import FixtureTest
+from l4m_fixture import ADMIN_PASSWORD, LOWER_FILE, LOWER_TEXT, USERS, overlays_on
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_AUTHORIZED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+ERROR = "org.left4me.Overlay1.Error."
+
+
+def ctl_path():
+    path = os.environ.get("L4MT_CTL", "")
+    if not os.access(path, os.X_OK):
+        raise AssertionError("L4MT_CTL does not name the left4me-overlayctl binary: %r" % path)
+    return path
+
+
+class CtlTest(FixtureTest):
+    def setUp(self):
+        self.ctl = ctl_path()
+        self.assertIsNotNone(self.fx.daemon_proc, "the fixture runs no daemon")
+        self.assertIsNone(self.fx.daemon_proc.poll(), "the daemon has exited")
+
+    def tearDown(self):
+        self.assertIsNone(self.fx.daemon_proc.poll(),
+                          "the daemon exited:\n" + self.fx.log("daemon")[-3000:])
+
+    def ctl(self, role, *args, input=None):
+        # stdin is a pipe here (never a terminal): the ctl starts no agent.
+        return self.fx.run(role, [self.ctl] + list(args), input=input or "")
+
+    def assertExit(self, res, code):
+        self.assertEqual(res.returncode, code, "exit status %d, expected %d: %r"
+                         % (res.returncode, code, res))
+
+    def assertOneLineError(self, res, verb_and_name, error_name):
+        """stderr is exactly one line: 'left4me-overlayctl: VERB NAME: MESSAGE (ERROR)'."""
+        lines = res.stderr.splitlines()
+        self.assertEqual(len(lines), 1, res)
+        m = re.fullmatch(r"left4me-overlayctl: (.+?): (.+) \(([A-Za-z0-9_.]+)\)", lines[0])
+        self.assertIsNotNone(m, res)
+        self.assertEqual(m.group(1), verb_and_name, res)
+        self.assertEqual(m.group(3), error_name, res)
+        self.assertTrue(m.group(2).strip(), res)
+
+    def assertMounted(self, name):
+        mounts = overlays_on(self.fx.merged(name))
+        self.assertEqual(len(mounts), 1, mounts)
+        self.assertEqual(mounts[0][2], "left4me:" + name)
+        with open(os.path.join(self.fx.merged(name), LOWER_FILE)) as f:
+            self.assertEqual(f.read(), LOWER_TEXT)
+
+    def assertNotMounted(self, name):
+        self.assertEqual(overlays_on(self.fx.merged(name)), [])
+
+
+class CtlMemberTest(CtlTest):
+    """The left4me member: mount, status, list, unmount, --json, errors."""
+
+    def test_mount_status_list_unmount(self):
+        fx = self.fx
+        name = "ctl-member"
+        mod1 = os.path.join(fx.root, "overlays", "mod1")
+        fx.make_instance(name, lowerdirs=[mod1, fx.installation])
+
+        res = self.ctl("member", "mount", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertEqual(res.stderr, "")
+        self.assertMounted(name)
+
+        res = self.ctl("member", "status", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertEqual(res.stdout,
+                         " Instance: %s\n  Mounted: yes\n   Merged: %s\n"
+                         "Lowerdirs: %s\n           %s\n"
+                         % (name, fx.merged(name), mod1, fx.installation))
+
+        res = self.ctl("member", "status", "--json", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertEqual(res.stdout.count("\n"), 1, res)
+        self.assertEqual(json.loads(res.stdout),
+                         {"instance": name, "mounted": True, "merged": fx.merged(name),
+                          "lowerdirs": [mod1, fx.installation]})
+
+        res = self.ctl("member", "list", "--json")
+        self.assertExit(res, EXIT_OK)
+        listed = json.loads(res.stdout)
+        self.assertIsInstance(listed, list)
+        self.assertIn({"name": name, "mounted": True}, listed)
+        self.assertEqual([e["name"] for e in listed], sorted(e["name"] for e in listed))
+
+        res = self.ctl("member", "list")
+        self.assertExit(res, EXIT_OK)
+        lines = res.stdout.splitlines()
+        self.assertEqual(lines[0].split(), ["NAME", "MOUNTED"])
+        self.assertIn([name, "yes"], [line.split() for line in lines[1:]])
+
+        res = self.ctl("member", "mount", name)
+        self.assertExit(res, EXIT_FAILED)
+        self.assertOneLineError(res, "mount " + name, ERROR + "AlreadyMounted")
+        self.assertMounted(name)
+
+        res = self.ctl("member", "unmount", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertNotMounted(name)
+
+        res = self.ctl("member", "status", "--json", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertFalse(json.loads(res.stdout)["mounted"])
+        res = self.ctl("member", "list", "--json")
+        self.assertIn({"name": name, "mounted": False}, json.loads(res.stdout))
+
+        # umount(8)'s word works too
+        res = self.ctl("member", "umount", name)
+        self.assertExit(res, EXIT_FAILED)
+        self.assertOneLineError(res, "unmount " + name, ERROR + "NotMounted")
+
+    def test_json_escapes_strings(self):
+        # Lowerdir names are chosen by whoever writes below Root: quotes,
+        # backslashes, a tab and non-ASCII must come out as valid JSON.
+        fx = self.fx
+        name = "ctl-json"
+        weird = os.path.join(fx.root, "overlays", 'we"ird\\dir\tx-\u00e9\u6f22')
+        os.mkdir(weird)
+        fx.make_instance(name, lowerdirs=[weird, fx.installation])
+        res = self.ctl("member", "--json", "status", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertEqual(json.loads(res.stdout)["lowerdirs"], [weird, fx.installation])
+        self.assertNotIn("\t", res.stdout)
+        # the text form shows the control character escaped, not raw
+        res = self.ctl("member", "status", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertNotIn("\t", res.stdout)
+        self.assertIn("\\x09x-\u00e9\u6f22", res.stdout)
+
+    def test_service_errors(self):
+        res = self.ctl("member", "status", "ctl-missing")
+        self.assertExit(res, EXIT_FAILED)
+        self.assertOneLineError(res, "status ctl-missing", ERROR + "NoSuchInstance")
+        self.assertEqual(res.stdout, "")
+        res = self.ctl("member", "mount", "ctl-missing")
+        self.assertExit(res, EXIT_FAILED)
+        self.assertOneLineError(res, "mount ctl-missing", ERROR + "NoSuchInstance")
+        # names are checked by the service, not second-guessed by the CLI
+        res = self.ctl("member", "mount", "bad.name")
+        self.assertExit(res, EXIT_FAILED)
+        self.assertOneLineError(res, "mount bad.name", ERROR + "InvalidName")
+
+    def test_usage(self):
+        for args in ([], ["frobnicate"], ["mount"], ["mount", "a", "b"], ["list", "a"],
+                     ["status"], ["--bogus", "list"], ["mount", "--json", "a"]):
+            res = self.ctl("member", *args)
+            self.assertExit(res, EXIT_USAGE)
+            self.assertIn("left4me-overlayctl: ", res.stderr)
+            self.assertIn("--help", res.stderr)
+        res = self.ctl("member", "--help")
+        self.assertExit(res, EXIT_OK)
+        for word in ("mount", "unmount", "status", "list", "--no-ask-password", "--json",
+                     "Exit status"):
+            self.assertIn(word, res.stdout)
+        res = self.ctl("member", "--version")
+        self.assertExit(res, EXIT_OK)
+        self.assertRegex(res.stdout, r"^left4me-overlayctl \d+\.\d+\.\d+\S*\n$")
+
+    def test_service_unreachable(self):
+        env = self.fx.client_env()
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/l4mt-no-bus"
+        import subprocess
+        proc = subprocess.run(self.fx.as_user("member", [self.ctl, "list"]), env=env,
+                              capture_output=True, text=True, timeout=30)
+        self.assertEqual(proc.returncode, EXIT_UNREACHABLE, proc)
+        self.assertIn("cannot connect to the system bus", proc.stderr)
+
+
+class CtlAuthorizationTest(CtlTest):
+    """Callers polkit does not simply allow: exit status 3, nothing mounted."""
+
+    def test_non_member_no_ask_password(self):
+        name = "ctl-noask"
+        self.fx.make_instance(name)
+        for verb in ("mount", "unmount"):
+            res = self.ctl("other", "--no-ask-password", verb, name)
+            self.assertExit(res, EXIT_NOT_AUTHORIZED)
+            self.assertOneLineError(res, "%s %s" % (verb, name),
+                                    "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
+        self.assertNotMounted(name)
+
+    def test_non_member_without_terminal(self):
+        # Asking is allowed, but stdin is no terminal: no agent is started,
+        # polkit finds none and says no.
+        name = "ctl-notty"
+        self.fx.make_instance(name)
+        res = self.ctl("other", "mount", name)
+        self.assertExit(res, EXIT_NOT_AUTHORIZED)
+        self.assertOneLineError(res, "mount " + name, "org.freedesktop.DBus.Error.AccessDenied")
+        self.assertNotMounted(name)
+
+    def test_denied_user(self):
+        name = "ctl-denied"
+        self.fx.make_instance(name)
+        for extra in ([], ["--no-ask-password"]):
+            res = self.ctl("denied", *(extra + ["mount", name]))
+            self.assertExit(res, EXIT_NOT_AUTHORIZED)
+            self.assertOneLineError(res, "mount " + name,
+                                    "org.freedesktop.DBus.Error.AccessDenied")
+        self.assertNotMounted(name)
+
+    def test_queries_need_no_authorization(self):
+        name = "ctl-query"
+        self.fx.make_instance(name)
+        res = self.ctl("other", "--no-ask-password", "status", "--json", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertFalse(json.loads(res.stdout)["mounted"])
+        res = self.ctl("denied", "list", "--json")
+        self.assertExit(res, EXIT_OK)
+        self.assertIn({"name": name, "mounted": False}, json.loads(res.stdout))
+
+
+class PtySession:
+    """argv run as role in a new pty with nothing else in it: whatever asks
+    for a password there was started by the program itself."""
+
+    def __init__(self, fx, role, argv):
+        full = fx.as_user(role, argv)
+        env = fx.client_env()
+        pid, master = pty.fork()
+        if pid == 0:
+            try:
+                os.execvpe(full[0], full, env)
+            finally:
+                os._exit(127)
+        self.pid, self.master = pid, master
+        self.transcript = b""
+        self.status = None
+
+    def text(self):
+        return self.transcript.decode(errors="replace")
+
+    def _pump(self, wait):
+        r, _, _ = select.select([self.master], [], [], wait)
+        if r:
+            try:
+                self.transcript += os.read(self.master, 4096)
+            except OSError as e:
+                if e.errno != errno.EIO:
+                    raise
+        if self.status is None:
+            wpid, st = os.waitpid(self.pid, os.WNOHANG)
+            if wpid == self.pid:
+                self.status = st
+
+    def expect(self, pattern, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and not re.search(pattern, self.transcript):
+            self._pump(0.05)
+        return bool(re.search(pattern, self.transcript))
+
+    def send(self, text):
+        os.write(self.master, text.encode() + b"\n")
+
+    def wait(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while self.status is None and time.monotonic() < deadline:
+            self._pump(0.05)
+        if self.status is None:
+            raise AssertionError("still running after %ss:\n%s" % (timeout, self.text()))
+        for _ in range(4):
+            self._pump(0.05)
+        return os.waitstatus_to_exitcode(self.status)
+
+    def close(self):
+        if self.status is None:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        os.close(self.master)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def agents_of_user(uid):
+    """pids of pkttyagent processes running as uid."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmd = f.read().split(b"\0")
+            st = os.stat("/proc/" + entry)
+        except OSError:
+            continue
+        if cmd and cmd[0].endswith(b"pkttyagent") and st.st_uid == uid:
+            found.append(int(entry))
+    return found
+
+
+class CtlAgentTest(CtlTest):
+    """The ctl starts polkit's text agent for itself in the terminal; the
+    test types the admin's password there."""
+
+    def test_password_prompt_in_terminal(self):
+        fx = self.fx
+        name = "ctl-agent"
+        fx.make_instance(name)
+        with PtySession(fx, "other", [self.ctl, "mount", name]) as s:
+            self.assertTrue(s.expect(rb"Password:"), s.text())
+            self.assertIn("AUTHENTICATING FOR org.left4me.overlay.mount", s.text())
+            self.assertIn("mount the overlay of the left4me instance %s." % name, s.text())
+            self.assertIn("(%s)" % USERS["admin"], s.text())
+            s.send(ADMIN_PASSWORD)
+            self.assertEqual(s.wait(), EXIT_OK, s.text())
+            self.assertIn("AUTHENTICATION COMPLETE", s.text())
+        self.assertMounted(name)
+        # the ctl stopped its agent on the way out
+        self.assertEqual(agents_of_user(fx.uid("other")), [])
+
+        with PtySession(fx, "other", [self.ctl, "unmount", name]) as s:
+            self.assertTrue(s.expect(rb"Password:"), s.text())
+            self.assertIn("AUTHENTICATING FOR org.left4me.overlay.unmount", s.text())
+            s.send(ADMIN_PASSWORD)
+            self.assertEqual(s.wait(), EXIT_OK, s.text())
+        self.assertNotMounted(name)
+
+    def test_wrong_password(self):
+        fx = self.fx
+        name = "ctl-agent-wrong"
+        fx.make_instance(name)
+        with PtySession(fx, "other", [self.ctl, "mount", name]) as s:
+            self.assertTrue(s.expect(rb"Password:"), s.text())
+            s.send("not-the-password")
+            self.assertEqual(s.wait(), EXIT_NOT_AUTHORIZED, s.text())
+            self.assertIn("AUTHENTICATION FAILED", s.text())
+            self.assertRegex(s.text(), r"left4me-overlayctl: mount %s: .+ "
+                             r"\(org\.freedesktop\.DBus\.Error\.AccessDenied\)" % name)
+        self.assertNotMounted(name)
+        self.assertEqual(agents_of_user(fx.uid("other")), [])
+
+    def test_no_ask_password_in_terminal_starts_no_agent(self):
+        fx = self.fx
+        name = "ctl-agent-noask"
+        fx.make_instance(name)
+        with PtySession(fx, "other", [self.ctl, "--no-ask-password", "mount", name]) as s:
+            self.assertEqual(s.wait(), EXIT_NOT_AUTHORIZED, s.text())
+            self.assertNotIn("Password:", s.text())
+            self.assertIn("InteractiveAuthorizationRequired", s.text())
+        self.assertNotMounted(name)
+
+    def test_member_in_terminal_is_not_asked(self):
+        fx = self.fx
+        name = "ctl-agent-member"
+        fx.make_instance(name)
+        with PtySession(fx, "member", [self.ctl, "mount", name]) as s:
+            self.assertEqual(s.wait(), EXIT_OK, s.text())
+            self.assertNotIn("Password:", s.text())
+        self.assertMounted(name)
+        res = self.ctl("member", "unmount", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertNotMounted(name)
