@@ -38,6 +38,9 @@ def main():
         os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private",
                                sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
 
+    import signal
+    # ctest's timeout or ^C: still stop the bus, polkitd and the daemon.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     import l4m_fixture
     for path in (args.daemon, args.helper):
         if path is not None and not os.access(path, os.X_OK):
