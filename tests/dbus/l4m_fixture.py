@@ -113,6 +113,7 @@ def _libc_errno():
 
 
 MS_RDONLY = 1
+MS_REMOUNT = 32
 MS_BIND = 4096
 MNT_DETACH = 2
 

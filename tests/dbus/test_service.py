@@ -480,6 +480,23 @@ class ErrorTest(ServiceTest):
         self.assertNotMounted(name)
 
 
+    def test_failed_carries_the_kernels_message(self):
+        # A read-only upperdir: the core accepts the layout, the kernel refuses.
+        fx = self.fx
+        name = "err-ro-upper"
+        d = fx.make_instance(name)
+        upper = os.path.join(d, "upper")
+        l4m_fixture.mount(upper, upper, None, l4m_fixture.MS_BIND)
+        l4m_fixture.mount(None, upper, None,
+                          l4m_fixture.MS_BIND | l4m_fixture.MS_REMOUNT | l4m_fixture.MS_RDONLY)
+        try:
+            res = self.assertCoreError("Mount", name, "Failed")
+            self.assertIn("read-only", res.error_message)
+            self.assertNotMounted(name)
+        finally:
+            l4m_fixture.umount(upper)
+
+
 class PolkitRestartTest(ServiceTest):
     """polkitd gone: fail closed, fast; polkitd back: served again by the
     same daemon."""
