@@ -6,6 +6,8 @@
 #include <cstdlib>
 #include <string>
 #include <sys/stat.h>
+// The CODE_FILE/LINE/FUNC fields would always name this file: leave them out.
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <unistd.h>
 #include <vector>
