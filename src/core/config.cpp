@@ -305,11 +305,13 @@ Config parse_config(std::string_view text, std::string_view file_name) {
     Config config = default_config();
     if (raw[key::Root].line != 0) {
         apply(config, key::Root, raw[key::Root], report);
-        config.instances_dir = config.root + "/instances";
+        // Root=/ must give "/instances", not "//instances" (found by fuzz_config).
+        const std::string base = config.root == "/" ? "" : config.root;
+        config.instances_dir = base + "/instances";
         config.allowed_lower_roots.clear();
         for (const char* dir :
              {"installation", "overlays", "global_overlay_cache", "workshop_cache"}) {
-            config.allowed_lower_roots.push_back(config.root + "/" + dir);
+            config.allowed_lower_roots.push_back(base + "/" + dir);
         }
     }
     for (std::size_t index = key::Root + 1; index < key::Count; ++index) {
