@@ -44,12 +44,13 @@ long long elapsed_ms(EventLoop::Clock::time_point since) {
         .count();
 }
 
-} // namespace
-
-static const VerbInfo& info(int verb) {
+// Indexed by OverlayService::Verb (private: passed as its int value).
+const VerbInfo& info(int verb) {
     static const VerbInfo* const kTable[] = {&kMount, &kUnmount, &kStatus, &kList};
     return *kTable[verb];
 }
+
+} // namespace
 
 OverlayService::OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
                                InstanceQueue& queue, const HelperRunner& runner)
