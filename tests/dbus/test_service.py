@@ -322,7 +322,7 @@ class AgentTest(ServiceTest):
             # The prompt may still be open: a password typed now must not
             # mount anything for a caller that is gone.
             s.send(ADMIN_PASSWORD)
-            s.expect(rb"AUTHENTICATION (COMPLETE|FAILED)", 3)
+            s.expect(rb"AUTHENTICATION (COMPLETE|FAILED)", 1.5)
             self.assertNotIn("AUTHENTICATION COMPLETE", s.text())
         self.assertNotMounted(name)
         # and the service still serves
