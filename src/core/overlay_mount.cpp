@@ -33,6 +33,10 @@ std::string fs_context_messages(int fsfd) {
         if (!msg.empty() && msg.back() == '\n') {
             msg.remove_suffix(1);
         }
+        // Each message starts with its level ("e ", "w ", "i "): noise here.
+        if (msg.size() > 2 && msg[1] == ' ') {
+            msg.remove_prefix(2);
+        }
         out += out.empty() ? "" : "; ";
         out += printable(msg);
     }

@@ -51,6 +51,16 @@ void write_all(int fd, const std::string& data) {
     }
 }
 
+// For the daemon the record is the report (it logs it, with the caller's
+// identity); a second copy on stderr would only repeat it without fields.
+void report_failure(const cmd::CommandLine& cl, const Error& e) {
+    if (cl.result_fd >= 0) {
+        write_all(cl.result_fd, protocol::format_error(e));
+    } else {
+        std::cerr << "left4me-overlay: " << e.what() << "\n";
+    }
+}
+
 std::string run(const cmd::CommandLine& cl, const Config& config) {
     switch (cl.verb) {
     case Verb::Mount:
@@ -121,17 +131,10 @@ int main(int argc, char** argv) {
         }
         return 0;
     } catch (const Error& e) {
-        std::cerr << "left4me-overlay: " << printable(e.what()) << "\n";
-        if (cl.result_fd >= 0) {
-            write_all(cl.result_fd, protocol::format_error(e));
-        }
+        report_failure(cl, e);
         return 1;
     } catch (const std::exception& e) {
-        const Error failed(ErrorCode::Failed, e.what());
-        std::cerr << "left4me-overlay: " << printable(e.what()) << "\n";
-        if (cl.result_fd >= 0) {
-            write_all(cl.result_fd, protocol::format_error(failed));
-        }
+        report_failure(cl, Error(ErrorCode::Failed, printable(e.what())));
         return 1;
     }
 }
