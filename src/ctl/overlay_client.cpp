@@ -1,0 +1,89 @@
+#include "overlay_client.hpp"
+
+#include "overlay1_proxy.hpp"
+
+#include <sdbus-c++/sdbus-c++.h>
+#include <systemd/sd-bus.h>
+
+namespace overlay::ctl {
+
+namespace {
+
+constexpr const char* kBusName = "org.left4me.Overlay1";
+constexpr const char* kObjectPath = "/org/left4me/Overlay1";
+
+// sdbus-c++ 1.2's MethodCall can neither set ALLOW_INTERACTIVE_AUTHORIZATION
+// nor hand out its sd_bus_message*, which it keeps in the protected member
+// Message::msg_. A pointer to that member, formed inside a class derived
+// from Message, may be applied to any Message: the one place here that
+// touches sdbus-c++ internals (the daemon reads the flag the same way).
+// Never instantiated.
+void set_allow_interactive_authorization(sdbus::MethodCall& call) {
+    struct RawMessage : sdbus::Message {
+        static sd_bus_message* get(sdbus::Message& m) {
+            return static_cast<sd_bus_message*>(m.*(&RawMessage::msg_));
+        }
+    };
+    const int r = sd_bus_message_set_allow_interactive_authorization(RawMessage::get(call), 1);
+    if (r < 0) {
+        throw sdbus::createError(-r, "cannot allow interactive authorization on the call");
+    }
+}
+
+} // namespace
+
+// The generated proxy, on our connection: borrowing it keeps sdbus-c++ from
+// starting an event-loop thread, which a CLI making one blocking call at a
+// time does not need. MountChanged is of no interest here.
+class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay1_proxy> {
+  public:
+    explicit Proxy(sdbus::IConnection& bus) : ProxyInterfaces(bus, kBusName, kObjectPath) {
+        registerProxy();
+    }
+    ~Proxy() { unregisterProxy(); }
+
+    // Mount and Unmount are called by hand: the generated methods cannot
+    // carry ALLOW_INTERACTIVE_AUTHORIZATION or a per-call timeout.
+    void call_authorized(const char* method, const std::string& instance, bool allow_interactive,
+                         std::chrono::seconds timeout) {
+        auto call = getProxy().createMethodCall(INTERFACE_NAME, method);
+        call << instance;
+        if (allow_interactive) {
+            set_allow_interactive_authorization(call);
+        }
+        getProxy().callMethod(call, timeout);
+    }
+
+  private:
+    void onMountChanged(const std::string&, const bool&) override {}
+};
+
+OverlayClient::OverlayClient()
+    : bus_(sdbus::createSystemBusConnection()), proxy_(std::make_unique<Proxy>(*bus_)) {}
+
+OverlayClient::~OverlayClient() = default;
+
+void OverlayClient::mount(const std::string& instance, bool allow_interactive,
+                          std::chrono::seconds timeout) {
+    proxy_->call_authorized("Mount", instance, allow_interactive, timeout);
+}
+
+void OverlayClient::unmount(const std::string& instance, bool allow_interactive,
+                            std::chrono::seconds timeout) {
+    proxy_->call_authorized("Unmount", instance, allow_interactive, timeout);
+}
+
+InstanceStatus OverlayClient::status(const std::string& instance) {
+    auto [mounted, merged, lowerdirs] = proxy_->GetStatus(instance);
+    return InstanceStatus{instance, mounted, std::move(merged), std::move(lowerdirs)};
+}
+
+InstanceList OverlayClient::list() {
+    InstanceList out;
+    for (auto& entry : proxy_->ListInstances()) {
+        out.emplace_back(std::move(entry.get<0>()), entry.get<1>());
+    }
+    return out;
+}
+
+} // namespace overlay::ctl
