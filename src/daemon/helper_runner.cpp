@@ -3,8 +3,10 @@
 #include "unique_fd.hpp"
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
 #include <string.h>
@@ -77,8 +79,10 @@ std::string describe_status(int status) {
 
 } // namespace
 
-HelperRunner::HelperRunner(std::string helper_path, std::string config_path)
-    : helper_path_(std::move(helper_path)), config_path_(std::move(config_path)) {}
+HelperRunner::HelperRunner(std::string helper_path, std::string config_path,
+                           std::chrono::milliseconds timeout)
+    : helper_path_(std::move(helper_path)), config_path_(std::move(config_path)),
+      timeout_(timeout) {}
 
 HelperOutcome HelperRunner::run(std::string_view verb, std::string_view instance) const noexcept {
     try {
@@ -165,8 +169,22 @@ HelperOutcome HelperRunner::run_or_throw(std::string_view verb, std::string_view
 
     std::string record;
     bool overflow = false;
+    bool timed_out = false;
     char buf[65536];
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
     for (;;) {
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        pollfd pfd{read_end.get(), POLLIN, 0};
+        int ready = left.count() > 0 ? ::poll(&pfd, 1, static_cast<int>(left.count())) : 0;
+        if (ready < 0 && errno == EINTR) {
+            continue;
+        }
+        if (ready == 0) {
+            timed_out = true;
+            ::kill(pid, SIGKILL);
+            break;
+        }
         ssize_t n = ::read(read_end.get(), buf, sizeof buf);
         if (n < 0 && errno == EINTR) {
             continue;
@@ -191,6 +209,11 @@ HelperOutcome HelperRunner::run_or_throw(std::string_view verb, std::string_view
     }
 
     HelperOutcome out;
+    if (timed_out) {
+        out.message = subject + ": helper did not finish within " +
+                      std::to_string(timeout_.count()) + " ms and was killed";
+        return out;
+    }
     if (overflow) {
         out.message = subject + ": helper wrote more than " + std::to_string(kMaxRecord) +
                       " bytes and was killed";
