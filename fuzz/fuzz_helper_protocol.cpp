@@ -63,7 +63,8 @@ void check_round_trips(std::string_view input) {
                     "list entry changed");
     }
 
-    const auto error = parse_helper_result(format_error(Error(ErrorCode::Busy, std::string(input))));
+    const auto error =
+        parse_helper_result(format_error(Error(ErrorCode::Busy, std::string(input))));
     fuzz::check(error && !error->ok && error->error == ErrorCode::Busy, "error did not round-trip");
     fuzz::check(is_one_printable_line(error->message), "error message not one printable line");
 }

@@ -8,7 +8,7 @@ build=(build-essential cmake pkg-config git
        libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
        libpolkit-gobject-1-dev libpolkit-agent-1-dev libglib2.0-dev libspdlog-dev)
 run=(dbus dbus-daemon polkitd pkexec util-linux sudo)
-test=(libgtest-dev libgmock-dev googletest python3 attr libxml2-utils libdbus-1-dev
+test=(libgtest-dev libgmock-dev googletest python3 python3-dbus attr libxml2-utils libdbus-1-dev
       systemd systemd-container debootstrap dpkg-dev file)
 extra=()
 if [[ "${1:-}" == "--with-checks" ]]; then

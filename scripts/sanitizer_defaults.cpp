@@ -1,0 +1,27 @@
+// Linked into every executable of the sanitizer builds (scripts/sanitizers.sh
+// passes the object in CMAKE_EXE_LINKER_FLAGS). The daemon starts the
+// privileged helper with an environment of PATH alone, and the dbus fixture
+// starts the daemon with a fixed environment, so ASAN_OPTIONS and friends
+// set by the script would never reach them: the options are compiled in.
+// log_path sends every report of every process (daemon, helper, tests) to
+// L4M_SAN_LOG_DIR/KIND.PID, where the script looks after the run, because a
+// report from a helper or from a daemon stopped by the fixture changes no
+// test's exit status. Options in the environment still override these.
+#ifndef L4M_SAN_LOG_DIR
+#error "compile with -DL4M_SAN_LOG_DIR=\"/absolute/dir\""
+#endif
+
+extern "C" {
+const char* __asan_default_options() {
+    return "halt_on_error=1:detect_leaks=1:abort_on_error=0:log_path=" L4M_SAN_LOG_DIR "/asan";
+}
+const char* __lsan_default_options() {
+    return "log_path=" L4M_SAN_LOG_DIR "/lsan";
+}
+const char* __ubsan_default_options() {
+    return "halt_on_error=1:print_stacktrace=1:log_path=" L4M_SAN_LOG_DIR "/ubsan";
+}
+const char* __tsan_default_options() {
+    return "halt_on_error=1:second_deadlock_stack=1:log_path=" L4M_SAN_LOG_DIR "/tsan";
+}
+}
