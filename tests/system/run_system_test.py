@@ -1,0 +1,461 @@
+#!/usr/bin/python3
+"""The system tier (DESIGN 5 "system"): the Debian package on a booted
+Debian 12 with real systemd, dbus and polkitd.
+
+  run_system_test.py --build-dir BUILD [--cpack CPACK] [--keep]
+
+1. packages the build with cpack (VERSION), and the same files again as
+   VERSION~systest1, the "previous build";
+2. copies the cached debootstrap tree (debian_tree.py) and boots it with
+   systemd-nspawn --boot --register=no --keep-unit --private-network;
+3. inside, through nsenter: installs the previous package, and as a user of
+   group left4me, with no daemon running, `left4me-overlayctl mount alpha`
+   bus-activates left4me-overlayd under its hardened unit; the overlay
+   appears in the mount table of the container's PID 1; upgrades to the
+   current package with the overlay mounted (it survives, the new daemon
+   reports it); unmounts; the daemon exits when idle; the sudoers example
+   works and refuses added options; `dpkg --purge` leaves no file behind.
+
+Runs as root. Prints each step with its time; on failure, the container's
+console and journal.
+"""
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import debian_tree  # noqa: E402
+
+USER = "l4m-user"       # member of group left4me (after the package made it)
+OTHER = "l4m-other"     # in no special group
+INSTANCE = "alpha"
+LEFT4ME = "/var/lib/left4me"
+MERGED = LEFT4ME + "/instances/" + INSTANCE + "/merged"
+CTL = "/usr/bin/left4me-overlayctl"
+HELPER = "/usr/libexec/left4me/left4me-overlay"
+UNIT = "left4me-overlayd.service"
+IDLE_SECONDS = 4
+# CapBnd of the daemon: CAP_DAC_OVERRIDE(1), CAP_SYS_CHROOT(18),
+# CAP_SYS_PTRACE(19), CAP_SYS_ADMIN(21), nothing else.
+EXPECTED_CAPBND = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
+# Left out of the before/after file lists: kernel and runtime file systems,
+# logs, and the state of dpkg, systemd and polkitd, which change with any
+# package operation; /var/lib/left4me is the test's own instance data
+# (overlayfs adds work/work to it), which the package does not own.
+UNCOMPARED = ("proc", "sys", "dev", "run", "tmp", "var/tmp", "var/log", "var/cache",
+              "var/lib/dpkg", "var/lib/systemd", "var/lib/polkit-1", "var/lib/left4me")
+
+T0 = time.monotonic()
+
+
+def step(text):
+    print("[%6.1fs] %s" % (time.monotonic() - T0, text), flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def run_host(argv, **kw):
+    kw.setdefault("check", True)
+    return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          **kw)
+
+
+# ------------------------------------------------------------------ packages
+
+def package_version(build_dir):
+    with open(os.path.join(build_dir, "CPackConfig.cmake")) as f:
+        m = re.search(r'set\(CPACK_PACKAGE_VERSION "([^"]+)"\)', f.read())
+    check(m, "no CPACK_PACKAGE_VERSION in %s/CPackConfig.cmake" % build_dir)
+    return m.group(1)
+
+
+def build_package(cpack, build_dir, out_dir, version):
+    # L4M_DEB_VERSION: read by packaging/cpack_project_config.cmake.
+    env = dict(os.environ, L4M_DEB_VERSION=version)
+    proc = subprocess.run([cpack, "-G", "DEB", "-B", out_dir, "--config",
+                           os.path.join(build_dir, "CPackConfig.cmake")],
+                          cwd=build_dir, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True)
+    check(proc.returncode == 0, "cpack failed:\n" + proc.stdout[-3000:])
+    debs = [f for f in os.listdir(out_dir) if f.endswith(".deb")]
+    check(len(debs) == 1, "cpack made %r in %s" % (debs, out_dir))
+    path = os.path.join(out_dir, debs[0])
+    got = run_host(["dpkg-deb", "-f", path, "Version"]).stdout.strip()
+    check(got == version, "%s has version %r, expected %r" % (path, got, version))
+    return path
+
+
+def repackage(deb, out_dir, version):
+    """deb with only its version changed: the "previous build" of the
+    upgrade check, without running cpack (and its install step) again."""
+    tree = os.path.join(out_dir, "tree")
+    os.makedirs(out_dir)
+    run_host(["dpkg-deb", "-R", deb, tree])
+    control = os.path.join(tree, "DEBIAN", "control")
+    with open(control) as f:
+        text = f.read()
+    text, n = re.subn(r"^Version: .*$", "Version: " + version, text, flags=re.M)
+    check(n == 1, "no Version in %s" % control)
+    with open(control, "w") as f:
+        f.write(text)
+    path = os.path.join(out_dir, "left4me-overlay_%s_amd64.deb" % version)
+    run_host(["dpkg-deb", "--root-owner-group", "-b", tree, path])
+    shutil.rmtree(tree)
+    return path
+
+
+# ----------------------------------------------------------------- container
+
+class Container:
+    def __init__(self, root, log_path):
+        self.root = root
+        self.log_path = log_path
+        self.nspawn = None
+        self.pid = None  # host pid of the container's PID 1
+
+    def boot(self):
+        self.log = open(self.log_path, "w")
+        self.nspawn = subprocess.Popen(
+            ["systemd-nspawn", "-D", self.root, "--boot", "--register=no", "--keep-unit",
+             "--private-network", "--console=pipe", "--machine=l4m-systest"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while self.pid is None and time.monotonic() < deadline:
+            check(self.nspawn.poll() is None, "systemd-nspawn exited:\n" + self.console())
+            self.pid = self._find_init()
+            time.sleep(0.1)
+        check(self.pid is not None, "no container init found:\n" + self.console())
+        # is-system-running --wait returns once boot is done (running or
+        # degraded); degraded is reported, not accepted.
+        # Until systemd listens on its private socket, systemctl cannot
+        # connect and prints nothing: retry until it answers.
+        state = ""
+        while not state and time.monotonic() < deadline + 60:
+            res = self.run(["systemctl", "is-system-running", "--wait"], check=False, timeout=60)
+            state = res.stdout.strip()
+            if not state:
+                time.sleep(0.2)
+        if state != "running":
+            failed = self.run(["systemctl", "--failed", "--no-legend"], check=False).stdout
+            raise Failure("container state %r; failed units:\n%s" % (state, failed))
+
+    def _find_init(self):
+        """The descendant of nspawn that is PID 1 in its own pid namespace."""
+        children = {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open("/proc/%s/status" % entry) as f:
+                    status = f.read()
+            except OSError:
+                continue
+            ppid = int(re.search(r"^PPid:\s+(\d+)", status, re.M).group(1))
+            nspid = re.search(r"^NSpid:\s+(.*)$", status, re.M).group(1).split()
+            children.setdefault(ppid, []).append((int(entry), nspid))
+        todo = [self.nspawn.pid]
+        while todo:
+            for pid, nspid in children.get(todo.pop(), []):
+                if len(nspid) > 1 and nspid[-1] == "1":
+                    return pid
+                todo.append(pid)
+        return None
+
+    def argv(self, argv, user=None):
+        env = ["env", "-i", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+               "SYSTEMD_PAGER=", "SYSTEMD_COLORS=0"]
+        drop = []
+        if user is not None:
+            # setpriv, not su: no PAM session, the same process tree.
+            drop = ["setpriv", "--reuid=" + user, "--regid=" + user, "--init-groups"]
+        return ["nsenter", "-t", str(self.pid), "-a", "--"] + drop + env + list(argv)
+
+    def run(self, argv, user=None, check=True, timeout=60, input=None):
+        proc = subprocess.run(self.argv(argv, user), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=timeout,
+                              input=input if input is not None else "")
+        if check and proc.returncode != 0:
+            raise Failure("%s%s exited %d\nstdout: %s\nstderr: %s"
+                          % ("as %s: " % user if user else "", " ".join(argv), proc.returncode,
+                             proc.stdout, proc.stderr))
+        return proc
+
+    def show(self, *props):
+        out = self.run(["systemctl", "show", UNIT] + ["-p" + p for p in props]).stdout
+        return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+
+    def overlays(self, path):
+        """Overlay mounts on path in the mount table of the container's PID 1."""
+        found = []
+        with open("/proc/%d/mountinfo" % self.pid) as f:
+            for line in f:
+                left, right = line.split(" - ", 1)
+                if left.split()[4] == path and right.split()[0] == "overlay":
+                    found.append(right.split()[1])
+        return found
+
+    def console(self):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()[-4000:]
+        except OSError:
+            return ""
+
+    def poweroff(self):
+        if self.nspawn is None or self.nspawn.poll() is not None:
+            return
+        if self.pid is not None:
+            subprocess.run(["nsenter", "-t", str(self.pid), "-a", "--", "systemctl",
+                            "poweroff"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=30)
+        try:
+            self.nspawn.wait(30)
+        except subprocess.TimeoutExpired:
+            # Killing the container's init ends its pid namespace, and
+            # nspawn with it; killing only nspawn would orphan the container.
+            if self.pid is not None:
+                os.kill(self.pid, signal.SIGKILL)
+            try:
+                self.nspawn.wait(10)
+            except subprocess.TimeoutExpired:
+                self.nspawn.send_signal(signal.SIGKILL)
+                self.nspawn.wait(10)
+
+
+def file_list(root):
+    """Every path below root (relative), with its type, outside UNCOMPARED."""
+    found = set()
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel_dir = os.path.relpath(dirpath, root)
+        rel_dir = "" if rel_dir == "." else rel_dir
+        kept = []
+        for d in dirnames:
+            rel = os.path.join(rel_dir, d)
+            if rel in UNCOMPARED:
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):
+                found.add(rel + " -> " + os.readlink(os.path.join(dirpath, d)))
+            else:
+                found.add(rel + "/")
+                kept.append(d)
+        dirnames[:] = kept
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            rel = os.path.join(rel_dir, name)
+            found.add(rel + (" -> " + os.readlink(full) if os.path.islink(full) else ""))
+    return found
+
+
+# ----------------------------------------------------------------- scenario
+
+def prepare(ct):
+    """Users, the instance layout and a short idle time: before the package,
+    so that they are part of the "before" file list."""
+    for user in (USER, OTHER):
+        ct.run(["useradd", "--create-home", "--shell", "/bin/sh", user])
+    ct.run(["mkdir", "-p", LEFT4ME + "/installation", LEFT4ME + "/instances/" + INSTANCE])
+    ct.run(["sh", "-c", "echo 'from the installation' >%s/installation/base.txt" % LEFT4ME])
+    inst = LEFT4ME + "/instances/" + INSTANCE
+    ct.run(["mkdir", inst + "/upper", inst + "/work", inst + "/merged"])
+    ct.run(["sh", "-c", "echo L4D2_LOWERDIRS=%s/installation >%s/instance.env" % (LEFT4ME, inst)])
+    # The files below Root belong to the unprivileged host manager.
+    ct.run(["chown", "-R", USER + ":" + USER, LEFT4ME])
+    # A drop-in shortening the idle time, so that idle exit is seen quickly.
+    dropin = "/etc/systemd/system/%s.d" % UNIT
+    ct.run(["mkdir", "-p", dropin])
+    ct.run(["sh", "-c", "printf '[Service]\\nExecStart=\\nExecStart=/usr/libexec/left4me/"
+            "left4me-overlayd --exit-idle-time %d\\n' >%s/10-systest-idle.conf"
+            % (IDLE_SECONDS, dropin)])
+
+
+def check_hardened_daemon(ct):
+    props = ct.show("ActiveState", "MainPID")
+    check(props["ActiveState"] == "active", "the service is not active: %r" % props)
+    pid = props["MainPID"]
+    status = ct.run(["cat", "/proc/%s/status" % pid]).stdout
+    capbnd = int(re.search(r"^CapBnd:\s+([0-9a-f]+)", status, re.M).group(1), 16)
+    check(capbnd == EXPECTED_CAPBND, "CapBnd %x, expected %x" % (capbnd, EXPECTED_CAPBND))
+    check(re.search(r"^NoNewPrivs:\s+1$", status, re.M), "NoNewPrivs not set:\n" + status)
+    check(re.search(r"^Seccomp:\s+2$", status, re.M), "no seccomp filter:\n" + status)
+    # its own mount namespace (ProtectSystem=strict), not PID 1's
+    own = ct.run(["readlink", "/proc/%s/ns/mnt" % pid]).stdout.strip()
+    init = ct.run(["readlink", "/proc/1/ns/mnt"]).stdout.strip()
+    check(own != init, "the daemon runs in PID 1's mount namespace")
+    return int(pid)
+
+
+def wait_inactive(ct, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        props = ct.show("ActiveState", "Result")
+        if props["ActiveState"] in ("inactive", "failed"):
+            return props
+        time.sleep(0.3)
+    raise Failure("the service did not exit when idle within %ss" % timeout)
+
+
+def status_json(ct, user):
+    import json
+    res = ct.run([CTL, "--json", "status", INSTANCE], user=user)
+    return json.loads(res.stdout)
+
+
+def scenario(ct, old_deb, new_deb, old_version, new_version):
+    step("preparing users and instance %s" % INSTANCE)
+    prepare(ct)
+    before = file_list(ct.root)
+    # The packages go to /root (compared too: they are deleted before purge).
+    for deb in (old_deb, new_deb):
+        shutil.copy(deb, ct.root + "/root/")
+
+    step("installing the previous package %s" % old_version)
+    ct.run(["dpkg", "-i", "/root/" + os.path.basename(old_deb)], timeout=120)
+    check(ct.run(["getent", "group", "left4me"], check=False).returncode == 0,
+          "postinst made no group left4me")
+    check(ct.show("ActiveState")["ActiveState"] == "inactive",
+          "the service runs before anyone called it")
+    ct.run(["usermod", "-aG", "left4me", USER])
+
+    step("mount as %s (bus activation)" % USER)
+    res = ct.run([CTL, "mount", INSTANCE], user=USER)
+    check(res.stdout == "" and res.stderr == "", "mount printed: %r" % res)
+    check(ct.overlays(MERGED) == ["left4me:" + INSTANCE],
+          "no overlay left4me:%s on %s in PID 1's mount table: %r"
+          % (INSTANCE, MERGED, ct.overlays(MERGED)))
+    content = ct.run(["cat", MERGED + "/base.txt"], user=USER).stdout
+    check(content == "from the installation\n", "merged shows %r" % content)
+    old_pid = check_hardened_daemon(ct)
+    check(status_json(ct, USER)["mounted"] is True, "status does not say mounted")
+
+    step("a non-member is refused without a prompt")
+    res = ct.run([CTL, "--no-ask-password", "unmount", INSTANCE], user=OTHER, check=False)
+    check(res.returncode == 3, "non-member unmount: exit %d, %r" % (res.returncode, res.stderr))
+    check(ct.overlays(MERGED), "the non-member's unmount unmounted")
+
+    step("upgrading to %s with %s mounted" % (new_version, INSTANCE))
+    ct.run([CTL, "status", INSTANCE], user=USER)  # the old daemon is running now
+    upgrade_start = time.monotonic()
+    ct.run(["dpkg", "-i", "/root/" + os.path.basename(new_deb)], timeout=120)
+    installed = ct.run(["dpkg-query", "-W", "-f=${Version}", "left4me-overlay"]).stdout
+    check(installed == new_version, "installed version %r" % installed)
+    check(ct.overlays(MERGED) == ["left4me:" + INSTANCE], "the mount did not survive the upgrade")
+    check(status_json(ct, USER)["mounted"] is True, "the new daemon does not report it mounted")
+    props = ct.show("MainPID", "ExecMainStartTimestampMonotonic")
+    started = int(props["ExecMainStartTimestampMonotonic"]) / 1e6
+    check(started > upgrade_start, "the daemon answering was started before the upgrade")
+    check(int(props["MainPID"]) != old_pid, "the daemon was not restarted")
+    check_hardened_daemon(ct)
+
+    step("unmount as %s" % USER)
+    ct.run([CTL, "unmount", INSTANCE], user=USER)
+    check(ct.overlays(MERGED) == [], "still mounted after unmount")
+    check(status_json(ct, USER)["mounted"] is False, "status still says mounted")
+
+    step("waiting for the idle exit (--exit-idle-time %d)" % IDLE_SECONDS)
+    props = wait_inactive(ct, IDLE_SECONDS + 15)
+    check(props["ActiveState"] == "inactive" and props["Result"] == "success",
+          "idle exit ended as %r" % props)
+
+    step("the sudoers example: the drop-in through sudo, no options passed")
+    sudoers = ct.root + "/etc/sudoers.d/left4me-overlay"
+    with open(ct.root + "/usr/share/doc/left4me-overlay/examples/sudoers.left4me-overlay") as f:
+        text = f.read()
+    check(re.search(r"^left4me ALL=", text, re.M), "unexpected sudoers example:\n" + text)
+    with open(sudoers, "w") as f:
+        f.write(re.sub(r"^left4me ALL=", USER + " ALL=", text, flags=re.M))
+    os.chmod(sudoers, 0o440)
+    try:
+        ct.run(["visudo", "-cf", "/etc/sudoers.d/left4me-overlay"])
+        ct.run(["sudo", "-n", HELPER, "mount", INSTANCE], user=USER)
+        check(ct.overlays(MERGED) == ["left4me:" + INSTANCE], "sudo mount did not mount")
+        for bad in (["--config", "/etc/left4me/overlay.conf", "mount", INSTANCE],
+                    ["mount", INSTANCE, "extra"], ["status", INSTANCE], ["mount", "-x"]):
+            res = ct.run(["sudo", "-n", HELPER] + bad, user=USER, check=False)
+            check(res.returncode != 0, "sudo allowed %r" % bad)
+        ct.run(["sudo", "-n", HELPER, "umount", INSTANCE], user=USER)
+        check(ct.overlays(MERGED) == [], "sudo umount did not unmount")
+    finally:
+        os.unlink(sudoers)
+
+    step("purging the package")
+    for deb in (old_deb, new_deb):
+        os.unlink(ct.root + "/root/" + os.path.basename(deb))
+    ct.run(["dpkg", "--purge", "left4me-overlay"], timeout=120)
+    after = file_list(ct.root)
+    added = sorted(after - before)
+    removed = sorted(before - after)
+    check(not added, "left behind after purge:\n  " + "\n  ".join(added))
+    check(not removed, "gone after purge though there before:\n  " + "\n  ".join(removed))
+    res = ct.run(["systemctl", "cat", UNIT], check=False)
+    check(res.returncode != 0, "systemd still knows the unit after purge")
+    step("purge left nothing behind (%d paths compared)" % len(before))
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build-dir", required=True)
+    parser.add_argument("--cpack", default="cpack")
+    parser.add_argument("--cache", default=debian_tree.CACHE_DIR)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("the system tier must run as root")
+
+    work = tempfile.mkdtemp(prefix="left4me-overlay-system.", dir="/var/tmp")
+    ct = None
+    ok = False
+    try:
+        step("debootstrap tree (cached in %s)" % args.cache)
+        tree = debian_tree.cached_tree(args.cache)
+        version = package_version(args.build_dir)
+        old_version = version + "~systest1"
+        step("packaging %s and %s" % (old_version, version))
+        new_deb = build_package(args.cpack, args.build_dir, os.path.join(work, "new"), version)
+        old_deb = repackage(new_deb, os.path.join(work, "old"), old_version)
+        step("copying the tree")
+        root = os.path.join(work, "root")
+        debian_tree.copy_tree(tree, root)
+        step("booting the container")
+        ct = Container(root, os.path.join(work, "console.log"))
+        ct.boot()
+        step("booted (container PID 1 is host pid %d)" % ct.pid)
+        scenario(ct, old_deb, new_deb, old_version, version)
+        ok = True
+    except Failure as e:
+        print("FAILED: %s" % e, flush=True)
+        if ct is not None and ct.pid is not None and ct.nspawn.poll() is None:
+            journal = subprocess.run(ct.argv(["journalctl", "--no-pager", "-n", "80", "-o",
+                                              "short-monotonic"]),
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                     text=True).stdout
+            print("----- container journal (last 80 lines) -----\n" + journal)
+        if ct is not None:
+            print("----- container console (tail) -----\n" + ct.console())
+    finally:
+        if ct is not None:
+            ct.poweroff()
+        if args.keep:
+            print("work directory kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    step("done: %s" % ("ok" if ok else "FAILED"))
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
