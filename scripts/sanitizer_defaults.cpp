@@ -7,8 +7,8 @@
 // L4M_SAN_LOG_DIR/KIND.PID, where the script looks after the run, because a
 // report from a helper or from a daemon stopped by the fixture changes no
 // test's exit status. Options in the environment still override these.
-#ifndef L4M_SAN_LOG_DIR
-#error "compile with -DL4M_SAN_LOG_DIR=\"/absolute/dir\""
+#if !defined(L4M_SAN_LOG_DIR) || !defined(L4M_TSAN_SUPPRESSIONS)
+#error "compile with -DL4M_SAN_LOG_DIR=\"/dir\" -DL4M_TSAN_SUPPRESSIONS=\"/file\""
 #endif
 
 extern "C" {
@@ -22,6 +22,7 @@ const char* __ubsan_default_options() {
     return "halt_on_error=1:print_stacktrace=1:log_path=" L4M_SAN_LOG_DIR "/ubsan";
 }
 const char* __tsan_default_options() {
-    return "halt_on_error=1:second_deadlock_stack=1:log_path=" L4M_SAN_LOG_DIR "/tsan";
+    return "halt_on_error=1:second_deadlock_stack=1:suppressions=" L4M_TSAN_SUPPRESSIONS
+           ":log_path=" L4M_SAN_LOG_DIR "/tsan";
 }
 }

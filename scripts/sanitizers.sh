@@ -32,8 +32,17 @@ configure() {
     local dir=$1 sanitize=$2
     shift 2
     mkdir -p "$dir"
-    c++ -O2 -fPIC -c scripts/sanitizer_defaults.cpp -o "$dir/sanitizer_defaults.o" \
-        -DL4M_SAN_LOG_DIR="\"$top/$dir/sanitizer-logs\""
+    c++ -O2 -fPIC -c scripts/sanitizer_defaults.cpp -o "$dir/sanitizer_defaults.o.new" \
+        -DL4M_SAN_LOG_DIR="\"$top/$dir/sanitizer-logs\"" \
+        -DL4M_TSAN_SUPPRESSIONS="\"$top/scripts/tsan.supp\""
+    # CMake does not track objects given in linker flags: when the defaults
+    # change, remove the programs so that they are linked again.
+    if ! cmp -s "$dir/sanitizer_defaults.o.new" "$dir/sanitizer_defaults.o"; then
+        mv "$dir/sanitizer_defaults.o.new" "$dir/sanitizer_defaults.o"
+        find "$dir" -type f -executable \( -name 'left4me-*' -o -name '*_tests' \) -delete
+    else
+        rm "$dir/sanitizer_defaults.o.new"
+    fi
     cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DL4M_SANITIZE="$sanitize" \
         -DCMAKE_EXE_LINKER_FLAGS="$top/$dir/sanitizer_defaults.o" "$@" >/dev/null
 }
