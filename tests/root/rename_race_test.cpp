@@ -3,6 +3,7 @@
 // repeat: every mount that succeeds must be inside the layout, with the
 // layout's content, and nothing outside may ever be mounted on or shown.
 #include "error.hpp"
+#include "fs_open.hpp"
 #include "operations.hpp"
 #include "scratch.hpp"
 
@@ -14,6 +15,7 @@
 #include <gtest/gtest.h>
 #include <sys/mount.h>
 #include <thread>
+#include <tuple>
 #include <unistd.h>
 
 namespace {
@@ -22,10 +24,16 @@ using overlay::MountApi;
 using namespace l4m_test;
 namespace fs = std::filesystem;
 
-class RenameRace : public ::testing::TestWithParam<MountApi> {};
+using overlay::PathResolver;
+
+class RenameRace : public ::testing::TestWithParam<std::tuple<MountApi, PathResolver>> {
+  protected:
+    void TearDown() override { overlay::set_path_resolver(PathResolver::Auto); }
+};
 
 TEST_P(RenameRace, NeverMountsOutsideTheLayout) {
-    Layout layout = make_layout(GetParam());
+    overlay::set_path_resolver(std::get<1>(GetParam()));
+    Layout layout = make_layout(std::get<0>(GetParam()));
     const auto inst = layout.instance_dir("alpha");
     const auto lower = layout.root + "/overlays/mod";
     make_dirs(layout.outside + "/lower");
@@ -49,7 +57,7 @@ TEST_P(RenameRace, NeverMountsOutsideTheLayout) {
 
     int mounted = 0;
     int refused = 0;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
     while (std::chrono::steady_clock::now() < deadline) {
         try {
             overlay::mount_instance(layout.config, "alpha");
@@ -78,8 +86,17 @@ TEST_P(RenameRace, NeverMountsOutsideTheLayout) {
     EXPECT_GT(swaps.load(), 1000);
 }
 
-INSTANTIATE_TEST_SUITE_P(Apis, RenameRace,
-                         ::testing::Values(MountApi::LayerFds, MountApi::LowerdirStrings,
-                                           MountApi::Legacy));
+INSTANTIATE_TEST_SUITE_P(
+    ApisAndResolvers, RenameRace,
+    ::testing::Combine(::testing::Values(MountApi::LayerFds, MountApi::LowerdirStrings,
+                                         MountApi::Legacy),
+                       ::testing::Values(PathResolver::Openat2, PathResolver::NofollowWalk)),
+    [](const ::testing::TestParamInfo<std::tuple<MountApi, PathResolver>>& p) {
+        const MountApi api = std::get<0>(p.param);
+        return std::string(api == MountApi::LayerFds          ? "LayerFds"
+                           : api == MountApi::LowerdirStrings ? "LowerdirStrings"
+                                                              : "Legacy") +
+               (std::get<1>(p.param) == PathResolver::Openat2 ? "_Openat2" : "_NofollowWalk");
+    });
 
 } // namespace

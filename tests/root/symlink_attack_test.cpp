@@ -2,6 +2,7 @@
 // end in a specific error with nothing mounted anywhere and nothing outside
 // the layout opened (watched with inotify).
 #include "expect_error.hpp"
+#include "fs_open.hpp"
 #include "operations.hpp"
 #include "scratch.hpp"
 
@@ -36,9 +37,13 @@ class OutsideWatch {
     int fd_;
 };
 
-class SymlinkAttack : public ::testing::Test {
+// Run once with openat2 and once with the O_NOFOLLOW walk used where a
+// sandbox answers ENOSYS for openat2.
+class SymlinkAttack : public ::testing::TestWithParam<overlay::PathResolver> {
   protected:
+    void TearDown() override { overlay::set_path_resolver(overlay::PathResolver::Auto); }
     void SetUp() override {
+        overlay::set_path_resolver(GetParam());
         layout = make_layout();
         // A complete, valid-looking layout outside, for symlinks to lead to.
         for (const char* sub : {"/upper", "/work", "/merged", "/lower"}) {
@@ -61,75 +66,75 @@ class SymlinkAttack : public ::testing::Test {
     Layout layout;
 };
 
-TEST_F(SymlinkAttack, LowerdirOutsideEveryAllowedRoot) {
+TEST_P(SymlinkAttack, LowerdirOutsideEveryAllowedRoot) {
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.outside + "\n");
     expect_refused(ErrorCode::LowerdirNotAllowed, layout.outside + " is not beneath any");
 }
 
-TEST_F(SymlinkAttack, LowerdirWithDotDot) {
+TEST_P(SymlinkAttack, LowerdirWithDotDot) {
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root + "/installation/../../outside\n");
     expect_refused(ErrorCode::BadConfig, "instance.env:1");
 }
 
-TEST_F(SymlinkAttack, LowerdirThatIsASymlink) {
+TEST_P(SymlinkAttack, LowerdirThatIsASymlink) {
     fs::create_symlink(layout.outside, layout.root + "/installation/link");
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root + "/installation/link\n");
     expect_refused(ErrorCode::UnsafePath, "installation/link is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, LowerdirWithASymlinkedComponentPointingOutside) {
+TEST_P(SymlinkAttack, LowerdirWithASymlinkedComponentPointingOutside) {
     fs::create_symlink(layout.outside, layout.root + "/overlays/dir");
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root + "/overlays/dir/lower\n");
     expect_refused(ErrorCode::UnsafePath, "overlays/dir/lower is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, AllowedRootItselfASymlink) {
+TEST_P(SymlinkAttack, AllowedRootItselfASymlink) {
     fs::remove_all(layout.root + "/installation");
     fs::create_symlink(layout.outside, layout.root + "/installation");
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root + "/installation/lower\n");
     expect_refused(ErrorCode::UnsafePath, "installation is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, InstanceDirReplacedBySymlink) {
+TEST_P(SymlinkAttack, InstanceDirReplacedBySymlink) {
     replace_with_symlink(layout.instance_dir("alpha"), layout.outside);
     expect_refused(ErrorCode::UnsafePath, "instances/alpha is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, InstanceEnvReplacedBySymlink) {
+TEST_P(SymlinkAttack, InstanceEnvReplacedBySymlink) {
     replace_with_symlink(layout.instance_dir("alpha") + "/instance.env",
                          layout.outside + "/instance.env");
     expect_refused(ErrorCode::UnsafePath, "instance.env is a symlink");
 }
 
-TEST_F(SymlinkAttack, InstanceEnvIsAFifo) {
+TEST_P(SymlinkAttack, InstanceEnvIsAFifo) {
     const auto env = layout.instance_dir("alpha") + "/instance.env";
     fs::remove(env);
     ASSERT_EQ(::mkfifo(env.c_str(), 0644), 0);
     expect_refused(ErrorCode::UnsafePath, "instance.env is not a regular file");
 }
 
-TEST_F(SymlinkAttack, UpperReplacedBySymlink) {
+TEST_P(SymlinkAttack, UpperReplacedBySymlink) {
     replace_with_symlink(layout.instance_dir("alpha") + "/upper", layout.outside + "/upper");
     expect_refused(ErrorCode::UnsafePath, "alpha/upper is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, WorkReplacedBySymlink) {
+TEST_P(SymlinkAttack, WorkReplacedBySymlink) {
     replace_with_symlink(layout.instance_dir("alpha") + "/work", layout.outside + "/work");
     expect_refused(ErrorCode::UnsafePath, "alpha/work is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, MergedReplacedBySymlink) {
+TEST_P(SymlinkAttack, MergedReplacedBySymlink) {
     replace_with_symlink(layout.instance_dir("alpha") + "/merged", layout.outside + "/merged");
     expect_refused(ErrorCode::UnsafePath, "alpha/merged is or passes through a symlink");
 }
 
-TEST_F(SymlinkAttack, MergedIsAFile) {
+TEST_P(SymlinkAttack, MergedIsAFile) {
     fs::remove_all(layout.instance_dir("alpha") + "/merged");
     write_file(layout.instance_dir("alpha") + "/merged", "");
     expect_refused(ErrorCode::UnsafePath, "alpha/merged is not a directory");
 }
 
-TEST_F(SymlinkAttack, UnmountThroughASymlinkedInstanceTouchesNothing) {
+TEST_P(SymlinkAttack, UnmountThroughASymlinkedInstanceTouchesNothing) {
     // An overlay mounted outside by someone else must not be unmountable
     // by pointing an instance at it.
     overlay::mount_instance(layout.config, "alpha");
@@ -146,5 +151,12 @@ TEST_F(SymlinkAttack, UnmountThroughASymlinkedInstanceTouchesNothing) {
                              ErrorCode::UnsafePath, "symlink"));
     EXPECT_EQ(overlays_at(layout.root + "/instances/real/merged"), 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(
+    Resolvers, SymlinkAttack,
+    ::testing::Values(overlay::PathResolver::Openat2, overlay::PathResolver::NofollowWalk),
+    [](const ::testing::TestParamInfo<overlay::PathResolver>& p) {
+        return std::string(p.param == overlay::PathResolver::Openat2 ? "Openat2" : "NofollowWalk");
+    });
 
 } // namespace
