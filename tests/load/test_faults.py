@@ -38,13 +38,17 @@ def children(pid, comm=HELPER_COMM):
     return found
 
 
-def wait_for_helpers(daemon_pid, at_least=1, timeout=20):
-    """Waits until at least that many helpers of the daemon run; their pids."""
+def wait_for_helpers(daemon_pid, done=None, timeout=20):
+    """Waits until a helper of the daemon runs and returns the running
+    helpers' pids; or returns [] once done() is true (a fast unmount's
+    helper can come and go between two looks)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         pids = children(daemon_pid)
-        if len(pids) >= at_least:
+        if pids:
             return pids
+        if done is not None and done():
+            return []
         time.sleep(0.002)
     raise AssertionError("no helper of the daemon started within %ss" % timeout)
 
@@ -182,12 +186,19 @@ class DaemonKillTest(FaultTest):
     (they are processes of their own) and either complete their mount or
     never make it; a new daemon reads the truth from the mount table."""
 
-    def kill_daemon_during(self, method, names, expect_mounted_before):
+    def kill_daemon_during(self, method, names):
+        """Mount: the slow taint scan guarantees helpers are cut off. Unmount
+        has no scan and can be over on a fast machine before the kill: then
+        the test still checks the state, but cannot insist on interruption."""
         fx = self.fx
         daemon_pid = fx.daemon_proc.pid
         procs = self.start_calls(method, names)
-        wait_for_helpers(daemon_pid)
-        time.sleep(0.05)  # some further into their work than others
+        if method == "Mount":
+            wait_for_helpers(daemon_pid)
+            time.sleep(0.05)  # some further into their work than others
+        else:
+            wait_for_helpers(daemon_pid, done=lambda: not any(
+                overlays_on(fx.merged(n)) for n in names))
         fx.daemon_proc.kill()
         fx.daemon_proc.wait(10)
         self.assertEqual(fx.daemon_proc.returncode, -signal.SIGKILL)
@@ -202,8 +213,9 @@ class DaemonKillTest(FaultTest):
               "got no reply; afterwards %d of %d mounted"
               % (len(names), method, len(helpers), sum(1 for c in codes if c != 0),
                  sum(mounted.values()), len(names)))
-        self.assertGreater(sum(1 for c in codes if c != 0), 0,
-                           "every call finished before the kill: nothing was interrupted")
+        if method == "Mount":
+            self.assertGreater(sum(1 for c in codes if c != 0), 0,
+                               "every call finished before the kill: nothing was interrupted")
         fx.start_daemon()
         self.assertDaemonTellsTruth(names)
         return mounted
@@ -213,13 +225,13 @@ class DaemonKillTest(FaultTest):
         names = ["kill-%d" % i for i in range(6)]
         for n in names:
             self.make_slow_instance(n)
-        mounted = self.kill_daemon_during("Mount", names, False)
+        mounted = self.kill_daemon_during("Mount", names)
         # The new daemon works on every instance, whatever state it is in.
         for n in names:
             if not mounted[n]:
                 self.assertCallOk(fx.call("member", "Mount", n))
             self.assertMounted(n)
-        mounted = self.kill_daemon_during("Unmount", names, True)
+        mounted = self.kill_daemon_during("Unmount", names)
         for n in names:
             if mounted[n]:
                 self.assertCallOk(fx.call("member", "Unmount", n))
@@ -259,7 +271,7 @@ class BusRestartTest(FaultTest):
         print("\nbus restart: the service exited %d, %.2fs after the bus went"
               % (old.returncode, time.monotonic() - t0))
         self.assertEqual(old.returncode, 0, fx.log("daemon")[-2000:])
-        self.assertIn("stopped", fx.log("daemon").splitlines()[-1])
+        self.assertIn("left4me-overlayd: info: stopped", fx.log("daemon"))
         wait_gone(helpers)
         self.finish_calls(procs)
         for n in names:
@@ -296,7 +308,10 @@ class LeavingCallerTest(FaultTest):
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
             self.assertEqual(proc.stdout.readline().strip(), "SENT")
-            helpers = wait_for_helpers(fx.daemon_proc.pid)
+            # A fast unmount's helper may be gone before we look.
+            target = method == "Mount"
+            helpers = wait_for_helpers(
+                fx.daemon_proc.pid, done=lambda: bool(overlays_on(fx.merged(name))) == target)
             proc.send_signal(signal.SIGUSR1)
             self.assertEqual(proc.stdout.readline().strip(), "CLOSED")
             still_running = [p for p in helpers if os.path.exists("/proc/%d" % p)]
