@@ -12,7 +12,7 @@ test=(libgtest-dev libgmock-dev googletest python3 python3-dbus attr libxml2-uti
       systemd systemd-container debootstrap dpkg-dev file)
 extra=()
 if [[ "${1:-}" == "--with-checks" ]]; then
-    extra=(clang libclang-rt-14-dev valgrind)
+    extra=(clang libclang-rt-14-dev valgrind linux-perf strace) # perf, strace: bench/ profiling
 fi
 
 missing=()

@@ -18,6 +18,7 @@ namespace {
 
 constexpr std::string_view kFuseXattrPrefix = "user.fuseoverlayfs.";
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
+constexpr std::size_t kSmallList = 1024;
 
 struct DirCloser {
     void operator()(DIR* d) const { ::closedir(d); }
@@ -32,27 +33,47 @@ class UpperScan {
     void run(int upper_fd) {
         upper_mnt_id_ = mount_id(upper_fd, "");
         check_xattrs(upper_fd, "");
+        // The walk lists each file's xattrs by its one-component name
+        // relative to the working directory, which is always the directory
+        // being read (pinned by descriptor, never a path): one syscall per
+        // file instead of openat+flistxattr+close, the bulk of the scan's
+        // cost. The caller is single-threaded (operations.hpp), and the old
+        // working directory is restored on every way out.
+        const CwdRestore restore;
         std::vector<Frame> stack;
-        stack.push_back(open_frame(::dup(upper_fd), ""));
+        // A new open file description, not dup(): its own offset, so that a
+        // descriptor already read by the caller still gets a full scan.
+        stack.push_back(
+            open_frame(::openat(upper_fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC), ""));
+        int cwd = -1;
         while (!stack.empty()) {
+            const Frame& top = stack.back();
+            const int parent = ::dirfd(top.dir.get());
+            if (cwd != parent) {
+                if (::fchdir(parent) != 0) {
+                    fail_errno("enter directory", top.rel, errno);
+                }
+                cwd = parent;
+            }
             errno = 0;
-            dirent* entry = ::readdir(stack.back().dir.get());
+            dirent* entry = ::readdir(top.dir.get());
             if (entry == nullptr) {
                 if (errno != 0) {
-                    fail_errno("read directory", stack.back().rel, errno);
+                    fail_errno("read directory", top.rel, errno);
                 }
                 stack.pop_back();
+                cwd = -1; // its number may be reused by the next open
                 continue;
             }
             std::string_view name = entry->d_name;
             if (name == "." || name == "..") {
                 continue;
             }
-            const std::string rel = join(stack.back().rel, name);
+            // Built only when needed: most entries are files that pass.
+            auto rel = [&] { return join(top.rel, name); };
             if (name.starts_with(kWhiteoutPrefix)) {
-                taint(rel, "is a '.wh.' entry (a fuse-overlayfs whiteout or opaque marker)");
+                taint(rel(), "is a '.wh.' entry (a fuse-overlayfs whiteout or opaque marker)");
             }
-            const int parent = ::dirfd(stack.back().dir.get());
             unsigned char type = entry->d_type;
             if (type == DT_UNKNOWN) {
                 type = type_of(parent, entry->d_name, rel);
@@ -60,41 +81,61 @@ class UpperScan {
             // user.* xattrs exist only on regular files and directories, so
             // nothing else needs opening.
             if (type == DT_DIR) {
+                const std::string dir_rel = rel();
                 int fd = ::openat(parent, entry->d_name,
                                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
                 if (fd < 0) {
-                    skip_vanished(errno, "open", rel);
+                    skip_vanished(errno, "open", dir_rel);
                     continue;
                 }
                 UniqueFd dir(fd);
-                if (mount_id(dir.get(), rel) != upper_mnt_id_) {
+                if (mount_id(dir.get(), dir_rel) != upper_mnt_id_) {
                     continue; // another mount: not part of this upper
                 }
-                check_xattrs(dir.get(), rel);
+                check_xattrs(dir.get(), dir_rel);
                 if (stack.size() >= kMaxUpperDepth) {
                     throw Error(ErrorCode::UnsafePath, "instance " + std::string(instance_) +
                                                            ": upperdir " + printable(upper_path_) +
                                                            " is deeper than " +
                                                            std::to_string(kMaxUpperDepth) +
-                                                           " levels at " + printable(rel));
+                                                           " levels at " + printable(dir_rel));
                 }
-                stack.push_back(open_frame(dir.release(), rel));
+                stack.push_back(open_frame(dir.release(), dir_rel));
             } else if (type == DT_REG) {
-                // O_NONBLOCK|O_NOCTTY: if the file is swapped for a FIFO or a
-                // whiteout device meanwhile, opening it has no effect.
-                int fd = ::openat(parent, entry->d_name,
-                                  O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-                if (fd < 0) {
-                    skip_vanished(errno, "open", rel);
-                    continue;
-                }
-                UniqueFd file(fd);
-                check_xattrs(file.get(), rel);
+                // llistxattr: the name (no '/') is looked up in the working
+                // directory, i.e. `parent`, and a symlink swapped in
+                // meanwhile is not followed. Nothing is opened, so a FIFO or
+                // device swapped in has no effect either.
+                check_file_xattrs(entry->d_name, rel);
             }
         }
     }
 
   private:
+    // Saves the working directory and puts it back, also when the scan
+    // throws. The helper that runs the scan is single-threaded.
+    class CwdRestore {
+      public:
+        CwdRestore() : saved_(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) {
+            if (!saved_) {
+                throw_errno(ErrorCode::Failed, "taint scan: cannot save the working directory",
+                            errno);
+            }
+        }
+        ~CwdRestore() {
+            // Cannot fail for a directory we hold open; nothing to report
+            // from a destructor if it somehow did.
+            if (::fchdir(saved_.get()) != 0) {
+                return;
+            }
+        }
+        CwdRestore(const CwdRestore&) = delete;
+        CwdRestore& operator=(const CwdRestore&) = delete;
+
+      private:
+        UniqueFd saved_;
+    };
+
     struct Frame {
         DirPtr dir;
         std::string rel;
@@ -138,10 +179,11 @@ class UpperScan {
         }
     }
 
-    unsigned char type_of(int parent, const char* name, const std::string& rel) const {
+    template <typename Rel>
+    unsigned char type_of(int parent, const char* name, const Rel& rel) const {
         struct stat st {};
         if (::fstatat(parent, name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
-            skip_vanished(errno, "stat", rel);
+            skip_vanished(errno, "stat", rel());
             return DT_UNKNOWN;
         }
         if (S_ISDIR(st.st_mode)) {
@@ -158,20 +200,52 @@ class UpperScan {
         return stx.stx_mnt_id;
     }
 
+    // listxattr(2) allocates a kernel buffer of the size it is given (up to
+    // XATTR_LIST_MAX, 64 KiB) on every call: asking with the full size each
+    // time made that allocation most of the scan's cost. Nearly every list
+    // fits kSmallList; ERANGE means this one did not, and it is asked again
+    // with the full buffer.
+    template <typename List> ssize_t list_names(List list) {
+        ssize_t len = list(names_.data(), kSmallList);
+        if (len < 0 && errno == ERANGE) {
+            len = list(names_.data(), names_.size());
+        }
+        return len;
+    }
+
     void check_xattrs(int fd, const std::string& rel) {
-        ssize_t len = ::flistxattr(fd, names_.data(), names_.size());
+        ssize_t len =
+            list_names([fd](char* buf, std::size_t size) { return ::flistxattr(fd, buf, size); });
         if (len < 0) {
             if (errno == ENOTSUP) {
                 return; // a filesystem without xattrs cannot be tainted by them
             }
             fail_errno("list xattrs of", rel, errno);
         }
-        std::string_view list(names_.data(), static_cast<std::size_t>(len));
+        check_names(static_cast<std::size_t>(len), [&] { return rel; });
+    }
+
+    // A file, by its name in the working directory.
+    template <typename Rel> void check_file_xattrs(const char* name, const Rel& rel) {
+        ssize_t len = list_names(
+            [name](char* buf, std::size_t size) { return ::llistxattr(name, buf, size); });
+        if (len < 0) {
+            if (errno == ENOTSUP) {
+                return;
+            }
+            skip_vanished(errno, "list xattrs of", rel());
+            return;
+        }
+        check_names(static_cast<std::size_t>(len), rel);
+    }
+
+    template <typename Rel> void check_names(std::size_t len, const Rel& rel) {
+        std::string_view list(names_.data(), len);
         while (!list.empty()) {
             auto end = list.find('\0');
             auto xattr = list.substr(0, end);
             if (xattr.starts_with(kFuseXattrPrefix)) {
-                taint(rel, "carries xattr " + printable(xattr) + " (left by fuse-overlayfs)");
+                taint(rel(), "carries xattr " + printable(xattr) + " (left by fuse-overlayfs)");
             }
             if (end == std::string_view::npos) {
                 break;

@@ -1,0 +1,625 @@
+#!/usr/bin/python3
+"""left4me-overlay benchmarks (DESIGN 5 "bench/"): figures, not tests.
+
+    bench.py --build BUILD_DIR [--quick] [--json PATH] [--markdown PATH]
+
+Runs inside the dbus tier's fixture (tests/dbus/l4m_fixture.py, imported,
+not copied): a private mount namespace with a private system-like bus, the
+real polkitd with our policy and rules, test users, and left4me-overlayd
+running the helper from BUILD_DIR. Re-executes itself under `unshare
+--mount` first, as run_dbus_tests.py does. Root only.
+
+Every duration is measured inside a compiled client (bench/client_bench.cpp,
+the generated sdbus-c++ proxy, connection made once) or the in-process core
+bench (bench/core_bench.cpp), never around a process start-up, except where
+the start-up is the thing measured (sudo, the bare helper, getfattr, the
+daemon's start).
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "tests", "dbus"))
+
+TAINT_ENTRIES = 100_000
+LOWER_COUNTS = (1, 50, 500)
+MOUNT_APIS = ("fd", "string", "legacy")
+CLIENT_COUNTS = (1, 8, 32)
+
+# Targets from the issue (6): median pair through the bus, the daemon's
+# own share of it, taint scan vs getfattr, 32-client scaling, idle RSS.
+TARGET_PAIR_MS = 4.0
+TARGET_SHARE_MS = 1.0
+TARGET_TAINT_RATIO = 3.0
+TARGET_SCALING = 1.6
+TARGET_RSS_KIB = 8 * 1024
+
+
+def percentile(sorted_values, p):
+    """Nearest-rank percentile (no interpolation: a value that occurred)."""
+    k = max(0, min(len(sorted_values) - 1, int(round(p / 100.0 * len(sorted_values) + 0.5)) - 1))
+    return sorted_values[k]
+
+
+def summary(ns_values):
+    v = sorted(x / 1e6 for x in ns_values)
+    return {"n": len(v), "median_ms": statistics.median(v), "p90_ms": percentile(v, 90),
+            "p99_ms": percentile(v, 99), "min_ms": v[0], "max_ms": v[-1]}
+
+
+def loadavg():
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def proc_cpu_s(pid):
+    """(own, reaped children) CPU seconds of pid, user+system."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
+    return (utime + stime) / CLK_TCK, (cutime + cstime) / CLK_TCK
+
+
+def children_cpu_s():
+    import resource
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Bench:
+    def __init__(self, fx, build, quick):
+        self.fx = fx
+        self.client = os.path.join(build, "l4m-bench-client")
+        self.core = os.path.join(build, "l4m-bench-core")
+        self.helper = fx.helper_path
+        self.quick = quick
+        self.rows = []      # (key, label, summary or value dict)
+        self.results = {"rows": {}, "notes": []}
+
+    def n(self, full, quick):
+        return quick if self.quick else full
+
+    # --------------------------------------------------------------- running
+    def run(self, role, argv, timeout=900):
+        res = self.fx.run(role, argv, timeout=timeout)
+        if res.returncode != 0:
+            raise RuntimeError("%s failed (%s):\n%s%s" % (" ".join(argv), res.returncode,
+                                                           res.stdout[-2000:], res.stderr[-4000:]))
+        return res.stdout
+
+    def samples(self, role, argv):
+        return [int(x) for x in self.run(role, argv).split()]
+
+    def cpu_snapshot(self):
+        fx = self.fx
+        d_own, d_children = proc_cpu_s(fx.daemon_proc.pid)
+        return {"bench client tree": children_cpu_s(),
+                "dbus-daemon": proc_cpu_s(fx.dbus_proc.pid)[0],
+                "polkitd": proc_cpu_s(fx.polkitd_proc.pid)[0],
+                "left4me-overlayd": d_own, "helpers (exec'ed by the daemon)": d_children}
+
+    def cpu_per_op(self, key, before, ops):
+        """CPU time per operation of each process taking part: unlike wall
+        time, it hardly grows with the other load on this shared machine
+        (granularity: one clock tick, 10 ms, over the whole run)."""
+        after = self.cpu_snapshot()
+        per = {k: (after[k] - before[k]) * 1000.0 / ops for k in after}
+        per["total"] = sum(per.values())
+        self.results["rows"][key]["cpu_ms_per_op"] = per
+        print("    CPU ms per op: " + ", ".join("%s %.3f" % kv for kv in per.items()), flush=True)
+        return per
+
+    def record(self, key, label, stats, **extra):
+        stats = dict(stats, label=label, **extra)
+        self.results["rows"][key] = stats
+        med = stats.get("median_ms")
+        print("  %-58s n=%-5s median %8.3f ms  p90 %8.3f  p99 %8.3f"
+              % (label, stats.get("n"), med, stats.get("p90_ms"), stats.get("p99_ms")),
+              flush=True)
+        return stats
+
+    # ----------------------------------------------------------------- setup
+    def write_config(self, mount_api=None):
+        """The fixture's config plus MountApi; the helper reads it per call,
+        so the running daemon follows without a restart."""
+        self.fx.write_config()
+        if mount_api:
+            with open(self.fx.config_path, "a") as f:
+                f.write("MountApi=%s\n" % mount_api)
+
+    def make_lowers(self, count):
+        lowers = []
+        base = os.path.join(self.fx.root, "overlays")
+        for i in range(count):
+            d = os.path.join(base, "l%03d" % i)
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "f%03d.txt" % i), "w") as f:
+                f.write("layer %d\n" % i)
+            lowers.append(d)
+        return lowers
+
+    def make_taint_tree(self):
+        """TAINT_ENTRIES entries below upper/: 10 x 10 x 10 directories
+        (1,110 with the two upper levels), files spread over the 1,000
+        leaves, 1 file in 100 with an unrelated user.* xattr (what a clean
+        upper may carry), none with user.fuseoverlayfs.*: a full walk."""
+        upper = os.path.join(self.fx.tmp, "taint", "upper")
+        os.makedirs(upper)
+        dirs = []
+        for a in range(10):
+            for b in range(10):
+                for c in range(10):
+                    dirs.append(os.path.join(upper, "d%d" % a, "e%d" % b, "g%d" % c))
+        for d in dirs:
+            os.makedirs(d)
+        n_dirs = 10 + 100 + 1000
+        n_files = TAINT_ENTRIES - n_dirs
+        payload = b"x" * 64
+        for i in range(n_files):
+            path = os.path.join(dirs[i % len(dirs)], "file%06d.vpk" % i)
+            with open(path, "wb") as f:
+                f.write(payload)
+            if i % 100 == 0:
+                os.setxattr(path, "user.l4m.bench", b"clean")
+        return upper
+
+    # ------------------------------------------------------------ the figures
+    def pair_bus(self):
+        self.fx.make_instance("lat")
+        n = self.n(1000, 200)
+        before = self.cpu_snapshot()
+        s = self.record("pair_bus", "Mount+Unmount via D-Bus (member, C++ proxy)",
+                        summary(self.samples("member", [self.client, "pairs", "lat", str(n)])))
+        self.cpu_per_op("pair_bus", before, n + 1)
+        return s
+
+    def restart_daemon(self, helper):
+        import l4m_fixture
+        self.fx.daemon_proc.terminate()
+        self.fx.daemon_proc.wait(10)
+        self.fx.wait_for_name_gone(l4m_fixture.BUS_NAME)
+        self.fx.helper_path = helper
+        self.fx.start_daemon()
+
+    def pair_static(self):
+        """The helper linked statically (bench/CMakeLists.txt): what the
+        dynamic loader costs per exec, directly and through the bus."""
+        static = os.path.join(os.path.dirname(self.client), "l4m-bench-helper-static")
+        n = self.n(500, 100)
+        before = self.cpu_snapshot()
+        self.record("pair_helper_static", "Mount+Unmount, static helper exec'ed per op (root)",
+                    summary(self.samples("root", [self.client, "spawnpair", "core", str(n),
+                                                  static, "--config", self.fx.config_path])))
+        self.cpu_per_op("pair_helper_static", before, n + 1)
+        self.restart_daemon(static)
+        try:
+            n = self.n(1000, 200)
+            before = self.cpu_snapshot()
+            self.record("pair_bus_static", "Mount+Unmount via D-Bus, daemon runs the static helper",
+                        summary(self.samples("member", [self.client, "pairs", "lat", str(n)])))
+            self.cpu_per_op("pair_bus_static", before, n + 1)
+        finally:
+            self.restart_daemon(self.helper)
+
+    def profile(self, seconds_pairs):
+        """perf (cpu-clock: this VM has no hardware counters) over the whole
+        machine while pairs go through the bus; the top symbols per program."""
+        if not os.path.isdir(os.path.join(self.fx.instances, "lat")):
+            self.fx.make_instance("lat")
+        data = "/tmp/l4m-bench-perf.data"  # kept after the run, for perf report
+        perf = subprocess.Popen(["perf", "record", "-q", "-a", "-g", "-e", "cpu-clock", "-o", data],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            time.sleep(0.5)
+            self.run("member", [self.client, "pairs", "lat", str(seconds_pairs)])
+        finally:
+            perf.send_signal(2)
+            perf.wait(60)
+        # comm is cut to 15 characters: daemon and helper both show as
+        # left4me-overlay; the dso column tells them apart.
+        for comm in ("left4me-overlay", "polkitd", "dbus-daemon"):
+            rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                  "--comm", comm, "--sort", "dso,sym", "-g", "none",
+                                  "--percent-limit", "1.5"], capture_output=True, text=True)
+            if rep.returncode != 0:
+                print(rep.stderr[-2000:])
+            print("---- perf: %s ----" % comm)
+            print("\n".join(l for l in rep.stdout.splitlines() if l.strip() and
+                            not l.startswith("#"))[:3000])
+
+    def pair_core(self):
+        self.fx.make_instance("core")
+        n = self.n(2000, 300)
+        before = self.cpu_snapshot()
+        s = self.record("pair_core", "Mount+Unmount in-process core (floor)",
+                           summary(self.samples("root", [self.core, "--config", self.fx.config_path,
+                                                         "pair", "core", str(n)])))
+        self.cpu_per_op("pair_core", before, n)
+        return s
+
+    def pair_fork(self):
+        n = self.n(1000, 200)
+        before = self.cpu_snapshot()
+        s = self.record("pair_fork", "Mount+Unmount, fork() per op, no exec (fork-server)",
+                           summary(self.samples("root", [self.core, "--config", self.fx.config_path,
+                                                         "forkpair", "core", str(n)])))
+        self.cpu_per_op("pair_fork", before, n)
+        return s
+
+    def pair_helper(self):
+        n = self.n(500, 100)
+        before = self.cpu_snapshot()
+        s = self.record("pair_helper", "Mount+Unmount, helper exec'ed per op (root, no sudo)",
+                           summary(self.samples("root", [self.client, "spawnpair", "core", str(n),
+                                                         self.helper, "--config",
+                                                         self.fx.config_path])))
+        self.cpu_per_op("pair_helper", before, n + 1)
+        return s
+
+    def pair_sudo(self):
+        self.fx.make_instance("sudo")
+        sudoers = os.path.join(self.fx.tmp, "sudoers.d")
+        os.mkdir(sudoers, 0o755)
+        rule = os.path.join(sudoers, "left4me-bench")
+        # The packaged sudoers line's shape: the member may run the drop-in
+        # as root without a password (here with the fixture's --config).
+        with open(rule, "w") as f:
+            f.write("%s ALL=(root) NOPASSWD: %s\n" % (self.fx.users["member"][0], self.helper))
+        os.chmod(rule, 0o440)
+        import l4m_fixture
+        l4m_fixture.mount(sudoers, "/etc/sudoers.d", None, l4m_fixture.MS_BIND)
+        n = self.n(500, 100)
+        before = self.cpu_snapshot()
+        s = self.record("pair_sudo", "Mount+Unmount via sudo left4me-overlay (member)",
+                           summary(self.samples("member", [self.client, "spawnpair", "sudo",
+                                                           str(n), "/usr/bin/sudo", "-n",
+                                                           self.helper, "--config",
+                                                           self.fx.config_path])))
+        self.cpu_per_op("pair_sudo", before, n + 1)
+        return s
+        self.cpu_per_op("pair_helper", before, n + 1)
+        return s
+
+    def polkit_check(self):
+        holder = self.fx.popen("member", [self.client, "hold"], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE)
+        try:
+            name = holder.stdout.readline().strip()
+            if not name.startswith(":"):
+                raise RuntimeError("hold gave no bus name")
+            n = self.n(1000, 200)
+            before = self.cpu_snapshot()
+            s = self.record("polkit_check", "polkit CheckAuthorization alone (mount action)",
+                            summary(self.samples("root", [self.client, "polkit", name,
+                                                          "org.left4me.overlay.mount", "lat",
+                                                          str(n)])))
+            self.cpu_per_op("polkit_check", before, n + 1)
+        finally:
+            holder.stdin.close()
+            holder.wait(10)
+        return s
+
+    def throughput(self):
+        secs = self.n(8, 3)
+        out = {}
+        for k in CLIENT_COUNTS:
+            for i in range(k):
+                if not os.path.isdir(os.path.join(self.fx.instances, "tp%d" % i)):
+                    self.fx.make_instance("tp%d" % i)
+            pairs, elapsed = self.run("member", [self.client, "throughput", "tp", str(k),
+                                                 str(secs)]).split()
+            rate = int(pairs) / float(elapsed)
+            out[k] = {"clients": k, "pairs": int(pairs), "seconds": float(elapsed),
+                      "pairs_per_s": rate}
+            print("  throughput %2d clients: %6d pairs in %.2f s = %7.1f pairs/s"
+                  % (k, int(pairs), float(elapsed), rate), flush=True)
+        self.results["throughput"] = out
+        return out
+
+    def taint(self):
+        t0 = time.monotonic()
+        upper = self.make_taint_tree()
+        print("  (made %d entries in %.1f s)" % (TAINT_ENTRIES, time.monotonic() - t0), flush=True)
+        count = sum(len(d) + len(f) for _, d, f in os.walk(upper))
+        assert count == TAINT_ENTRIES, count
+        n = self.n(20, 5)
+        cpu0 = children_cpu_s()
+        scan = self.record("taint_scan", "taint scan, 100,000 entries (core, tmpfs)",
+                           summary(self.samples("root", [self.core, "taint", upper, str(n)])))
+        scan["cpu_ms_per_scan"] = (children_cpu_s() - cpu0) * 1000.0 / n
+        cpu0 = children_cpu_s()
+        argv = ["getfattr", "-R", "-d", "-m", r"^user\.fuseoverlayfs\.", upper]
+        times = []
+        for _ in range(self.n(10, 3)):
+            start = time.monotonic_ns()
+            res = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            times.append(time.monotonic_ns() - start)
+            if res.returncode != 0 or res.stdout.strip():
+                raise RuntimeError("getfattr: rc %d, %r %r" % (res.returncode, res.stdout[:200],
+                                                              res.stderr[:200]))
+        gf_cpu = (children_cpu_s() - cpu0) * 1000.0 / len(times)
+        gf = self.record("taint_getfattr", "getfattr -R -d -m '^user\\.fuseoverlayfs\\.' (same tree)",
+                         summary(times), cpu_ms_per_scan=gf_cpu)
+        print("    CPU ms per walk (user+sys): scan %.1f, getfattr %.1f"
+              % (scan["cpu_ms_per_scan"], gf_cpu), flush=True)
+        return scan, gf
+
+    def lowerdirs(self):
+        lowers = self.make_lowers(max(LOWER_COUNTS))
+        n_core = self.n(100, 20)
+        n_bus = self.n(50, 10)
+        out = {}
+        for count in LOWER_COUNTS:
+            name = "low%d" % count
+            self.fx.make_instance(name, lowerdirs=lowers[:count])
+        for api in MOUNT_APIS:
+            self.write_config(api)
+            for count in LOWER_COUNTS:
+                name = "low%d" % count
+                core = summary(self.samples("root", [self.core, "--config", self.fx.config_path,
+                                                     "mount", name, str(n_core)]))
+                self.record("mount_%s_%d_core" % (api, count),
+                            "Mount alone, MountApi=%s, %d lowerdirs, in-process" % (api, count),
+                            core)
+                bus = summary(self.samples("member", [self.client, "mount", name, str(n_bus)]))
+                self.record("mount_%s_%d_bus" % (api, count),
+                            "Mount alone, MountApi=%s, %d lowerdirs, via D-Bus" % (api, count),
+                            bus)
+                out["%s/%d" % (api, count)] = {"core": core, "bus": bus}
+        self.write_config()
+        return out
+
+    def rss(self, when):
+        with open("/proc/%d/status" % self.fx.daemon_proc.pid) as f:
+            status = dict(line.split(":", 1) for line in f if ":" in line)
+        kib = {k: int(status[k].split()[0]) for k in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
+        # Pss: file pages shared with other processes (libc, glib, ...)
+        # counted by share; what the daemon really adds to the machine.
+        with open("/proc/%d/smaps_rollup" % self.fx.daemon_proc.pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    kib["Pss"] = int(line.split()[1])
+        self.results.setdefault("rss", {})[when] = kib
+        # Which mappings hold the resident pages (to see what bounds VmRSS).
+        by_map = {}
+        current = None
+        with open("/proc/%d/smaps" % self.fx.daemon_proc.pid) as f:
+            for line in f:
+                head = line.split()
+                if head and "-" in head[0] and ":" not in head[0]:
+                    current = head[5] if len(head) > 5 else "[anon]"
+                elif line.startswith("Rss:"):
+                    by_map[current] = by_map.get(current, 0) + int(head[1])
+        top = sorted(by_map.items(), key=lambda kv: -kv[1])[:12]
+        self.results.setdefault("rss_by_mapping", {})[when] = dict(top)
+        print("  daemon %s: VmRSS %d KiB (anon %d, file %d), Pss %d KiB, VmHWM %d KiB"
+              % (when, kib["VmRSS"], kib["RssAnon"], kib["RssFile"], kib["Pss"], kib["VmHWM"]),
+              flush=True)
+        return kib
+
+    def startup(self):
+        """Process start -> name owned -> first replies. Bus activation
+        cannot be used: the private bus's setuid activation helper reads the
+        real system config (TESTING-NOTES)."""
+        import l4m_fixture
+        self.fx.daemon_proc.terminate()
+        self.fx.daemon_proc.wait(10)
+        self.fx.wait_for_name_gone(l4m_fixture.BUS_NAME)
+        argv = [self.fx.daemon_path, "--config", self.fx.config_path, "--helper", self.helper,
+                "--exit-idle-time", "0"]
+        owned, version, listed = [], [], []
+        for _ in range(self.n(20, 5)):
+            out = self.run("root", [self.client, "startup"] + argv).split()
+            pid = int(out[0])
+            owned.append(int(out[1]))
+            version.append(int(out[2]))
+            listed.append(int(out[3]))
+            os.kill(pid, 15)
+            # the client has exited: we are the subreaper of its daemon
+            for _ in range(500):
+                try:
+                    wpid, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    break
+                if wpid == pid:
+                    break
+                time.sleep(0.01)
+            self.fx.wait_for_name_gone(l4m_fixture.BUS_NAME)
+        self.record("start_owned", "daemon exec -> bus name owned", summary(owned))
+        self.record("start_version", "daemon exec -> first reply (Version property)",
+                    summary(version))
+        self.record("start_list", "daemon exec -> first ListInstances reply (runs helper)",
+                    summary(listed))
+
+
+def markdown(results):
+    r = results["rows"]
+    lines = []
+    meta = results["meta"]
+    lines.append("Machine: %s, %d CPUs, kernel %s; load average %s at start, %s at end "
+                 "(shared machine). Tree: git %s, Release build (-O3). Client: %s. "
+                 "All files on tmpfs; no cache dropped (warm). Wall times in ms."
+                 % (meta["cpu"], meta["cpus"], meta["kernel"], meta["load_start"],
+                    meta["load_end"], meta.get("git", "?"), meta["client"]))
+    lines.append("")
+    lines.append("| figure | n | median ms | p90 ms | p99 ms |")
+    lines.append("|---|---:|---:|---:|---:|")
+    for key, row in r.items():
+        lines.append("| %s | %d | %.3f | %.3f | %.3f |" % (row["label"], row["n"], row["median_ms"],
+                                                         row["p90_ms"], row["p99_ms"]))
+    lines.append("")
+    cpu_rows = [(row["label"], row["cpu_ms_per_op"]) for row in r.values() if "cpu_ms_per_op" in row]
+    if cpu_rows:
+        cols = list(cpu_rows[0][1].keys())
+        lines.append("CPU time per pair (ms), by process (user+sys from /proc, reaped children included; much less sensitive to the other load than wall time):")
+        lines.append("")
+        lines.append("| figure | " + " | ".join(cols) + " |")
+        lines.append("|---|" + "---:|" * len(cols))
+        for label, per in cpu_rows:
+            lines.append("| %s | " % label + " | ".join("%.3f" % per[c] for c in cols) + " |")
+        lines.append("")
+    tp = results.get("throughput", {})
+    if tp:
+        lines.append("| concurrent clients (distinct instances) | pairs | seconds | pairs/s |")
+        lines.append("|---:|---:|---:|---:|")
+        for k, v in tp.items():
+            lines.append("| %s | %d | %.2f | %.1f |" % (k, v["pairs"], v["seconds"],
+                                                      v["pairs_per_s"]))
+        lines.append("")
+    rss = results.get("rss", {})
+    if rss:
+        lines.append("| daemon memory | VmRSS KiB | RssAnon KiB | RssFile KiB | Pss KiB | VmHWM KiB |")
+        lines.append("|---|---:|---:|---:|---:|---:|")
+        for when, v in rss.items():
+            lines.append("| %s | %d | %d | %d | %d | %d |" % (when, v["VmRSS"], v["RssAnon"],
+                                                             v["RssFile"], v["Pss"], v["VmHWM"]))
+        lines.append("")
+    t = results.get("targets", [])
+    if t:
+        lines.append("| target | value | holds |")
+        lines.append("|---|---|---|")
+        for item in t:
+            lines.append("| %s | %s | %s |" % (item["target"], item["value"],
+                                               "yes" if item["holds"] else "**no**"))
+        lines.append("")
+    return "\n".join(lines)
+
+
+def targets(results):
+    r = results["rows"]
+    out = []
+
+    def add(target, value, holds):
+        out.append({"target": target, "value": value, "holds": bool(holds)})
+
+    if "pair_bus" in r:
+        pair = r["pair_bus"]["median_ms"]
+        add("pair via D-Bus median <= %.0f ms" % TARGET_PAIR_MS, "%.3f ms" % pair,
+            pair <= TARGET_PAIR_MS)
+        if "pair_core" in r and "polkit_check" in r:
+            # A pair is two authorized calls: two polkit checks.
+            share = pair - r["pair_core"]["median_ms"] - 2 * r["polkit_check"]["median_ms"]
+            results["daemon_share_ms"] = share
+            add("daemon share (pair - floor - 2 x polkit check) <= %.0f ms" % TARGET_SHARE_MS,
+                "%.3f ms" % share, share <= TARGET_SHARE_MS)
+    if "taint_scan" in r and "taint_getfattr" in r:
+        ratio = r["taint_getfattr"]["median_ms"] / r["taint_scan"]["median_ms"]
+        cpu = ""
+        if "cpu_ms_per_scan" in r["taint_scan"]:
+            cpu = " (CPU time: %.2fx)" % (r["taint_getfattr"]["cpu_ms_per_scan"] /
+                                         max(r["taint_scan"]["cpu_ms_per_scan"], 1e-9))
+        add("taint scan >= %.0fx as fast as getfattr" % TARGET_TAINT_RATIO,
+            "%.2fx wall%s" % (ratio, cpu), ratio >= TARGET_TAINT_RATIO)
+    tp = results.get("throughput", {})
+    if 1 in tp and 32 in tp:
+        ratio = tp[32]["pairs_per_s"] / tp[1]["pairs_per_s"]
+        add("32 clients >= %.1fx the throughput of 1" % TARGET_SCALING, "%.2fx" % ratio,
+            ratio >= TARGET_SCALING)
+    rss = results.get("rss", {})
+    if rss:
+        worst = max(v["VmRSS"] for v in rss.values())
+        add("daemon idle VmRSS <= 8 MiB", "%.1f MiB (largest sample)" % (worst / 1024.0),
+            worst <= TARGET_RSS_KIB)
+    return out
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--build", required=True)
+    parser.add_argument("--quick", action="store_true", help="small n, for trying it out")
+    parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
+    parser.add_argument("--markdown", help="also write the table here")
+    parser.add_argument("--only", help="comma-separated: pairs,throughput,taint,lowerdirs,startup")
+    args = parser.parse_args()
+
+    if os.environ.get("L4MT_PRIVATE_NS") != str(os.getpid()):
+        if os.geteuid() != 0:
+            sys.exit("bench.py must run as root (it builds a private fixture)")
+        env = dict(os.environ, L4MT_PRIVATE_NS=str(os.getpid()))
+        os.execvpe("unshare", ["unshare", "--mount", "--propagation", "private",
+                               sys.executable, os.path.abspath(__file__)] + sys.argv[1:], env)
+
+    import signal
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
+    import l4m_fixture
+    build = os.path.abspath(args.build)
+    daemon = os.path.join(build, "left4me-overlay", "src", "daemon", "left4me-overlayd")
+    helper = os.path.join(build, "left4me-overlay", "src", "overlay-cmd", "left4me-overlay")
+    fx = l4m_fixture.Fixture(REPO, daemon=daemon, helper=helper)
+    only = set(args.only.split(",")) if args.only else None
+    want = lambda part: only is None or part in only  # noqa: E731
+
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    results = None
+    try:
+        fx.start()
+        l4m_fixture.CURRENT = fx
+        b = Bench(fx, build, args.quick)
+        results = b.results
+        results["meta"] = {"cpu": cpu, "cpus": os.cpu_count(), "kernel": platform.release(),
+                           "load_start": loadavg(), "quick": args.quick,
+                           "started": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+                           "client": "C++ (sdbus-c++ 1.2, generated proxy), one connection "
+                                     "per client, blocking calls"}
+        git = subprocess.run(["git", "-C", REPO, "describe", "--always", "--dirty"],
+                             capture_output=True, text=True)
+        results["meta"]["git"] = git.stdout.strip()
+        print("load average at start: %s (git %s)" % (results["meta"]["load_start"],
+                                                     results["meta"]["git"]), flush=True)
+        b.rss("after start, no call yet")
+        if want("pairs"):
+            b.pair_bus()
+            b.pair_core()
+            b.polkit_check()
+            b.pair_helper()
+            b.pair_fork()
+            b.pair_sudo()
+            b.pair_static()
+        if only is not None and "profile" in only:  # opt-in: it records the whole machine
+            b.profile(300)
+        if want("throughput"):
+            b.throughput()
+        if want("lowerdirs"):
+            b.lowerdirs()
+        b.rss("after the calls above")
+        if want("taint"):
+            b.taint()
+        if want("startup"):
+            b.startup()
+        results["meta"]["load_end"] = loadavg()
+        results["targets"] = targets(results)
+        with open(args.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+        text = markdown(results)
+        print()
+        print(text)
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(text + "\n")
+    finally:
+        if results is None or "targets" not in results:
+            for name in ("dbus", "polkitd", "daemon"):
+                text = fx.log(name) if fx.tmp else ""
+                if text.strip():
+                    print("----- %s log (last 3000 chars) -----\n%s" % (name, text[-3000:]))
+        fx.stop()
+
+
+if __name__ == "__main__":
+    main()
