@@ -137,8 +137,8 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
     call.pid = result.pid;
     call.polkit = result.polkit;
     const VerbInfo& vi = info(static_cast<int>(call.verb));
-    const std::string what =
-        std::string(vi.name) + (call.instance.empty() ? std::string() : " of " + call.instance);
+    const std::string what = std::string(vi.name) +
+                             (call.instance.empty() ? std::string() : " instance " + call.instance);
     const std::string why = result.detail.empty() ? std::string() : ": " + result.detail;
 
     try {
