@@ -7,6 +7,7 @@
 # input is left in build-fuzz/artifacts/ (reproduce: build-fuzz/fuzz/fuzz_T FILE).
 #   FUZZ_SECONDS=N      seconds per target (default 20)
 #   FUZZ_TARGETS="a b"  a subset of: instance_env config instance_name mountinfo helper_protocol
+#   FUZZ_JOBS=N         targets run at once (default 2)
 #   BUILD_DIR=DIR       build directory (default build-fuzz)
 # Needs clang and libclang-rt-14-dev (scripts/install-deps.sh --with-checks).
 set -euo pipefail
@@ -26,30 +27,44 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 
 artifacts=$build/artifacts
 mkdir -p "$artifacts"
-failed=()
-for target in $targets; do
-    exe=$build/fuzz/fuzz_$target
-    seeds=fuzz/corpus/$target
-    [[ -d $seeds ]] || { echo "fuzz.sh: no seed corpus $seeds" >&2; exit 2; }
+# run_target T: fuzzes T for $seconds; returns non-zero on a finding.
+run_target() {
+    local target=$1
+    local exe=$build/fuzz/fuzz_$target seeds=fuzz/corpus/$target
+    [[ -d $seeds ]] || { echo "fuzz.sh: no seed corpus $seeds" >&2; return 2; }
     # New inputs go to a scratch corpus in the build directory; the committed
     # seeds are only read.
-    work=$build/corpus/$target
+    local work=$build/corpus/$target
     mkdir -p "$work"
-    dict=()
+    local dict=()
     [[ -f fuzz/dict/$target.dict ]] && dict=(-dict="fuzz/dict/$target.dict")
-    log=$build/fuzz-$target.log
-    echo "=== fuzz_$target: ${seconds}s from $(ls "$seeds" | wc -l) seeds"
+    local log=$build/fuzz-$target.log
     if "$exe" "$work" "$seeds" "${dict[@]}" -max_total_time="$seconds" -max_len=8192 \
         -timeout=10 -rss_limit_mb=2048 -artifact_prefix="$artifacts/$target-" \
         -print_final_stats=1 >"$log" 2>&1; then
-        grep -E '^Done [0-9]+ runs|stat::number_of_executed_units|stat::new_units_added' "$log" |
-            tr '\n' ' '
-        echo "cov: $(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2) edges"
+        echo "fuzz_$target: $(ls "$seeds" | wc -l) seeds," \
+            "$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$') runs," \
+            "$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2) edges, no finding"
     else
         echo "fuzz_$target FAILED; last lines of $log:" >&2
         tail -n 60 "$log" >&2
-        failed+=("$target")
+        return 1
     fi
+}
+
+# Two targets at a time (FUZZ_JOBS): the machine has two cores.
+echo "=== fuzzing ${seconds}s per target, ${FUZZ_JOBS:-2} at a time"
+declare -A pids=()
+failed=()
+for target in $targets; do
+    while (($(jobs -rp | wc -l) >= ${FUZZ_JOBS:-2})); do
+        wait -n || true
+    done
+    run_target "$target" &
+    pids[$target]=$!
+done
+for target in "${!pids[@]}"; do
+    wait "${pids[$target]}" || failed+=("$target")
 done
 if ((${#failed[@]})); then
     echo "fuzz.sh: findings in: ${failed[*]} (inputs in $artifacts/)" >&2

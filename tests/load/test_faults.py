@@ -85,7 +85,7 @@ class FaultTest(ServiceTest):
     # before the mount) takes a while: a window to kill things in the
     # middle of a mount. Hard links: names are all the scan walks, and they
     # cost no inodes.
-    SLOW_ENTRIES = int(os.environ.get("L4M_FAULT_SLOW_ENTRIES", "40000"))
+    SLOW_ENTRIES = int(os.environ.get("L4M_FAULT_SLOW_ENTRIES", "25000"))
 
     def make_slow_instance(self, name):
         d = self.fx.make_instance(name)
@@ -299,7 +299,7 @@ class LeavingCallerTest(FaultTest):
     being carried out: the operation completes exactly as if it had waited,
     and nothing stays behind in the daemon."""
 
-    ROUNDS = 8
+    ROUNDS = 5
 
     def leave_during(self, method, name):
         fx = self.fx
