@@ -257,6 +257,15 @@ class Bench:
         self.cpu_per_op("pair_fork", before, n)
         return s
 
+    def pair_vfork(self):
+        n = self.n(1000, 200)
+        before = self.cpu_snapshot()
+        s = self.record("pair_vfork", "Mount+Unmount, clone(CLONE_VM|CLONE_VFORK) per op, no exec",
+                        summary(self.samples("root", [self.core, "--config", self.fx.config_path,
+                                                      "vforkpair", "core", str(n)])))
+        self.cpu_per_op("pair_vfork", before, n)
+        return s
+
     def pair_helper(self):
         n = self.n(500, 100)
         before = self.cpu_snapshot()
@@ -589,6 +598,7 @@ def main():
             b.polkit_check()
             b.pair_helper()
             b.pair_fork()
+            b.pair_vfork()
             b.pair_sudo()
             b.pair_static()
         if only is not None and "profile" in only:  # opt-in: it records the whole machine

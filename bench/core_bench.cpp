@@ -9,6 +9,9 @@
 //                                                 child: the shape of DESIGN
 //                                                 2.9's fork-per-operation
 //                                                 executor, without the exec
+//   l4m-bench-core --config CONF vforkpair NAME N the same with clone(CLONE_VM |
+//                                                 CLONE_VFORK): no page-table
+//                                                 copy, the parent waits
 //   l4m-bench-core taint UPPER N                  check_upper_untainted
 //
 // Runs as root inside the bench fixture's mount namespace.
@@ -23,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
+#include <sched.h>
 #include <string>
 #include <string_view>
 #include <sys/wait.h>
@@ -83,7 +87,8 @@ int run(int argc, char** argv) {
         print_all(samples);
         return 0;
     }
-    if (config_path.empty() || (mode != "pair" && mode != "mount" && mode != "forkpair")) {
+    if (config_path.empty() ||
+        (mode != "pair" && mode != "mount" && mode != "forkpair" && mode != "vforkpair")) {
         return usage();
     }
     // Once, outside the timed loop: the helper pays the config load and the
@@ -106,6 +111,43 @@ int run(int argc, char** argv) {
             int status = 0;
             if (pid < 0 || ::waitpid(pid, &status, 0) != pid || status != 0) {
                 throw overlay::Error(overlay::ErrorCode::Failed, "forked operation failed");
+            }
+        };
+        for (int i = 0; i < n; ++i) {
+            const auto start = Clock::now();
+            in_child(overlay::mount_instance);
+            in_child(overlay::unmount_instance);
+            samples.push_back(ns_since(start));
+        }
+        print_all(samples);
+        return 0;
+    }
+    if (mode == "vforkpair") {
+        // The child shares our memory and we are suspended until it exits,
+        // as inside posix_spawn: what fork() costs beyond that here is the
+        // copy of the page tables and the copy-on-write faults after it.
+        struct Job {
+            const overlay::Config* config;
+            const std::string* name;
+            void (*op)(const overlay::Config&, std::string_view);
+        };
+        static std::vector<char> stack(1 << 20);
+        auto in_child = [&](void (*op)(const overlay::Config&, std::string_view)) {
+            Job job{&config, &target, op};
+            const pid_t pid = ::clone(
+                [](void* arg) -> int {
+                    auto* j = static_cast<Job*>(arg);
+                    try {
+                        j->op(*j->config, *j->name);
+                        return 0;
+                    } catch (...) {
+                        return 1;
+                    }
+                },
+                stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &job);
+            int status = 0;
+            if (pid < 0 || ::waitpid(pid, &status, 0) != pid || status != 0) {
+                throw overlay::Error(overlay::ErrorCode::Failed, "vforked operation failed");
             }
         };
         for (int i = 0; i < n; ++i) {
