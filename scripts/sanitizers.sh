@@ -2,7 +2,8 @@
 # Sanitizer and valgrind runs (issue 5):
 #   asan      build-asan: everything with -fsanitize=address,undefined
 #             (-fno-sanitize-recover), then the unit, root and dbus tiers
-#             (the helper the daemon spawns is ASan-built too);
+#             (the helper the daemon spawns is ASan-built too), and the
+#             daemon-kill, bus-restart and leaving-caller fault tests;
 #   tsan      build-tsan: the daemon (and helper) with -fsanitize=thread,
 #             then the dbus tier's concurrency tests (32 clients on 32
 #             instances, 8 simultaneous mounts of one instance) and the
@@ -76,6 +77,11 @@ step_asan() {
     cmake --build "$dir" -j"$jobs"
     fresh_logs "$dir"
     (cd "$dir" && ctest --output-on-failure -L 'unit|root|dbus' -j2)
+    # The daemon's crash, shutdown and disconnect paths, with LSan at exit
+    # and the orphaned helpers' reports (a few seconds; the polkit fault
+    # test's load is left to the plain build).
+    (cd "$dir" && ctest --output-on-failure \
+        -R '^load\.fault-(daemon-kill|bus-restart|leaving-caller)$')
     check_logs "$dir"
 }
 
