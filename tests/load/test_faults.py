@@ -178,6 +178,18 @@ class PolkitKillTest(FaultTest):
         self.assertDaemonTellsTruth(names)
         for n in sorted(believed):
             self.root_unmount(n)
+        # Refused calls fail fast, so the clients above may have used up
+        # their calls while polkitd was away: a second round, all made
+        # after it is back, must see no error at all.
+        again = LoadClients(fx, names, clients=8, pairs=10)
+        try:
+            records = again.wait_done()
+        finally:
+            again.kill()
+        errors = [e for r in records for e in r["errors"]]
+        print("polkit fault: %d operations after polkitd was back, %d errors"
+              % (sum(r["ops"] for r in records), len(errors)))
+        self.assertEqual(errors, [], "refused after polkitd was back")
         self.assertEqual(overlays_below(fx.instances), [])
 
 
