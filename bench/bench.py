@@ -110,8 +110,8 @@ class Bench:
                 "left4me-overlayd": d_own, "helpers (exec'ed by the daemon)": d_children}
 
     def cpu_per_op(self, key, before, ops):
-        """CPU time per operation of each process taking part: unlike wall
-        time, it hardly grows with the other load on this shared machine
+        """CPU time per operation of each process taking part: it grows much
+        less than wall time with the other load on this shared machine
         (granularity: one clock tick, 10 ms, over the whole run)."""
         after = self.cpu_snapshot()
         per = {k: (after[k] - before[k]) * 1000.0 / ops for k in after}
