@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <sys/mount.h>
@@ -21,6 +22,10 @@ namespace fs = std::filesystem;
 namespace {
 std::string g_scratch;
 int g_counter = 0;
+// Overlays the host had when the test started (a running instance, a
+// container runtime's layers) are copied into our namespace; they are not
+// ours to count.
+std::set<std::uint64_t> g_preexisting_overlays;
 } // namespace
 
 void init_scratch() {
@@ -30,6 +35,11 @@ void init_scratch() {
         std::exit(1);
     }
     g_scratch = tmpl;
+    for (const auto& e : overlay::read_mountinfo(::getpid())) {
+        if (e.fs_type == "overlay") {
+            g_preexisting_overlays.insert(e.mount_id);
+        }
+    }
 }
 
 const std::string& scratch() {
@@ -96,8 +106,9 @@ Layout make_layout(overlay::MountApi api) {
 std::vector<overlay::MountEntry> overlays_under(const std::string& prefix) {
     std::vector<overlay::MountEntry> out;
     for (auto& e : overlay::read_mountinfo(::getpid())) {
-        if (e.fs_type == "overlay" && (prefix.empty() || e.mount_point == prefix ||
-                                       e.mount_point.starts_with(prefix + "/"))) {
+        if (e.fs_type == "overlay" && !g_preexisting_overlays.contains(e.mount_id) &&
+            (prefix.empty() || e.mount_point == prefix ||
+             e.mount_point.starts_with(prefix + "/"))) {
             out.push_back(e);
         }
     }

@@ -34,7 +34,8 @@ struct Layout {
 Layout make_layout(overlay::MountApi api = overlay::MountApi::Auto);
 
 // Overlay mounts in this namespace's table whose mount point is at or
-// under `prefix` ("" = all overlays).
+// under `prefix` ("" = all overlays), leaving out those that were already
+// mounted when the test process started.
 std::vector<overlay::MountEntry> overlays_under(const std::string& prefix);
 int overlays_at(const std::string& path);
 
