@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs the
-# dependencies, builds, and runs every tier (unit, root, dbus, system).
-# Extra arguments go to ctest (e.g. -L unit).
+# dependencies, builds, runs the fuzzers and the sanitizer builds, then every
+# ctest tier of the main build (unit, root, dbus, load, system, packaging).
+# Extra arguments go to the final ctest (e.g. -L unit); set
+# L4M_QUICK=1 to skip the fuzz and sanitizer steps.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+top=$PWD
 ./scripts/install-deps.sh --with-checks
 build=${BUILD_DIR:-build}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
 cmake --build "$build" -j"$(nproc)"
-cd "$build"
+if [[ -z "${L4M_QUICK:-}" ]]; then
+    ./scripts/fuzz.sh                           # FUZZ_SECONDS per target, default 20
+    BUILD_DIR="$build" ./scripts/sanitizers.sh  # asan+ubsan, tsan, valgrind
+fi
+cd "$top/$build"
 ctest --output-on-failure "$@"
