@@ -4,6 +4,7 @@
 // and this one has both the MOUNT_ATTR_* and the MS_* bits.
 #include "error.hpp"
 #include "path_syntax.hpp"
+#include "read_at_most.hpp"
 #include "unique_fd.hpp"
 
 #include <array>
@@ -367,25 +368,10 @@ Config load_config(const std::string& path) {
         throw Error(ErrorCode::BadConfig,
                     shown + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
     }
-    std::string text;
-    char buffer[8192];
-    while (true) {
-        const auto n = ::read(fd.get(), buffer, sizeof buffer);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw_errno(ErrorCode::BadConfig, shown + ": cannot read", errno);
-        }
-        if (n == 0) {
-            break;
-        }
-        text.append(buffer, static_cast<std::size_t>(n));
-        // It may grow between fstat and read.
-        if (text.size() > kMaxConfigBytes) {
-            throw Error(ErrorCode::BadConfig,
-                        shown + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
-        }
+    const std::string text = read_at_most(fd.get(), kMaxConfigBytes, ErrorCode::BadConfig, shown);
+    if (text.size() > kMaxConfigBytes) { // it grew after fstat
+        throw Error(ErrorCode::BadConfig,
+                    shown + ": larger than " + std::to_string(kMaxConfigBytes) + " bytes");
     }
     return parse_config(text, path);
 }

@@ -3,6 +3,7 @@
 #include "error.hpp"
 #include "fs_open.hpp"
 #include "instance_env.hpp"
+#include "read_at_most.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -79,24 +80,10 @@ std::string InstanceDir::read_env() const {
         throw Error(ErrorCode::UnsafePath,
                     "instance " + name_ + ": " + printable(env_path) + " is not a regular file");
     }
-    std::string content;
-    content.resize(kMaxInstanceEnvBytes + 1);
-    std::size_t used = 0;
-    while (used < content.size()) {
-        ssize_t n = ::read(fd.get(), content.data() + used, content.size() - used);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            throw_errno(ErrorCode::BadConfig, "instance " + name_ + ": read " + printable(env_path),
-                        errno);
-        }
-        if (n == 0) {
-            break;
-        }
-        used += static_cast<std::size_t>(n);
-    }
-    content.resize(used);
+    // One byte more than allowed is read, so that the parser refuses an
+    // oversized file instead of reading a cut one.
+    std::string content = read_at_most(fd.get(), kMaxInstanceEnvBytes, ErrorCode::BadConfig,
+                                       "instance " + name_ + ": " + printable(env_path));
     return content;
 }
 

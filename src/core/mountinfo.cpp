@@ -1,6 +1,7 @@
 #include "mountinfo.hpp"
 
 #include "error.hpp"
+#include "read_at_most.hpp"
 #include "unique_fd.hpp"
 
 #include <cerrno>
@@ -132,25 +133,10 @@ std::vector<MountEntry> read_mountinfo(pid_t pid) {
     if (!fd) {
         throw_errno(ErrorCode::Failed, path + ": cannot open", errno);
     }
-    // The kernel hands out a few pages per read; only 0 means the end.
-    std::string text;
-    std::string buffer(64 * 1024, '\0');
-    while (true) {
-        const auto n = ::read(fd.get(), buffer.data(), buffer.size());
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            throw_errno(ErrorCode::Failed, path + ": cannot read", errno);
-        }
-        if (n == 0) {
-            break;
-        }
-        text.append(buffer.data(), static_cast<std::size_t>(n));
-        if (text.size() > kMaxMountinfoBytes) {
-            throw Error(ErrorCode::Failed,
-                        path + ": larger than " + std::to_string(kMaxMountinfoBytes) + " bytes");
-        }
+    const std::string text = read_at_most(fd.get(), kMaxMountinfoBytes, ErrorCode::Failed, path);
+    if (text.size() > kMaxMountinfoBytes) {
+        throw Error(ErrorCode::Failed,
+                    path + ": larger than " + std::to_string(kMaxMountinfoBytes) + " bytes");
     }
     try {
         return parse_mountinfo(text);

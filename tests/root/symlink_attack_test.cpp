@@ -113,6 +113,14 @@ TEST_P(SymlinkAttack, InstanceEnvIsAFifo) {
     expect_refused(ErrorCode::UnsafePath, "instance.env is not a regular file");
 }
 
+TEST_P(SymlinkAttack, HugeInstanceEnvIsRefusedNotCut) {
+    // Valid as far as 64 KiB go: a reader that cut the file would accept it.
+    std::string env = "L4D2_LOWERDIRS=" + layout.root + "/installation/base\n";
+    env += std::string(64 * 1024 - env.size(), '#');
+    layout.set_env("alpha", env + "\n");
+    expect_refused(ErrorCode::BadConfig, "instance.env: larger than 65536 bytes");
+}
+
 TEST_P(SymlinkAttack, UpperReplacedBySymlink) {
     replace_with_symlink(layout.instance_dir("alpha") + "/upper", layout.outside + "/upper");
     expect_refused(ErrorCode::UnsafePath, "alpha/upper is or passes through a symlink");
