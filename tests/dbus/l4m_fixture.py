@@ -22,7 +22,6 @@ Only the Python standard library is used.
 """
 
 import errno
-import json
 import os
 import pty
 import re
@@ -572,44 +571,21 @@ class Fixture:
         return b"".join(chunks).decode(errors="replace"), proc
 
 
-def _ptsname(master):
-    import fcntl
-    import struct
-    TIOCGPTN = 0x80045430
-    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
-    return "/dev/pts/%d" % n
+class PtySession:
+    """argv (already wrapped to run as its user) in a new pty of its own:
+    the test reads what is printed there and types into it."""
 
-
-class AgentSession:
-    """client_argv run as role inside a pty, with polkit's text agent
-    (pkttyagent) registered for the client's process: the shell starts the
-    agent for its own pid ($$), waits until it has registered (it closes its
-    notify fd), then execs the client, so the pid and start time polkit knows
-    are the client's. The test reads the pty (the agent's prompts) and types
-    into it."""
-
-    def __init__(self, fixture, role, client_argv):
-        self.fixture = fixture
-        self.fifo = os.path.join(fixture.tmp, "fifos", "agent-%d" % time.monotonic_ns())
-        os.mkfifo(self.fifo, 0o666)
-        os.chmod(self.fifo, 0o666)
-        script = ('pkttyagent --process $$ --notify-fd 5 5>"$0" & echo "L4MT-AGENT-PID=$!"; '
-                  'read -r _ <"$0"; exec "$@"')
-        argv = fixture.as_user(role, ["sh", "-c", script, self.fifo] + list(client_argv))
-        env = fixture.client_env()
+    def __init__(self, argv, env):
         pid, master = pty.fork()
         if pid == 0:
             try:
                 os.execvpe(argv[0], argv, env)
             finally:
                 os._exit(127)
-        self.pid = pid          # setpriv, then sh, then the client: one pid
+        self.pid = pid
         self.master = master
-        self.slave = os.open(os.ptsname(master) if hasattr(os, "ptsname") else _ptsname(master),
-                             os.O_RDWR | os.O_NOCTTY)
         self.transcript = b""
         self.status = None
-        self.agent_pid = None
 
     def text(self):
         return self.transcript.decode(errors="replace")
@@ -618,23 +594,17 @@ class AgentSession:
         r, _, _ = select.select([self.master], [], [], wait)
         if r:
             try:
-                data = os.read(self.master, 4096)
+                self.transcript += os.read(self.master, 4096)
             except OSError as e:
                 if e.errno != errno.EIO:
                     raise
-                data = b""
-            self.transcript += data
-        if self.agent_pid is None:
-            m = re.search(rb"L4MT-AGENT-PID=(\d+)", self.transcript)
-            if m:
-                self.agent_pid = int(m.group(1))
         if self.status is None:
             wpid, st = os.waitpid(self.pid, os.WNOHANG)
             if wpid == self.pid:
                 self.status = st
 
     def expect(self, pattern, timeout=15):
-        """Reads until pattern (bytes regex) appears after everything seen so far."""
+        """Reads until pattern (bytes regex) appears in everything seen so far."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if re.search(pattern, self.transcript):
@@ -643,25 +613,26 @@ class AgentSession:
         return bool(re.search(pattern, self.transcript))
 
     def send(self, text, timeout=10):
-        """Types text and Enter once the terminal's echo is off (the agent
-        turns it off after printing its prompt and flushes the input then:
-        what is typed before is lost)."""
+        """Types text and Enter once the terminal's echo is off. Typed any
+        earlier, it is lost: polkit's text listener switches echo off with
+        TCSAFLUSH, which discards pending input. The master side of a pty
+        reports the terminal's modes."""
         deadline = time.monotonic() + timeout
-        while termios.tcgetattr(self.slave)[3] & termios.ECHO:
+        while termios.tcgetattr(self.master)[3] & termios.ECHO:
             if time.monotonic() > deadline:
                 raise TimeoutError("the terminal's echo stayed on:\n" + self.text())
             self._pump(0.01)
         os.write(self.master, text.encode() + b"\n")
 
-    def wait(self, timeout=20):
-        """Waits for the client to exit; returns its exit code (or -signal)."""
+    def wait(self, timeout=30):
+        """Waits for the program to exit; returns its exit code (or -signal)."""
         deadline = time.monotonic() + timeout
         while self.status is None and time.monotonic() < deadline:
             self._pump(0.05)
         if self.status is None:
-            raise TimeoutError("client still running after %ss; transcript:\n%s"
+            raise TimeoutError("still running after %ss; transcript:\n%s"
                                % (timeout, self.text()))
-        end = time.monotonic() + 0.2  # what the agent printed last
+        end = time.monotonic() + 0.2  # what was printed last
         while time.monotonic() < end:
             self._pump(0.05)
         return os.waitstatus_to_exitcode(self.status)
@@ -670,6 +641,47 @@ class AgentSession:
         os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
         self.status = signal.SIGKILL  # as a wait status: killed by SIGKILL
+
+    def close(self):
+        if self.status is None:
+            try:
+                self.kill_client()
+            except ProcessLookupError:
+                pass
+        os.close(self.master)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class AgentSession(PtySession):
+    """client_argv run as role inside a pty, with polkit's text agent
+    (pkttyagent) registered for the client's process: the shell starts the
+    agent for its own pid ($$), waits until it has registered (it closes its
+    notify fd), then execs the client, so the pid and start time polkit knows
+    are the client's. The test reads the pty (the agent's prompts) and types
+    into it."""
+
+    def __init__(self, fixture, role, client_argv):
+        self.fifo = os.path.join(fixture.tmp, "fifos", "agent-%d" % time.monotonic_ns())
+        os.mkfifo(self.fifo, 0o666)
+        os.chmod(self.fifo, 0o666)
+        script = ('pkttyagent --process $$ --notify-fd 5 5>"$0" & echo "L4MT-AGENT-PID=$!"; '
+                  'read -r _ <"$0"; exec "$@"')
+        self.agent_pid = None
+        # setpriv, then sh, then the client: one pid
+        super().__init__(fixture.as_user(role, ["sh", "-c", script, self.fifo] + list(client_argv)),
+                         fixture.client_env())
+
+    def _pump(self, wait):
+        super()._pump(wait)
+        if self.agent_pid is None:
+            m = re.search(rb"L4MT-AGENT-PID=(\d+)", self.transcript)
+            if m:
+                self.agent_pid = int(m.group(1))
 
     def agent_alive(self):
         if self.agent_pid is None:
@@ -685,11 +697,7 @@ class AgentSession:
                 return False
 
     def close(self):
-        if self.status is None:
-            try:
-                self.kill_client()
-            except ProcessLookupError:
-                pass
+        super().close()
         if self.agent_pid is not None:
             try:
                 os.kill(self.agent_pid, signal.SIGTERM)
@@ -704,12 +712,4 @@ class AgentSession:
                 if wpid == self.agent_pid:
                     break
                 time.sleep(0.02)
-        os.close(self.slave)
-        os.close(self.master)
         os.unlink(self.fifo)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()

@@ -5,17 +5,12 @@ The binary under test comes from $L4MT_CTL (set by tests/dbus/CMakeLists.txt).
 Outcomes are checked in the mount table of this process's namespace (the
 daemon's HostPid), in the exit status, and in the one-line error message."""
 
-import errno
 import json
 import os
-import pty
 import re
-import select
-import signal
-import termios
-import time
 
 from l4m_base import FixtureTest
+import l4m_fixture
 from l4m_fixture import ADMIN_PASSWORD, LOWER_FILE, LOWER_TEXT, USERS, overlays_on
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_AUTHORIZED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -235,78 +230,10 @@ class CtlAuthorizationTest(CtlTest):
         self.assertIn({"name": name, "mounted": False}, json.loads(res.stdout))
 
 
-class PtySession:
+def PtySession(fx, role, argv):
     """argv run as role in a new pty with nothing else in it: whatever asks
     for a password there was started by the program itself."""
-
-    def __init__(self, fx, role, argv):
-        full = fx.as_user(role, argv)
-        env = fx.client_env()
-        pid, master = pty.fork()
-        if pid == 0:
-            try:
-                os.execvpe(full[0], full, env)
-            finally:
-                os._exit(127)
-        self.pid, self.master = pid, master
-        self.transcript = b""
-        self.status = None
-
-    def text(self):
-        return self.transcript.decode(errors="replace")
-
-    def _pump(self, wait):
-        r, _, _ = select.select([self.master], [], [], wait)
-        if r:
-            try:
-                self.transcript += os.read(self.master, 4096)
-            except OSError as e:
-                if e.errno != errno.EIO:
-                    raise
-        if self.status is None:
-            wpid, st = os.waitpid(self.pid, os.WNOHANG)
-            if wpid == self.pid:
-                self.status = st
-
-    def expect(self, pattern, timeout=15):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and not re.search(pattern, self.transcript):
-            self._pump(0.05)
-        return bool(re.search(pattern, self.transcript))
-
-    def send_password(self, text, timeout=10):
-        """Types text once the agent reads without echo. Typed any earlier,
-        it is lost: polkit's text listener switches echo off with
-        TCSAFLUSH, which discards pending input. The master side of a pty
-        reports the terminal's modes."""
-        deadline = time.monotonic() + timeout
-        while termios.tcgetattr(self.master)[3] & termios.ECHO:
-            if time.monotonic() > deadline:
-                raise AssertionError("the agent never switched echo off:\n" + self.text())
-            self._pump(0.02)
-        os.write(self.master, text.encode() + b"\n")
-
-    def wait(self, timeout=30):
-        deadline = time.monotonic() + timeout
-        while self.status is None and time.monotonic() < deadline:
-            self._pump(0.05)
-        if self.status is None:
-            raise AssertionError("still running after %ss:\n%s" % (timeout, self.text()))
-        for _ in range(4):
-            self._pump(0.05)
-        return os.waitstatus_to_exitcode(self.status)
-
-    def close(self):
-        if self.status is None:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        os.close(self.master)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
+    return l4m_fixture.PtySession(fx.as_user(role, argv), fx.client_env())
 
 
 def agents_of_user(uid):
@@ -339,7 +266,7 @@ class CtlAgentTest(CtlTest):
             self.assertIn("AUTHENTICATING FOR org.left4me.overlay.mount", s.text())
             self.assertIn("mount the overlay of the left4me instance %s." % name, s.text())
             self.assertIn("(%s)" % USERS["admin"], s.text())
-            s.send_password(ADMIN_PASSWORD)
+            s.send(ADMIN_PASSWORD)
             self.assertEqual(s.wait(), EXIT_OK, s.text())
             self.assertIn("AUTHENTICATION COMPLETE", s.text())
         self.assertMounted(name)
@@ -349,7 +276,7 @@ class CtlAgentTest(CtlTest):
         with PtySession(fx, "other", [self.ctl_bin, "unmount", name]) as s:
             self.assertTrue(s.expect(rb"Password:"), s.text())
             self.assertIn("AUTHENTICATING FOR org.left4me.overlay.unmount", s.text())
-            s.send_password(ADMIN_PASSWORD)
+            s.send(ADMIN_PASSWORD)
             self.assertEqual(s.wait(), EXIT_OK, s.text())
         self.assertNotMounted(name)
 
@@ -359,7 +286,7 @@ class CtlAgentTest(CtlTest):
         fx.make_instance(name)
         with PtySession(fx, "other", [self.ctl_bin, "mount", name]) as s:
             self.assertTrue(s.expect(rb"Password:"), s.text())
-            s.send_password("not-the-password")
+            s.send("not-the-password")
             self.assertEqual(s.wait(), EXIT_NOT_AUTHORIZED, s.text())
             self.assertIn("AUTHENTICATION FAILED", s.text())
             self.assertRegex(s.text(), r"left4me-overlayctl: mount %s: .+ "
