@@ -571,11 +571,20 @@ class Fixture:
         return b"".join(chunks).decode(errors="replace"), proc
 
 
+def _ptsname(master):
+    """The slave's path (os.ptsname is missing from Python 3.11)."""
+    import fcntl
+    import struct
+    TIOCGPTN = 0x80045430
+    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, b"\0\0\0\0"))[0]
+    return "/dev/pts/%d" % n
+
+
 class PtySession:
     """argv (already wrapped to run as its user) in a new pty of its own:
     the test reads what is printed there and types into it."""
 
-    def __init__(self, argv, env):
+    def __init__(self, argv, env, hold_slave=False):
         pid, master = pty.fork()
         if pid == 0:
             try:
@@ -584,6 +593,10 @@ class PtySession:
                 os._exit(127)
         self.pid = pid
         self.master = master
+        # Held open, the terminal outlives the death of the program that
+        # owned it, so that a prompt still running there can be answered.
+        self.slave = (os.open(_ptsname(master), os.O_RDWR | os.O_NOCTTY)
+                      if hold_slave else None)
         self.transcript = b""
         self.status = None
 
@@ -648,6 +661,8 @@ class PtySession:
                 self.kill_client()
             except ProcessLookupError:
                 pass
+        if self.slave is not None:
+            os.close(self.slave)
         os.close(self.master)
 
     def __enter__(self):
@@ -674,7 +689,7 @@ class AgentSession(PtySession):
         self.agent_pid = None
         # setpriv, then sh, then the client: one pid
         super().__init__(fixture.as_user(role, ["sh", "-c", script, self.fifo] + list(client_argv)),
-                         fixture.client_env())
+                         fixture.client_env(), hold_slave=True)
 
     def _pump(self, wait):
         super()._pump(wait)
