@@ -236,8 +236,10 @@ def PtySession(fx, role, argv):
     return l4m_fixture.PtySession(fx.as_user(role, argv), fx.client_env())
 
 
-def agents_of_user(uid):
-    """pids of pkttyagent processes running as uid."""
+def agents_for_process(pid):
+    """pids of pkttyagent processes registered for process pid (the ctl
+    passes `--process PID`). Not "every agent of the user": the other dbus
+    tests may run at the same time, with the same uids."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -245,10 +247,11 @@ def agents_of_user(uid):
         try:
             with open("/proc/%s/cmdline" % entry, "rb") as f:
                 cmd = f.read().split(b"\0")
-            st = os.stat("/proc/" + entry)
         except OSError:
             continue
-        if cmd and cmd[0].endswith(b"pkttyagent") and st.st_uid == uid:
+        if (cmd and cmd[0].endswith(b"pkttyagent") and b"--process" in cmd
+                and cmd.index(b"--process") + 1 < len(cmd)
+                and cmd[cmd.index(b"--process") + 1] == str(pid).encode()):
             found.append(int(entry))
     return found
 
@@ -266,12 +269,13 @@ class CtlAgentTest(CtlTest):
             self.assertIn("AUTHENTICATING FOR org.left4me.overlay.mount", s.text())
             self.assertIn("mount the overlay of the left4me instance %s." % name, s.text())
             self.assertIn("(%s)" % USERS["admin"], s.text())
+            self.assertNotEqual(agents_for_process(s.pid), [])
             s.send(ADMIN_PASSWORD)
             self.assertEqual(s.wait(), EXIT_OK, s.text())
             self.assertIn("AUTHENTICATION COMPLETE", s.text())
         self.assertMounted(name)
         # the ctl stopped its agent on the way out
-        self.assertEqual(agents_of_user(fx.uid("other")), [])
+        self.assertEqual(agents_for_process(s.pid), [])
 
         with PtySession(fx, "other", [self.ctl_bin, "unmount", name]) as s:
             self.assertTrue(s.expect(rb"Password:"), s.text())
@@ -292,7 +296,7 @@ class CtlAgentTest(CtlTest):
             self.assertRegex(s.text(), r"left4me-overlayctl: mount %s: .+ "
                              r"\(org\.freedesktop\.DBus\.Error\.AccessDenied\)" % name)
         self.assertNotMounted(name)
-        self.assertEqual(agents_of_user(fx.uid("other")), [])
+        self.assertEqual(agents_for_process(s.pid), [])
 
     def test_no_ask_password_in_terminal_starts_no_agent(self):
         fx = self.fx
