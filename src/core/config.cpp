@@ -5,6 +5,7 @@
 #include "error.hpp"
 #include "path_syntax.hpp"
 #include "read_at_most.hpp"
+#include "text_lines.hpp"
 #include "unique_fd.hpp"
 
 #include <array>
@@ -269,9 +270,7 @@ Config parse_config(std::string_view text, std::string_view file_name) {
     std::size_t number = 0;
     while (!text.empty()) {
         ++number;
-        const auto newline = text.find('\n');
-        const auto line = text.substr(0, newline);
-        text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+        const auto line = take_line(text);
         if (line.find('\0') != std::string_view::npos) {
             report.fail(number, "NUL byte");
         }

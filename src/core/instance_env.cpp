@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "path_syntax.hpp"
+#include "text_lines.hpp"
 
 #include <cstddef>
 #include <optional>
@@ -155,9 +156,7 @@ std::vector<std::string> parse_lowerdirs(std::string_view content, std::string_v
     std::size_t number = 0;
     while (!content.empty()) {
         ++number;
-        const auto newline = content.find('\n');
-        const auto line = content.substr(0, newline);
-        content.remove_prefix(newline == std::string_view::npos ? content.size() : newline + 1);
+        const auto line = take_line(content);
         if (line.find('\0') != std::string_view::npos) {
             fail(label, number, "NUL byte");
         }

@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "read_at_most.hpp"
+#include "text_lines.hpp"
 #include "unique_fd.hpp"
 
 #include <cerrno>
@@ -117,9 +118,7 @@ std::vector<MountEntry> parse_mountinfo(std::string_view text) {
     std::size_t number = 0;
     while (!text.empty()) {
         ++number;
-        const auto newline = text.find('\n');
-        const auto line = text.substr(0, newline);
-        text.remove_prefix(newline == std::string_view::npos ? text.size() : newline + 1);
+        const auto line = take_line(text);
         if (!line.empty()) {
             mounts.push_back(parse_line(line, number));
         }
