@@ -4,8 +4,13 @@
 
 namespace overlay::daemon {
 
-InstanceQueue::InstanceQueue(std::size_t max_workers)
-    : max_workers_(max_workers == 0 ? 1 : max_workers) {}
+InstanceQueue::InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start)
+    : on_start_(std::move(on_start)) {
+    workers = workers == 0 ? 1 : workers;
+    for (std::size_t i = 0; i < workers; ++i) {
+        workers_.emplace_back([this, i] { worker(i); });
+    }
+}
 
 InstanceQueue::~InstanceQueue() {
     stop();
@@ -19,13 +24,6 @@ void InstanceQueue::submit(std::string key, Job job) {
         return;
     }
     queued_.push_back({std::move(key), std::move(job)});
-    // Threads are started on demand so that an idle daemon holds none
-    // beyond those a past burst needed.
-    // Woken idle workers have not yet dequeued their job: compare with the
-    // whole queue, or a burst would run on fewer threads than allowed.
-    if (queued_.size() > idle_workers_ && workers_.size() < max_workers_) {
-        workers_.emplace_back([this] { worker(); });
-    }
     wake_.notify_all();
 }
 
@@ -38,7 +36,13 @@ std::list<InstanceQueue::Entry>::iterator InstanceQueue::next_runnable() {
     return queued_.end();
 }
 
-void InstanceQueue::worker() {
+void InstanceQueue::worker(std::size_t index) {
+    if (on_start_) {
+        try {
+            on_start_(index);
+        } catch (...) {
+        }
+    }
     std::unique_lock lock(mutex_);
     for (;;) {
         auto it = next_runnable();
@@ -46,9 +50,7 @@ void InstanceQueue::worker() {
             if (stopping_) {
                 return;
             }
-            ++idle_workers_;
             wake_.wait(lock);
-            --idle_workers_;
             continue;
         }
         Entry entry = std::move(*it);
@@ -58,7 +60,7 @@ void InstanceQueue::worker() {
         }
         lock.unlock();
         try {
-            entry.job.run();
+            entry.job.run(index);
         } catch (...) {
             // Jobs report their own failures; nothing may kill a worker.
         }

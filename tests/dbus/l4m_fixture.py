@@ -28,6 +28,7 @@ import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import termios
@@ -552,23 +553,39 @@ class Fixture:
         self.wait_for_name(BUS_NAME, self.daemon_proc, "daemon")
 
     def helper_result(self, *words):
-        """Runs the helper as root (like the daemon does) and returns its
-        result record (text written on fd 3) and the process."""
-        r, w = os.pipe()
+        """Asks a fresh executor (left4me-overlay --serve, as the daemon
+        runs it) one request and returns its result record and the process,
+        which exits once its socket is closed."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         proc = subprocess.Popen([self.helper_path, "--config", self.config_path,
-                                 "--result-fd", str(w)] + list(words), pass_fds=(w,),
+                                 "--serve", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.client_env())
-        os.close(w)
-        chunks = []
-        while True:
-            data = os.read(r, 65536)
-            if not data:
-                break
-            chunks.append(data)
-        os.close(r)
+        theirs.close()
+        try:
+            hello = executor_receive(ours)
+            if not hello.startswith("hello\n"):
+                raise AssertionError("executor said %r instead of hello" % hello)
+            ours.sendall(b"." + (" ".join(words) + "\n").encode())
+            record = executor_receive(ours)
+        finally:
+            ours.close()
         proc.wait(30)
-        return b"".join(chunks).decode(errors="replace"), proc
+        return record, proc
+
+
+def executor_receive(sock, timeout=30):
+    """One whole message from an executor: packets whose first byte is '+'
+    (more follow) or '.' (the last)."""
+    sock.settimeout(timeout)
+    parts = []
+    while True:
+        packet = sock.recv(1 << 20)
+        if not packet:
+            return "".join(parts)
+        parts.append(packet[1:].decode(errors="replace"))
+        if packet[:1] == b".":
+            return "".join(parts)
 
 
 def _ptsname(master):
