@@ -21,7 +21,9 @@ process (run_dbus_tests.py re-executes itself under `unshare --mount
 Only the Python standard library is used.
 """
 
+import contextlib
 import errno
+import fcntl
 import os
 import pty
 import re
@@ -538,6 +540,40 @@ class Fixture:
 
     def merged(self, name):
         return os.path.join(self.instances, name, "merged")
+
+    @contextlib.contextmanager
+    def hold_lock(self, name):
+        """Holds instance name's operation lock, as a running operation
+        would: an operation on it waits (up to its lock timeout) until the
+        block ends. Lets a test act while an operation is surely running."""
+        fd = os.open(os.path.join(self.instances, name), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def wait_authorized(self, verb, names, timeout=30):
+        """Waits until the daemon has logged the authorization of a verb
+        ("mount", "unmount") call on each of names (counting earlier ones:
+        pass how many each name needs as a dict, or names for one each)."""
+        need = names if isinstance(names, dict) else {n: 1 for n in names}
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log("daemon")
+            missing = {n: k for n, k in need.items()
+                       if len(re.findall(r"(?<![a-z])%s instance %s: authorized"
+                                         % (verb, re.escape(n)), log)) < k}
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("no authorization of %s logged for %r within %ss"
+                                     % (verb, sorted(missing), timeout))
+            time.sleep(0.01)
+
+    def authorized_count(self, verb, name):
+        return len(re.findall(r"(?<![a-z])%s instance %s: authorized" % (verb, re.escape(name)),
+                              self.log("daemon")))
 
     def is_mounted(self, name, pid="self"):
         return len(overlays_on(self.merged(name), pid)) > 0
