@@ -483,6 +483,9 @@ class PyClientSignalTest(PyClientTest):
         fx.daemon_proc.wait(EVENT_WAIT)
         fx.wait_for_name_gone(l4m_fixture.BUS_NAME)
         self.emit_spoofed("py-spoofed", False)  # nobody owns the name now
+        late = self.listener("member")           # started while nobody owns it
+        self.assertIsNone(late.owner)
+        listeners.append(late)
         fx.start_daemon()
         self.emit_spoofed("py-spoofed", True)   # not the owner either
         result, _ = self.client("member", "unmount", fx.merged(name))
