@@ -4,6 +4,7 @@
 #include "packet_channel.hpp"
 
 #include <algorithm>
+#include <poll.h>
 #include <syslog.h>
 #include <thread>
 
@@ -141,17 +142,59 @@ HelperOutcome Executor::run(const protocol::Request& request) noexcept {
     }
 }
 
+bool Executor::died_while_idle() noexcept {
+    if (!process_) {
+        return false;
+    }
+    pollfd pfd{process_->socket(), POLLIN, 0};
+    if (::poll(&pfd, 1, 0) <= 0 || (pfd.revents & (POLLHUP | POLLERR)) == 0) {
+        return false;
+    }
+    const pid_t pid = process_->pid();
+    const std::string how = process_->reap(std::chrono::milliseconds(1000));
+    log_message(LOG_ERR, "executor pid " + std::to_string(pid) + " " + how +
+                             " while idle; starting another");
+    lost();
+    return true;
+}
+
+void Executor::check_alive() noexcept {
+    died_while_idle();
+    ensure_started();
+}
+
 HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart) {
     restart = false;
     const std::string subject = subject_of(request);
-    if (!process_) {
-        if (next_start_) {
-            std::this_thread::sleep_until(*next_start_);
+    const std::string message = protocol::format_request(request.verb, request.instance);
+    // An executor that died while idle never saw this request: replace it
+    // and ask the new one, once.
+    bool sent = false;
+    for (int attempt = 0; attempt < 2 && !sent; ++attempt) {
+        if (!process_) {
+            if (next_start_) {
+                std::this_thread::sleep_until(*next_start_);
+            }
+            if (auto error = start()) {
+                lost();
+                return failed(subject + ": " + *error);
+            }
         }
-        if (auto error = start()) {
+        if (died_while_idle()) {
+            continue;
+        }
+        if (protocol::send_message(process_->socket(), message)) {
+            sent = true;
+        } else {
+            const pid_t pid = process_->pid();
+            log_message(LOG_ERR, "executor pid " + std::to_string(pid) + " " +
+                                     process_->reap(std::chrono::milliseconds(1000)) +
+                                     " before it got a request; starting another");
             lost();
-            return failed(subject + ": " + *error);
         }
+    }
+    if (!sent) {
+        return failed(subject + ": no executor would take the request");
     }
     const pid_t pid = process_->pid();
     const std::string verb(protocol::request_word(request.verb));
@@ -160,10 +203,6 @@ HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart
         return failed(subject + ": executor pid " + std::to_string(pid) + " " + how +
                       " during " + verb);
     };
-    if (!protocol::send_message(process_->socket(),
-                                protocol::format_request(request.verb, request.instance))) {
-        return died(process_->reap(std::chrono::milliseconds(1000)));
-    }
     const auto deadline = Clock::now() + timeout_;
     for (;;) {
         const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(

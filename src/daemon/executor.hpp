@@ -61,6 +61,9 @@ class Executor {
     pid_t pid() const noexcept { return process_ ? process_->pid() : -1; }
     // The socket is readable while idle: a mount report, or its death.
     void on_readable() noexcept;
+    // While idle: reaps an executor that died and starts another (when its
+    // restart delay has passed), so none is left a zombie until next used.
+    void check_alive() noexcept;
 
     // Closes the socket and reaps the executor (it exits on EOF).
     void stop() noexcept;
@@ -68,6 +71,7 @@ class Executor {
   private:
     std::optional<std::string> start(); // error message, or nullopt
     void lost() noexcept; // the process is gone: the next start waits
+    bool died_while_idle() noexcept;
     HelperOutcome run_once(const protocol::Request& request, bool& restart);
 
     Options options_;

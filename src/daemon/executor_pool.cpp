@@ -28,9 +28,13 @@ std::vector<std::unique_ptr<Executor>> ExecutorPool::make(const Options& options
 ExecutorPool::ExecutorPool(const Options& options, WatchWorker& watch)
     : watch_(watch), operation_executors_(make(options, options.operation_executors)),
       status_executors_(make(options, 1)),
-      operations_(operation_executors_.size(),
-                  [this](std::size_t i) { operation_executors_[i]->ensure_started(); }),
-      status_(1, [this](std::size_t i) { status_executors_[i]->ensure_started(); }) {}
+      operations_(
+          operation_executors_.size(),
+          [this](std::size_t i) { operation_executors_[i]->ensure_started(); },
+          [this](std::size_t i) { operation_executors_[i]->check_alive(); }),
+      status_(
+          1, [this](std::size_t i) { status_executors_[i]->ensure_started(); },
+          [this](std::size_t i) { status_executors_[i]->check_alive(); }) {}
 
 ExecutorPool::~ExecutorPool() {
     stop();

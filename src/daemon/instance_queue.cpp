@@ -1,11 +1,17 @@
 #include "instance_queue.hpp"
 
+#include <chrono>
 #include <utility>
 
 namespace overlay::daemon {
 
-InstanceQueue::InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start)
-    : on_start_(std::move(on_start)) {
+namespace {
+constexpr std::chrono::seconds kIdleCheck{1};
+} // namespace
+
+InstanceQueue::InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start,
+                             std::function<void(std::size_t)> on_idle)
+    : on_start_(std::move(on_start)), on_idle_(std::move(on_idle)) {
     workers = workers == 0 ? 1 : workers;
     for (std::size_t i = 0; i < workers; ++i) {
         workers_.emplace_back([this, i] { worker(i); });
@@ -50,7 +56,14 @@ void InstanceQueue::worker(std::size_t index) {
             if (stopping_) {
                 return;
             }
-            wake_.wait(lock);
+            if (wake_.wait_for(lock, kIdleCheck) == std::cv_status::timeout && on_idle_) {
+                lock.unlock();
+                try {
+                    on_idle_(index);
+                } catch (...) {
+                }
+                lock.lock();
+            }
             continue;
         }
         Entry entry = std::move(*it);

@@ -23,8 +23,10 @@ class InstanceQueue {
         std::function<void()> cancel;                // instead of run, when stopped first
     };
 
-    // Starts `workers` threads; each calls on_start(its index) first.
-    InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start = {});
+    // Starts `workers` threads; each calls on_start(its index) first, and
+    // on_idle(its index) about once a second while it has nothing to do.
+    InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start = {},
+                  std::function<void(std::size_t)> on_idle = {});
     ~InstanceQueue(); // stop()
     InstanceQueue(const InstanceQueue&) = delete;
     InstanceQueue& operator=(const InstanceQueue&) = delete;
@@ -49,6 +51,7 @@ class InstanceQueue {
     std::list<Entry>::iterator next_runnable();
 
     std::function<void(std::size_t)> on_start_;
+    std::function<void(std::size_t)> on_idle_;
     std::mutex mutex_;
     std::condition_variable wake_;
     std::list<Entry> queued_;

@@ -515,14 +515,22 @@ class Fixture:
         self.config_path = os.path.join(self.tmp, "etc", "overlay.conf")
         self.write_config()
 
-    def write_config(self, host_pid=None):
+    def write_config(self, host_pid=None, extra=""):
         with open(self.config_path, "w") as f:
             f.write("# left4me-overlay dbus tier test config\n"
                     "Root=%s\n"
                     "InstancesDir=instances\n"
                     "AllowedLowerRoots=installation overlays\n"
-                    "HostPid=%d\n" % (self.root, host_pid or os.getpid()))
+                    "HostPid=%d\n%s" % (self.root, host_pid or os.getpid(), extra))
         os.chmod(self.config_path, 0o644)
+
+    def restart_daemon(self):
+        """SIGTERM, wait, start again (the daemon reads its own settings
+        from the config only when it starts)."""
+        self.daemon_proc.terminate()
+        self.daemon_proc.wait(30)
+        self.wait_for_name_gone(BUS_NAME)
+        self.start_daemon()
 
     def make_instance(self, name, lowerdirs=None, env_text=None, env=True):
         """instances/NAME/{instance.env,upper,work,merged}; lowerdirs default:
