@@ -14,15 +14,21 @@ namespace {
 
 struct VerbInfo {
     const char* name;                  // in logs
+    const char* phrase;                // "Not authorized to PHRASE [instance NAME]"
     protocol::RequestVerb request;     // what the executor is asked
-    const char* polkit_action;         // empty: no authorization needed
+    const char* polkit_action;
 };
 
-constexpr VerbInfo kMount{"mount", protocol::RequestVerb::Mount, "org.left4me.overlay.mount"};
-constexpr VerbInfo kUnmount{"unmount", protocol::RequestVerb::Unmount,
+constexpr VerbInfo kMount{"mount", "mount", protocol::RequestVerb::Mount,
+                          "org.left4me.overlay.mount"};
+constexpr VerbInfo kUnmount{"unmount", "unmount", protocol::RequestVerb::Unmount,
                             "org.left4me.overlay.unmount"};
-constexpr VerbInfo kStatus{"status", protocol::RequestVerb::Status, ""};
-constexpr VerbInfo kList{"list", protocol::RequestVerb::List, ""};
+// Reading state has an action too: which instances exist, and which layers
+// they stack, is not for every local user.
+constexpr VerbInfo kStatus{"status", "read the status of", protocol::RequestVerb::Status,
+                           "org.left4me.overlay.status"};
+constexpr VerbInfo kList{"list", "list the instances", protocol::RequestVerb::List,
+                         "org.left4me.overlay.status"};
 
 // sdbus-c++ 1.2's Message exposes neither the ALLOW_INTERACTIVE_AUTHORIZATION
 // header flag nor its sd_bus_message*, which it keeps in the protected
@@ -151,7 +157,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
     call.pid = result.pid;
     call.polkit = result.polkit;
     const VerbInfo& vi = info(static_cast<int>(call.verb));
-    const std::string what = std::string(vi.name) +
+    const std::string what = std::string(vi.phrase) +
                              (call.instance.empty() ? std::string() : " instance " + call.instance);
     const std::string why = result.detail.empty() ? std::string() : ": " + result.detail;
 

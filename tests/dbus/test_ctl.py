@@ -219,15 +219,21 @@ class CtlAuthorizationTest(CtlTest):
                                     "org.freedesktop.DBus.Error.AccessDenied")
         self.assertNotMounted(name)
 
-    def test_queries_need_no_authorization(self):
+    def test_queries_need_the_status_action(self):
         name = "ctl-query"
         self.fx.make_instance(name)
-        res = self.ctl("other", "--no-ask-password", "status", "--json", name)
+        res = self.ctl("member", "--no-ask-password", "status", "--json", name)
         self.assertExit(res, EXIT_OK)
         self.assertFalse(json.loads(res.stdout)["mounted"])
-        res = self.ctl("denied", "list", "--json")
+        res = self.ctl("member", "list", "--json")
         self.assertExit(res, EXIT_OK)
         self.assertIn({"name": name, "mounted": False}, json.loads(res.stdout))
+        res = self.ctl("other", "--no-ask-password", "status", "--json", name)
+        self.assertExit(res, EXIT_NOT_AUTHORIZED)
+        self.assertEqual(res.stdout, "")
+        res = self.ctl("denied", "list", "--json")
+        self.assertExit(res, EXIT_NOT_AUTHORIZED)
+        self.assertEqual(res.stdout, "")
 
 
 def PtySession(fx, role, argv):

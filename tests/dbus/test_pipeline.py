@@ -21,8 +21,9 @@ LIMITS_EXCEEDED = "org.freedesktop.DBus.Error.LimitsExceeded"
 EXECUTOR = "left4me-overlay"
 
 
-def executors(daemon_pid):
-    """{pid: cmdline} of the daemon's executor processes."""
+def executors(daemon_pid, zombies=False):
+    """{pid: cmdline} of the daemon's executor processes (those not yet
+    reaped, when zombies)."""
     found = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -35,8 +36,8 @@ def executors(daemon_pid):
         except OSError:
             continue
         name = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == daemon_pid and name == EXECUTOR:
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == daemon_pid and name == EXECUTOR and (state == "Z") == zombies:
             found[int(entry)] = [a.decode() for a in cmdline if a]
     return found
 
@@ -60,8 +61,10 @@ class PipelineTest(ServiceTest):
                                                                   out, err), 0)
 
     def wait_executors(self, n=4, timeout=30):
+        """Waits until the daemon has n executors running and none dead."""
         deadline = time.monotonic() + timeout
-        while len(executors(self.fx.daemon_proc.pid)) != n:
+        pid = self.fx.daemon_proc.pid
+        while len(executors(pid)) != n or executors(pid, zombies=True):
             self.assertLess(time.monotonic(), deadline,
                             "the daemon has %r" % executors(self.fx.daemon_proc.pid))
             time.sleep(0.01)
@@ -289,3 +292,21 @@ class LiveStateTest(PipelineTest):
         finally:
             listener.close()
         self.root_unmount("live-marker")
+
+    def test_signals_from_anyone_but_the_service_are_refused_by_the_bus(self):
+        fx = self.fx
+        fx.make_instance("spoof-marker")
+        listener = SignalListener(fx, "member")
+        try:
+            for role in ("member", "other"):
+                # gdbus emit cannot tell: the bus drops a refused signal.
+                fx.run(role, ["gdbus", "emit", "--system", "--object-path",
+                              l4m_fixture.OBJECT_PATH, "--signal",
+                              l4m_fixture.INTERFACE + ".MountChanged", "'spoofed'", "true"])
+            self.assertCallOk(fx.call("member", "Mount", "spoof-marker"))
+            self.wait_signal(listener, "spoof-marker", True)
+            self.assertEqual(self.signals_for(listener, "spoofed"), [])
+            self.assertNotIn("spoofed", "\n".join(listener.seen))
+        finally:
+            listener.close()
+        self.root_unmount("spoof-marker")

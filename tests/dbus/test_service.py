@@ -142,7 +142,7 @@ class MemberTest(ServiceTest):
         for name in ("list-b", "list-a"):
             fx.make_instance(name)
         os.mkdir(os.path.join(fx.instances, ".hidden"))
-        res = fx.busctl("other", "ListInstances", json_out=True)
+        res = fx.busctl("member", "ListInstances", json_out=True)
         self.assertCallOk(res)
         names = [n for n, _ in json.loads(res.stdout)["data"][0]]
         self.assertEqual(names, sorted(names))
@@ -165,15 +165,32 @@ class MemberTest(ServiceTest):
         self.assertCallOk(fx.call("member", "Unmount", name))
         self.assertNotMounted(name)
 
-    def test_queries_need_no_authorization(self):
+    def test_queries_need_the_status_action_and_tell_nothing_without_it(self):
         fx = self.fx
         name = "member-query"
         fx.make_instance(name)
-        for role in ("other", "denied"):
+        os.chmod(os.path.join(fx.instances, name), 0o700)  # the owner's wish
+        for role in ("member", "root"):
             res = fx.call(role, "GetStatus", name)
             self.assertCallOk(res)
             self.assertIn("false", res.stdout)
             self.assertCallOk(fx.call(role, "ListInstances"))
+        # Without the action: the same answer for an instance that exists
+        # and one that does not, and no listing.
+        for role, error in (("other", INTERACTIVE_REQUIRED), ("denied", ACCESS_DENIED)):
+            answers = set()
+            for n in (name, "member-query-missing"):
+                res = fx.call(role, "GetStatus", n)
+                self.assertCallError(res, error)
+                answers.add(res.error_message.replace(n, "NAME"))
+            self.assertEqual(len(answers), 1, answers)
+            self.assertEqual(answers.pop(), "Not authorized to read the status of instance NAME"
+                             if role == "denied" else
+                             "Interactive authorization is required to read the status of "
+                             "instance NAME")
+            res = fx.call(role, "ListInstances")
+            self.assertCallError(res, error)
+            self.assertNotIn(name, res.stderr)
 
     def test_root_is_authorized_without_polkit_rules(self):
         fx = self.fx
@@ -515,8 +532,9 @@ class PolkitRestartTest(ServiceTest):
                 self.assertCallError(res, ACCESS_DENIED)
                 self.assertLess(res.elapsed, 2.5, "no quick answer without polkitd")
             self.assertNotMounted(name)
-            # queries and root need no polkit
-            self.assertCallOk(fx.call("member", "GetStatus", name))
+            # queries fail closed too; root needs no polkit
+            self.assertCallError(fx.call("member", "GetStatus", name), ACCESS_DENIED)
+            self.assertCallOk(fx.call("root", "GetStatus", name))
             self.assertCallOk(fx.call("root", "Mount", name))
             self.assertMounted(name)
             self.root_unmount(name)
