@@ -184,8 +184,11 @@ class LimitsTest(PipelineTest):
             seen += line.strip() == "REPLY " + name
 
     def flood_result(self, proc):
-        out, err = proc.communicate(timeout=120)
-        self.assertEqual(proc.returncode, 0, err)
+        # Through the same buffered reader as read_replies: communicate()
+        # would miss what it has already buffered.
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        self.assertEqual(proc.wait(120), 0, err)
         return json.loads(out.strip().splitlines()[-1])
 
     def test_calls_over_the_caps_are_refused_at_once(self):
