@@ -90,6 +90,11 @@ class ExecutorTest(PipelineTest):
         for pid in before:
             with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
                 self.assertEqual(f.read().split(), [], "executor %d has children" % pid)
+            # Nothing of the daemon's caller chain: a fixed PATH only.
+            with open("/proc/%d/environ" % pid, "rb") as f:
+                environ = [e for e in f.read().split(b"\0") if e]
+            self.assertEqual(len(environ), 1, environ)
+            self.assertTrue(environ[0].startswith(b"PATH=/usr/local/sbin:"), environ)
 
     def test_killed_executor_fails_only_its_call_and_is_replaced(self):
         fx = self.fx
