@@ -89,6 +89,9 @@ void Executor::ensure_started() noexcept {
     if (auto error = start()) {
         log_message(LOG_ERR, "cannot start an executor: " + *error);
         lost();
+        if (options_.on_start_failed) {
+            options_.on_start_failed(*error);
+        }
     }
 }
 

@@ -38,6 +38,8 @@ class Executor {
         std::function<void(const protocol::ExecutorHello&)> on_hello;
         // Called on the using thread (watch only): mount changes.
         std::function<void(const protocol::MountReport&)> on_report;
+        // Called on the using thread when a start fails (the message).
+        std::function<void(const std::string&)> on_start_failed;
     };
 
     explicit Executor(Options options);

@@ -25,9 +25,9 @@ namespace {
 using overlay::daemon::EventLoop;
 
 constexpr const char* kBusName = "org.left4me.Overlay1";
-// The first executor's hello carries the daemon's settings; without it in
-// this time the daemon serves with the defaults (and each call says what is
-// wrong with the executor).
+// The first executor's hello carries the daemon's settings. One that
+// cannot start, or says nothing in this time, leaves the daemon serving with
+// the defaults (and each call saying what is wrong with the executor).
 constexpr std::chrono::seconds kFirstHelloTimeout{10};
 
 struct Options {
@@ -138,6 +138,11 @@ int run(const Options& opts) {
         }
         if (!std::exchange(hello_seen, true)) {
             first_hello.set_value(hello);
+        }
+    };
+    watch_options.on_start_failed = [&](const std::string&) {
+        if (!std::exchange(hello_seen, true)) {
+            first_hello.set_value(ExecutorHello{}); // the defaults, at once
         }
     };
     watch_options.on_report = [&](const MountReport& report) {

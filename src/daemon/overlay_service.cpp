@@ -114,8 +114,7 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance) noe
             return;
         }
         // Before anything that costs: a flood is refused here, holding
-        // nothing (not even a log line per call: that would be the flood's
-        // own amplifier; the refusal is the caller's answer).
+        // nothing.
         if (auto refused = limits_.admit_call(id, call.sender)) {
             std::visit(
                 [&](auto& guard) {
@@ -123,6 +122,7 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance) noe
                 },
                 call.reply);
             calls_.erase(id);
+            note_refusal(*refused);
             return;
         }
         // The only check before authorization: it touches no file.
@@ -324,6 +324,20 @@ void OverlayService::forget(std::uint64_t id) noexcept {
     limits_.release(id);
     calls_.erase(id);
     note_activity();
+}
+
+void OverlayService::note_refusal(const std::string& why) noexcept {
+    constexpr std::chrono::seconds kEvery{10};
+    ++refused_unlogged_;
+    const auto now = EventLoop::Clock::now();
+    if (now - refusals_logged_ < kEvery) {
+        return;
+    }
+    log_message(LOG_WARNING, "refused " + std::to_string(refused_unlogged_) +
+                                 " calls over the limits since the last report; the last: " +
+                                 why);
+    refused_unlogged_ = 0;
+    refusals_logged_ = now;
 }
 
 void OverlayService::emit_mount_changed(const std::string& instance, bool mounted) noexcept {

@@ -102,6 +102,11 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     ExecutorPool& executors_;
     std::map<std::uint64_t, Call> calls_;
     std::optional<std::set<std::string>> mounted_; // from the watcher's reports
+    // Refusals over the limits are logged as a count, at most every few
+    // seconds: a line per refused call would be the flood's amplifier.
+    std::uint64_t refused_unlogged_ = 0;
+    EventLoop::Clock::time_point refusals_logged_{};
+    void note_refusal(const std::string& why) noexcept;
     std::uint64_t next_id_ = 1;
     bool stopping_ = false;
     EventLoop::Clock::time_point last_activity_ = EventLoop::Clock::now();
