@@ -4,6 +4,7 @@
 #include "fs_open.hpp"
 #include "instance_env.hpp"
 #include "read_at_most.hpp"
+#include "same_mount.hpp"
 
 #include <cerrno>
 #include <chrono>
@@ -32,6 +33,10 @@ InstanceDir::InstanceDir(const HostLayout& layout, std::string_view name)
                                                describe_open_failure(-fd));
     }
     fd_.reset(fd);
+    // A directory mounted there (a user's FUSE mount, a bind mount) is not
+    // the instance the layout holds.
+    require_same_mount(layout.instances_fd(), layout.config().instances_dir, fd_.get(), path_,
+                       name_);
 }
 
 void InstanceDir::lock_exclusive() {

@@ -12,8 +12,9 @@ namespace overlay {
 
 class InstanceDir {
   public:
-    // Throws NoSuchInstance, or UnsafePath when NAME is a symlink or no
-    // directory. The name must already be valid.
+    // Throws NoSuchInstance, or UnsafePath when NAME is a symlink, no
+    // directory, or on another mount than InstancesDir (a mount point).
+    // The name must already be valid.
     InstanceDir(const HostLayout& layout, std::string_view name);
 
     const std::string& name() const { return name_; }
@@ -31,6 +32,8 @@ class InstanceDir {
     std::string read_env() const;
 
     // upper, work, merged: real directories directly inside the instance.
+    // Whether each must also be on the instance dir's mount is the
+    // caller's to check (merged is, once mounted, by design not).
     UniqueFd open_subdir(std::string_view entry, int flags) const;
 
   private:

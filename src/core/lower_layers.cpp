@@ -3,6 +3,7 @@
 #include "error.hpp"
 #include "fs_open.hpp"
 #include "path_syntax.hpp"
+#include "same_mount.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -42,7 +43,14 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
             throw Error(fd == -ENOENT ? ErrorCode::BadConfig : ErrorCode::UnsafePath,
                         who + printable(lower) + " " + describe_open_failure(-fd));
         }
-        layers.emplace_back(fd);
+        UniqueFd layer(fd);
+        // Beneath the root is not enough: a user's FUSE mount or a live
+        // overlay moved under the root would be beneath it too, and copy-up
+        // would write what those show (setuid files, device nodes) into an
+        // upper with root's credentials. The root itself may be a mount of
+        // its own (a separate disk): the layer must be on that one.
+        require_same_mount(root_fd.get(), roots[match], layer.get(), lower, instance);
+        layers.push_back(std::move(layer));
     }
     return layers;
 }

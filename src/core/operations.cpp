@@ -9,6 +9,7 @@
 #include "mount_point.hpp"
 #include "mountinfo.hpp"
 #include "overlay_mount.hpp"
+#include "same_mount.hpp"
 #include "taint_scan.hpp"
 
 #include <algorithm>
@@ -56,6 +57,12 @@ void mount_instance(const Config& config, std::string_view name) {
     const UniqueFd work = instance.open_subdir("work", O_RDONLY);
     const UniqueFd merged = instance.open_subdir("merged", O_PATH);
     const std::string merged_path = instance.path_of("merged");
+    // Copy-up writes into upper with our credentials, and the kernel
+    // trusts what work holds: both must be the instance's own directories,
+    // not a filesystem someone mounted there.
+    require_same_mount(instance.fd(), instance.path(), upper.get(), instance.path_of("upper"),
+                       name);
+    require_same_mount(instance.fd(), instance.path(), work.get(), instance.path_of("work"), name);
 
     if (auto id = mount_root_id(merged.get())) {
         throw Error(ErrorCode::AlreadyMounted, "instance " + instance.name() + ": " +
