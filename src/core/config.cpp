@@ -165,13 +165,14 @@ enum Index {
     HostPid,
     MountOptions,
     MountApi,
+    LockDir,
     Count
 };
 } // namespace key
 
 constexpr std::array<std::string_view, key::Count> kKeyNames{
     "Root",    "InstancesDir", "AllowedLowerRoots", "LowerdirsKey",
-    "HostPid", "MountOptions", "MountApi"};
+    "HostPid", "MountOptions", "MountApi",          "LockDir"};
 
 struct RawValue {
     std::string_view value;
@@ -249,6 +250,12 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
         } else {
             report.fail(line, "MountApi '" + printable(value) +
                                   "' is not one of auto, fd, string, legacy");
+        }
+        break;
+    case key::LockDir:
+        config.lock_dir = config_path(name, value, nullptr, report, line);
+        if (config.lock_dir == "/") {
+            report.fail(line, "LockDir must not be '/'");
         }
         break;
     case key::Count:

@@ -22,11 +22,6 @@ class InstanceDir {
     int fd() const { return fd_.get(); }
     std::string path_of(std::string_view entry) const { return path_ + "/" + std::string(entry); }
 
-    // Holds the instance's lock (flock on its directory) until destroyed, so
-    // that the daemon's helpers and the drop-in never work on one instance at
-    // once. Waits a bounded time, then throws Busy.
-    void lock_exclusive();
-
     // The bytes of instance.env: a regular file, at most 64 KiB (one byte
     // more is read so that an oversized file is refused, not cut).
     std::string read_env() const;

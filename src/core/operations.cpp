@@ -4,6 +4,7 @@
 #include "host_layout.hpp"
 #include "instance_dir.hpp"
 #include "instance_env.hpp"
+#include "instance_lock.hpp"
 #include "instance_name.hpp"
 #include "lower_layers.hpp"
 #include "mount_point.hpp"
@@ -47,8 +48,11 @@ std::string merged_path_of(const Config& config, std::string_view name) {
 void mount_instance(const Config& config, std::string_view name) {
     validate_instance_name(name);
     const HostLayout layout(config);
-    InstanceDir instance(layout, name);
-    instance.lock_exclusive();
+    const InstanceDir instance(layout, name);
+    // Only once the instance is found, so that a name with no instance
+    // leaves no lock file in /run. Everything opened afterwards, and the
+    // instance dir's descriptor itself, is checked again under the lock.
+    const InstanceLock lock(config, name);
 
     const std::string env_path = instance.path_of("instance.env");
     const auto lowerdirs = parse_lowerdirs(instance.read_env(), config.lowerdirs_key, env_path);
@@ -77,8 +81,11 @@ void mount_instance(const Config& config, std::string_view name) {
 void unmount_instance(const Config& config, std::string_view name) {
     validate_instance_name(name);
     const HostLayout layout(config);
-    InstanceDir instance(layout, name);
-    instance.lock_exclusive();
+    const InstanceDir instance(layout, name);
+    // Only once the instance is found, so that a name with no instance
+    // leaves no lock file in /run. Everything opened afterwards, and the
+    // instance dir's descriptor itself, is checked again under the lock.
+    const InstanceLock lock(config, name);
     const std::string merged_path = instance.path_of("merged");
     {
         // Closed before umount2: an open descriptor on the mount's root
