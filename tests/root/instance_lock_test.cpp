@@ -3,6 +3,7 @@
 // operations on one instance still take turns.
 #include "expect_error.hpp"
 #include "fs_open.hpp"
+#include "holder.hpp"
 #include "instance_lock.hpp"
 #include "operations.hpp"
 #include "scratch.hpp"
@@ -26,51 +27,6 @@ using namespace l4m_test;
 namespace fs = std::filesystem;
 
 constexpr uid_t kNobody = 65534;
-
-// A child process that does `setup` (which returns false on failure),
-// reports, then holds on (and so keeps its fds and flocks) until released.
-class Holder {
-  public:
-    explicit Holder(const std::function<bool()>& setup) {
-        int ready[2], release[2];
-        if (::pipe2(ready, O_CLOEXEC) != 0 || ::pipe2(release, O_CLOEXEC) != 0) {
-            throw std::runtime_error("pipe");
-        }
-        pid_ = ::fork();
-        if (pid_ == 0) {
-            ::close(ready[0]);
-            ::close(release[1]);
-            const char ok = setup() ? 'y' : 'n';
-            if (::write(ready[1], &ok, 1) != 1) {
-                ::_exit(1);
-            }
-            char byte;
-            while (::read(release[0], &byte, 1) > 0) {
-            }
-            ::_exit(0);
-        }
-        ::close(ready[1]);
-        ::close(release[0]);
-        release_ = release[1];
-        char ok = 'n';
-        ready_ = ::read(ready[0], &ok, 1) == 1 && ok == 'y';
-        ::close(ready[0]);
-    }
-    ~Holder() { release(); }
-    bool ready() const { return ready_; }
-    void release() {
-        if (release_ >= 0) {
-            ::close(release_);
-            release_ = -1;
-            ::waitpid(pid_, nullptr, 0);
-        }
-    }
-
-  private:
-    pid_t pid_ = -1;
-    int release_ = -1;
-    bool ready_ = false;
-};
 
 // In a child only: become an unrelated local user.
 bool become_nobody() {
