@@ -4,6 +4,7 @@
 #include "fs_open.hpp"
 #include "path_syntax.hpp"
 #include "same_mount.hpp"
+#include "user_mount.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -34,6 +35,9 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
         auto& root_fd = root_fds[match];
         if (!root_fd) {
             root_fd = layout.open_configured_dir(roots[match], O_PATH | O_DIRECTORY);
+            // An admin's disk may be mounted there; a user's FUSE mount
+            // there would pass the same-mount check below.
+            require_root_not_user_mount(root_fd.get(), roots[match], std::string(instance));
         }
         auto below = path_below(lower, roots[match]);
         // Not O_PATH: layer fds for fsconfig need a real open file before 6.15.
