@@ -518,7 +518,9 @@ class Fixture:
                     "Root=%s\n"
                     "InstancesDir=instances\n"
                     "AllowedLowerRoots=installation overlays\n"
-                    "HostPid=%d\n" % (self.root, host_pid or os.getpid()))
+                    "HostPid=%d\n"
+                    # The fixture's own: tests run in parallel on one machine.
+                    "LockDir=%s/locks\n" % (self.root, host_pid or os.getpid(), self.tmp))
         os.chmod(self.config_path, 0o644)
 
     def make_instance(self, name, lowerdirs=None, env_text=None, env=True):
