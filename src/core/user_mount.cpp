@@ -31,22 +31,20 @@ std::optional<std::string> user_mount_owner(const MountEntry& entry) {
     return "a FUSE mount of an unknown user";
 }
 
-void require_root_not_user_mount(int root_fd, const std::string& root_path,
-                                 const std::string& instance) {
-    const auto id = mount_root_id(root_fd);
+void require_not_user_mount(int fd, const std::string& what) {
+    const auto id = mount_root_id(fd);
     if (!id) {
         return;
     }
-    const std::string who = "instance " + instance + ": allowed root " + printable(root_path);
     const auto entry = find_mount_by_id(*id);
     if (!entry) {
         throw Error(ErrorCode::UnsafePath,
-                    who + " is a mount point missing from the mount table; not used");
+                    what + " is a mount point missing from the mount table; not used");
     }
     if (auto owner = user_mount_owner(*entry)) {
-        throw Error(ErrorCode::UnsafePath, who + " is " + *owner +
-                                               " (type " + printable(entry->fs_type) +
-                                               "); a user's filesystem is never a layer");
+        throw Error(ErrorCode::UnsafePath, what + " is " + *owner + " (type " +
+                                               printable(entry->fs_type) +
+                                               "); a user's filesystem is not used");
     }
 }
 

@@ -2,7 +2,8 @@
 // the one way a user mounts is FUSE through setuid fusermount, on any
 // directory they may write to: an allowed root they own included. The
 // same-mount check cannot catch that one (the layer is then on the root's
-// own mount), so a root that is a mount point is asked this too.
+// own mount), so an allowed root or InstancesDir that is a mount point is
+// asked this too.
 #pragma once
 
 #include "mountinfo.hpp"
@@ -17,10 +18,10 @@ namespace overlay {
 // for every other mount.
 std::optional<std::string> user_mount_owner(const MountEntry& entry);
 
-// Throws UnsafePath when root_fd (an allowed root, opened) is the root of a
-// mount that user_mount_owner() names, or of a mount missing from the
-// current namespace's table. Nothing to check when it is no mount point.
-void require_root_not_user_mount(int root_fd, const std::string& root_path,
-                                 const std::string& instance);
+// Throws UnsafePath ("WHAT is a FUSE mount of uid N ...") when fd (an
+// allowed root or InstancesDir, opened) is the root of a mount that
+// user_mount_owner() names, or of a mount missing from the current
+// namespace's table. Nothing to check when it is no mount point.
+void require_not_user_mount(int fd, const std::string& what);
 
 } // namespace overlay
