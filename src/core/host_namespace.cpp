@@ -16,7 +16,8 @@ namespace overlay {
 namespace {
 
 bool same_inode(int a, int b) {
-    struct stat sa {}, sb {};
+    struct stat sa {};
+    struct stat sb {};
     if (::fstat(a, &sa) != 0 || ::fstat(b, &sb) != 0) {
         throw_errno(ErrorCode::Failed, "cannot stat a user namespace", errno);
     }

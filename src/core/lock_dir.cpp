@@ -60,8 +60,7 @@ UniqueFd open_lock_dir(const std::string& path) {
             // 0700: only root needs to reach the locks. EEXIST: another
             // operation made it first, which is as good.
             if (::mkdirat(dir.get(), name.c_str(), 0700) != 0 && errno != EEXIST) {
-                throw_errno(ErrorCode::Failed, "LockDir: cannot create " + printable(shown),
-                            errno);
+                throw_errno(ErrorCode::Failed, "LockDir: cannot create " + printable(shown), errno);
             }
             fd = ::openat(dir.get(), name.c_str(), flags);
         }

@@ -28,12 +28,12 @@ MountIdentity mount_identity(int fd, std::string_view what) {
     if (stx.stx_mask & STATX_MNT_ID) {
         return {stx.stx_mnt_id, false};
     }
-    throw Error(ErrorCode::Failed,
-                "statx " + printable(what) + ": the kernel reports no mount id (Linux 5.8+ needed)");
+    throw Error(ErrorCode::Failed, "statx " + printable(what) +
+                                       ": the kernel reports no mount id (Linux 5.8+ needed)");
 }
 
-void require_same_mount(int anchor_fd, std::string_view anchor_path, int fd,
-                        std::string_view path, std::string_view instance) {
+void require_same_mount(int anchor_fd, std::string_view anchor_path, int fd, std::string_view path,
+                        std::string_view instance) {
     if (mount_identity(fd, path) == mount_identity(anchor_fd, anchor_path)) {
         return;
     }

@@ -24,7 +24,7 @@ MountIdentity mount_identity(int fd, std::string_view what);
 
 // Throws Error(UnsafePath, "instance NAME: PATH is on another mount than
 // ANCHOR_PATH ...") unless fd lies on the mount anchor_fd lies on.
-void require_same_mount(int anchor_fd, std::string_view anchor_path, int fd,
-                        std::string_view path, std::string_view instance);
+void require_same_mount(int anchor_fd, std::string_view anchor_path, int fd, std::string_view path,
+                        std::string_view instance);
 
 } // namespace overlay

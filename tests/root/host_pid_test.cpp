@@ -76,8 +76,8 @@ TEST(HostPid, TheDropInRefusesItAndMountsNothing) {
     EXPECT_NE(err.find("not entered"), std::string::npos) << err;
     EXPECT_TRUE(overlays_under("").empty());
     for (const auto& e : overlay::read_mountinfo(foreign.pid())) {
-        EXPECT_NE(e.source, "left4me:alpha") << "mounted in the foreign namespace at "
-                                             << e.mount_point;
+        EXPECT_NE(e.source, "left4me:alpha")
+            << "mounted in the foreign namespace at " << e.mount_point;
     }
 }
 

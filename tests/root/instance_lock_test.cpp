@@ -85,8 +85,9 @@ TEST(InstanceLock, TwoOperationsOnOneInstanceTakeTurns) {
     ASSERT_TRUE(other.ready());
     EXPECT_TRUE(throws_error(
         [&] { overlay::InstanceLock(layout.config, "alpha", std::chrono::milliseconds(50)); },
-        ErrorCode::Busy, "instance alpha: another operation on it holds the lock " +
-                             layout.lock_dir + "/alpha.lock"));
+        ErrorCode::Busy,
+        "instance alpha: another operation on it holds the lock " + layout.lock_dir +
+            "/alpha.lock"));
     // Another instance is not held up.
     overlay::mount_instance(layout.config, "beta");
     EXPECT_EQ(overlays_at(layout.merged("beta")), 1);

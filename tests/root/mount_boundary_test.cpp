@@ -56,11 +56,11 @@ TEST_P(MountBoundary, LowerdirOnAMountUnderAnAllowedRootIsRefused) {
     make_dirs(fuse + "/sub");
     write_file(fuse + "/a.txt", "from the user's mount\n");
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + fuse + "\n");
-    expect_refused("alpha", "instance alpha: " + fuse + " is on another mount than " +
-                                layout.root + "/overlays");
+    expect_refused("alpha", "instance alpha: " + fuse + " is on another mount than " + layout.root +
+                                "/overlays");
     // Beneath the mount's root, too.
-    layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root + "/installation/base:" + fuse +
-                                "/sub\n");
+    layout.set_env("alpha",
+                   "L4D2_LOWERDIRS=" + layout.root + "/installation/base:" + fuse + "/sub\n");
     expect_refused("alpha", fuse + "/sub is on another mount");
 }
 
@@ -119,8 +119,8 @@ TEST_P(MountBoundary, WorkOnAMountInsideTheInstanceDirIsRefused) {
 TEST_P(MountBoundary, InstanceDirThatIsAMountPointIsRefused) {
     const auto dir = layout.instance_dir("alpha");
     bind_mount(dir, dir); // the same files, but a mount of its own
-    expect_refused("alpha", "instance alpha: " + dir + " is on another mount than " +
-                                layout.root + "/instances");
+    expect_refused("alpha", "instance alpha: " + dir + " is on another mount than " + layout.root +
+                                "/instances");
     EXPECT_TRUE(throws_error([&] { overlay::unmount_instance(layout.config, "alpha"); },
                              ErrorCode::UnsafePath, "on another mount"));
 }

@@ -99,9 +99,8 @@ Layout make_layout(overlay::MountApi api) {
                            : api == overlay::MountApi::LowerdirStrings ? "string"
                            : api == overlay::MountApi::Legacy          ? "legacy"
                                                                        : "auto";
-    l.config = overlay::parse_config("Root=" + l.root + "\nMountApi=" + api_name +
-                                         "\nLockDir=" + l.lock_dir + "\n",
-                                     "test");
+    l.config = overlay::parse_config(
+        "Root=" + l.root + "\nMountApi=" + api_name + "\nLockDir=" + l.lock_dir + "\n", "test");
     l.add_instance("alpha", l.root + "/overlays/mod:" + l.root + "/installation/base");
     return l;
 }

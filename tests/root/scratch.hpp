@@ -24,7 +24,7 @@ void make_dirs(const std::string& path);
 // directory of the layout's own (not yet created: the core makes it).
 struct Layout {
     std::string root;
-    std::string outside; // a directory beside ROOT, outside every allowed root
+    std::string outside;  // a directory beside ROOT, outside every allowed root
     std::string lock_dir; // LockDir: the test's own, as tests run in parallel
     overlay::Config config;
 

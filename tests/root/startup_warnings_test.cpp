@@ -75,8 +75,7 @@ TEST_F(StartupWarnings, AMissingInstancesDirIsAWarningNotAnError) {
     layout.config.host_pid = 7;
     const auto warnings = overlay::startup_warnings(layout.config);
     ASSERT_EQ(warnings.size(), 2u) << joined(warnings);
-    EXPECT_TRUE(warnings[1].starts_with("cannot check the mount of InstancesDir: "))
-        << warnings[1];
+    EXPECT_TRUE(warnings[1].starts_with("cannot check the mount of InstancesDir: ")) << warnings[1];
 }
 
 } // namespace
