@@ -50,8 +50,8 @@ void mount_instance(const Config& config, std::string_view name) {
     const HostLayout layout(config);
     const InstanceDir instance(layout, name);
     // Only once the instance is found, so that a name with no instance
-    // leaves no lock file in /run. Everything opened afterwards, and the
-    // instance dir's descriptor itself, is checked again under the lock.
+    // leaves no lock file in /run. Everything else is opened under the
+    // lock, from the instance dir's descriptor, which no rename redirects.
     const InstanceLock lock(config, name);
 
     const std::string env_path = instance.path_of("instance.env");
@@ -83,8 +83,8 @@ void unmount_instance(const Config& config, std::string_view name) {
     const HostLayout layout(config);
     const InstanceDir instance(layout, name);
     // Only once the instance is found, so that a name with no instance
-    // leaves no lock file in /run. Everything opened afterwards, and the
-    // instance dir's descriptor itself, is checked again under the lock.
+    // leaves no lock file in /run. Everything else is opened under the
+    // lock, from the instance dir's descriptor, which no rename redirects.
     const InstanceLock lock(config, name);
     const std::string merged_path = instance.path_of("merged");
     {
