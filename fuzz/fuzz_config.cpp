@@ -36,6 +36,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                         "allowed root overlaps InstancesDir");
         }
         fuzz::check(!c.lowerdirs_key.empty(), "empty LowerdirsKey");
+        check_path(c.lock_dir, "LockDir not a clean absolute path");
+        fuzz::check(c.lock_dir != "/", "LockDir is /");
         fuzz::check(c.host_pid >= 1 && c.host_pid <= 4194304, "HostPid out of range");
         const auto atime = c.mount_attr_flags & MOUNT_ATTR__ATIME;
         fuzz::check(atime == 0 || atime == MOUNT_ATTR_NOATIME || atime == MOUNT_ATTR_STRICTATIME,

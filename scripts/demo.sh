@@ -75,6 +75,9 @@ cat > "$root"/instances/demo/instance.env <<ENV
 L4D2_LOWERDIRS="$root/overlays/demo-mod:$root/installation/left4dead2"
 ENV
 chown -R left4me:left4me "$root"
+# 0750, group left4me: in a 0755 instance any local user could keep Unmount
+# Busy by holding a working directory inside merged.
+chmod 0750 "$root"/instances/demo
 
 as_host_manager() { setpriv --reuid=left4me --regid=left4me --init-groups "$@"; }
 if left4me-overlayctl status demo | grep -q 'Mounted: yes'; then

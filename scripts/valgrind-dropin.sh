@@ -28,8 +28,8 @@ vg=(valgrind --log-file="$log" --trace-children=no --quiet --error-exitcode=1 --
     --errors-for-leak-kinds=definite,indirect,possible --track-fds=no)
 for api in legacy; do
     conf=$tmp/overlay-$api.conf
-    printf 'Root=%s\nAllowedLowerRoots=installation overlays\nHostPid=%d\nMountApi=%s\n' \
-        "$root" $$ "$api" >"$conf"
+    printf 'Root=%s\nAllowedLowerRoots=installation overlays\nHostPid=%d\nMountApi=%s\nLockDir=%s\n' \
+        "$root" $$ "$api" "$tmp/locks" >"$conf"
     chmod 0644 "$conf"
     for verb in mount umount; do
         if ! "${vg[@]}" "$dropin" --config "$conf" "$verb" vg; then

@@ -170,6 +170,7 @@ enum Index {
     MaxPendingCallsPerUser,
     MaxConcurrentAuthorizations,
     OperationTimeoutSec,
+    LockDir,
     Count
 };
 } // namespace key
@@ -177,7 +178,8 @@ enum Index {
 constexpr std::array<std::string_view, key::Count> kKeyNames{
     "Root",    "InstancesDir", "AllowedLowerRoots", "LowerdirsKey",
     "HostPid", "MountOptions", "MountApi", "Executors", "MaxPendingCalls",
-    "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations", "OperationTimeoutSec"};
+    "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations", "OperationTimeoutSec",
+    "LockDir"};
 
 // The daemon's own limits: whole numbers in a range that keeps the daemon
 // useful (a cap of 0 would refuse everything).
@@ -278,6 +280,12 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
         } else {
             report.fail(line, "MountApi '" + printable(value) +
                                   "' is not one of auto, fd, string, legacy");
+        }
+        break;
+    case key::LockDir:
+        config.lock_dir = config_path(name, value, nullptr, report, line);
+        if (config.lock_dir == "/") {
+            report.fail(line, "LockDir must not be '/'");
         }
         break;
     case key::Executors:

@@ -10,6 +10,7 @@
 namespace overlay {
 
 inline constexpr const char* kDefaultConfigPath = "/etc/left4me/overlay.conf";
+inline constexpr const char* kDefaultLockDir = "/run/left4me-overlay/locks";
 
 // Which kernel interface makes the overlay (DESIGN 2.5). Auto picks the
 // newest the running kernel has; the others force one path, for tests.
@@ -32,6 +33,10 @@ struct Config {
     std::uint64_t mount_attr_flags = 0;   // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV by default
     unsigned long legacy_mount_flags = 0; // MS_NOSUID | MS_NODEV by default
     MountApi mount_api = MountApi::Auto;
+    // Where the per-instance lock files live (instance_lock.hpp). Resolved,
+    // like every path, in the host mount namespace, which the drop-in and
+    // the daemon's executors both enter first: so they share it.
+    std::string lock_dir = kDefaultLockDir;
 
     // The daemon's settings, passed on to it by its executor (the daemon
     // reads no config itself) and applied when it starts.
@@ -47,8 +52,8 @@ Config default_config();
 
 // Parses the text of a config file. file_name only labels errors, which are
 // Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
-// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, and the
-// daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
+// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, LockDir, and
+// the daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
 // MaxConcurrentAuthorizations, OperationTimeoutSec.
 // Lines are KEY=VALUE with blanks around key and value trimmed; '#' starts a
 // comment only as the first non-blank character; no quoting; '\r' and NUL
@@ -60,7 +65,8 @@ Config default_config();
 // HostPid: decimal 1..4194304. MountOptions: comma-separated subset of
 // nosuid,nodev,noexec,noatime,nodiratime,relatime,strictatime, at most one
 // of the atime modes, each at most once; empty means none. MountApi:
-// auto|fd|string|legacy.
+// auto|fd|string|legacy. LockDir: absolute (never relative to Root, whose
+// contents a user owns), normalized, not "/".
 Config parse_config(std::string_view text, std::string_view file_name);
 
 // Reads and parses a config file (opened O_NOFOLLOW: a symlink is refused;

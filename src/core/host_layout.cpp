@@ -3,6 +3,7 @@
 #include "error.hpp"
 #include "fs_open.hpp"
 #include "path_syntax.hpp"
+#include "user_mount.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -17,6 +18,10 @@ HostLayout::HostLayout(const Config& config) : config_(config) {
         throw_errno(ErrorCode::Failed, "Root " + printable(config.root), errno);
     }
     instances_ = open_configured_dir(config.instances_dir, O_RDONLY | O_DIRECTORY);
+    // It may be a mount of its own (a nosuid,nodev bind mount, a disk), but
+    // not a user's FUSE mount: that user would then answer every lookup
+    // and could stall every operation.
+    require_not_user_mount(instances_.get(), "InstancesDir " + printable(config.instances_dir));
 }
 
 UniqueFd HostLayout::open_configured_dir(const std::string& path, int flags) const {

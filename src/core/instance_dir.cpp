@@ -4,21 +4,14 @@
 #include "fs_open.hpp"
 #include "instance_env.hpp"
 #include "read_at_most.hpp"
+#include "same_mount.hpp"
 
 #include <cerrno>
-#include <chrono>
 #include <fcntl.h>
-#include <sys/file.h>
 #include <sys/stat.h>
-#include <thread>
 #include <unistd.h>
 
 namespace overlay {
-
-namespace {
-constexpr auto kLockWait = std::chrono::seconds(10);
-constexpr auto kLockPoll = std::chrono::milliseconds(5);
-} // namespace
 
 InstanceDir::InstanceDir(const HostLayout& layout, std::string_view name)
     : name_(name), path_(layout.config().instances_dir + "/" + std::string(name)) {
@@ -32,24 +25,10 @@ InstanceDir::InstanceDir(const HostLayout& layout, std::string_view name)
                                                describe_open_failure(-fd));
     }
     fd_.reset(fd);
-}
-
-void InstanceDir::lock_exclusive() {
-    // Polling rather than a blocking flock: the directory belongs to the
-    // unprivileged user, who could hold the lock forever.
-    const auto deadline = std::chrono::steady_clock::now() + kLockWait;
-    while (::flock(fd_.get(), LOCK_EX | LOCK_NB) != 0) {
-        if (errno != EWOULDBLOCK && errno != EINTR) {
-            throw_errno(ErrorCode::Failed,
-                        "instance " + name_ + ": cannot lock " + printable(path_), errno);
-        }
-        if (std::chrono::steady_clock::now() >= deadline) {
-            throw Error(ErrorCode::Busy, "instance " + name_ +
-                                             ": another operation holds the lock on " +
-                                             printable(path_));
-        }
-        std::this_thread::sleep_for(kLockPoll);
-    }
+    // A directory mounted there (a user's FUSE mount, a bind mount) is not
+    // the instance the layout holds.
+    require_same_mount(layout.instances_fd(), layout.config().instances_dir, fd_.get(), path_,
+                       name_);
 }
 
 std::string InstanceDir::read_env() const {

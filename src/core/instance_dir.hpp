@@ -12,8 +12,9 @@ namespace overlay {
 
 class InstanceDir {
   public:
-    // Throws NoSuchInstance, or UnsafePath when NAME is a symlink or no
-    // directory. The name must already be valid.
+    // Throws NoSuchInstance, or UnsafePath when NAME is a symlink, no
+    // directory, or on another mount than InstancesDir (a mount point).
+    // The name must already be valid.
     InstanceDir(const HostLayout& layout, std::string_view name);
 
     const std::string& name() const { return name_; }
@@ -21,16 +22,13 @@ class InstanceDir {
     int fd() const { return fd_.get(); }
     std::string path_of(std::string_view entry) const { return path_ + "/" + std::string(entry); }
 
-    // Holds the instance's lock (flock on its directory) until destroyed, so
-    // that the daemon's helpers and the drop-in never work on one instance at
-    // once. Waits a bounded time, then throws Busy.
-    void lock_exclusive();
-
     // The bytes of instance.env: a regular file, at most 64 KiB (one byte
     // more is read so that an oversized file is refused, not cut).
     std::string read_env() const;
 
     // upper, work, merged: real directories directly inside the instance.
+    // Whether each must also be on the instance dir's mount is the
+    // caller's to check (merged is, once mounted, by design not).
     UniqueFd open_subdir(std::string_view entry, int flags) const;
 
   private:

@@ -3,6 +3,8 @@
 #include "error.hpp"
 #include "fs_open.hpp"
 #include "path_syntax.hpp"
+#include "same_mount.hpp"
+#include "user_mount.hpp"
 
 #include <cerrno>
 #include <fcntl.h>
@@ -33,6 +35,10 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
         auto& root_fd = root_fds[match];
         if (!root_fd) {
             root_fd = layout.open_configured_dir(roots[match], O_PATH | O_DIRECTORY);
+            // An admin's disk may be mounted there; a user's FUSE mount
+            // there would pass the same-mount check below.
+            require_not_user_mount(root_fd.get(), "instance " + std::string(instance) +
+                                                      ": allowed root " + printable(roots[match]));
         }
         auto below = path_below(lower, roots[match]);
         // Not O_PATH: layer fds for fsconfig need a real open file before 6.15.
@@ -42,7 +48,14 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
             throw Error(fd == -ENOENT ? ErrorCode::BadConfig : ErrorCode::UnsafePath,
                         who + printable(lower) + " " + describe_open_failure(-fd));
         }
-        layers.emplace_back(fd);
+        UniqueFd layer(fd);
+        // Beneath the root is not enough: a user's FUSE mount or a live
+        // overlay moved under the root would be beneath it too, and copy-up
+        // would write what those show (setuid files, device nodes) into an
+        // upper with root's credentials. The root itself may be a mount of
+        // its own (a separate disk): the layer must be on that one.
+        require_same_mount(root_fd.get(), roots[match], layer.get(), lower, instance);
+        layers.push_back(std::move(layer));
     }
     return layers;
 }

@@ -4,12 +4,14 @@
 #include "host_layout.hpp"
 #include "instance_dir.hpp"
 #include "instance_env.hpp"
+#include "instance_lock.hpp"
 #include "instance_name.hpp"
 #include "lower_layers.hpp"
 #include "mount_point.hpp"
 #include "mounted_instances.hpp"
 #include "mountinfo.hpp"
 #include "overlay_mount.hpp"
+#include "same_mount.hpp"
 #include "taint_scan.hpp"
 
 #include <algorithm>
@@ -43,8 +45,11 @@ bool is_overlay_at(const std::vector<MountEntry>& mounts, const std::string& pat
 void mount_instance(const Config& config, std::string_view name) {
     validate_instance_name(name);
     const HostLayout layout(config);
-    InstanceDir instance(layout, name);
-    instance.lock_exclusive();
+    const InstanceDir instance(layout, name);
+    // Only once the instance is found, so that a name with no instance
+    // leaves no lock file in /run. Everything else is opened under the
+    // lock, from the instance dir's descriptor, which no rename redirects.
+    const InstanceLock lock(config, name);
 
     const std::string env_path = instance.path_of("instance.env");
     const auto lowerdirs = parse_lowerdirs(instance.read_env(), config.lowerdirs_key, env_path);
@@ -53,6 +58,12 @@ void mount_instance(const Config& config, std::string_view name) {
     const UniqueFd work = instance.open_subdir("work", O_RDONLY);
     const UniqueFd merged = instance.open_subdir("merged", O_PATH);
     const std::string merged_path = instance.path_of("merged");
+    // Copy-up writes into upper with our credentials, and the kernel
+    // trusts what work holds: both must be the instance's own directories,
+    // not a filesystem someone mounted there.
+    require_same_mount(instance.fd(), instance.path(), upper.get(), instance.path_of("upper"),
+                       name);
+    require_same_mount(instance.fd(), instance.path(), work.get(), instance.path_of("work"), name);
 
     if (auto id = mount_root_id(merged.get())) {
         throw Error(ErrorCode::AlreadyMounted, "instance " + instance.name() + ": " +
@@ -67,8 +78,11 @@ void mount_instance(const Config& config, std::string_view name) {
 void unmount_instance(const Config& config, std::string_view name) {
     validate_instance_name(name);
     const HostLayout layout(config);
-    InstanceDir instance(layout, name);
-    instance.lock_exclusive();
+    const InstanceDir instance(layout, name);
+    // Only once the instance is found, so that a name with no instance
+    // leaves no lock file in /run. Everything else is opened under the
+    // lock, from the instance dir's descriptor, which no rename redirects.
+    const InstanceLock lock(config, name);
     const std::string merged_path = instance.path_of("merged");
     {
         // Closed before umount2: an open descriptor on the mount's root

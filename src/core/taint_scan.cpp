@@ -89,8 +89,15 @@ class UpperScan {
                     continue;
                 }
                 UniqueFd dir(fd);
+                // Never entered, and not skipped either: overlayfs ignores
+                // mounts inside its upper and uses what lies beneath, which
+                // such a mount hides from this scan.
                 if (mount_id(dir.get(), dir_rel) != upper_mnt_id_) {
-                    continue; // another mount: not part of this upper
+                    throw Error(ErrorCode::UnsafePath,
+                                "instance " + std::string(instance_) + ": upperdir entry " +
+                                    where(dir_rel) +
+                                    " is on another mount (a mount point inside upper hides "
+                                    "from the taint scan what the overlay would use)");
                 }
                 check_xattrs(dir.get(), dir_rel);
                 if (stack.size() >= kMaxUpperDepth) {

@@ -8,6 +8,7 @@
 #include "mount_watch.hpp"
 #include "operations.hpp"
 #include "packet_channel.hpp"
+#include "startup_warnings.hpp"
 #include "unique_fd.hpp"
 
 #include <cerrno>
@@ -48,6 +49,10 @@ class Executor {
             config_ = source_.load();
             enter_namespace();
             hello.settings = settings_of(*config_);
+            // Told once, by the executor the daemon starts first.
+            if (watch_requested_) {
+                hello.warnings = startup_warnings(*config_);
+            }
         } catch (const Error& e) {
             // Served anyway: each request retries, and says what is wrong,
             // as a helper run per call would have.

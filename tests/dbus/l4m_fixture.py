@@ -521,7 +521,9 @@ class Fixture:
                     "Root=%s\n"
                     "InstancesDir=instances\n"
                     "AllowedLowerRoots=installation overlays\n"
-                    "HostPid=%d\n%s" % (self.root, host_pid or os.getpid(), extra))
+                    "HostPid=%d\n"
+                    # The fixture's own: tests run in parallel on one machine.
+                    "LockDir=%s/locks\n%s" % (self.root, host_pid or os.getpid(), self.tmp, extra))
         os.chmod(self.config_path, 0o644)
 
     def restart_daemon(self):
@@ -554,7 +556,9 @@ class Fixture:
         """Holds instance name's operation lock, as a running operation
         would: an operation on it waits (up to its lock timeout) until the
         block ends. Lets a test act while an operation is surely running."""
-        fd = os.open(os.path.join(self.instances, name), os.O_RDONLY | os.O_DIRECTORY)
+        lock_dir = os.path.join(self.tmp, "locks")  # LockDir of write_config
+        os.makedirs(lock_dir, 0o700, exist_ok=True)
+        fd = os.open(os.path.join(lock_dir, name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

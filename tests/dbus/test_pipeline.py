@@ -318,3 +318,8 @@ class LiveStateTest(PipelineTest):
         finally:
             listener.close()
         self.root_unmount("spoof-marker")
+
+    def test_start_up_warnings_are_logged(self):
+        # The fixture's HostPid is the test's own process, not 1.
+        log = self.fx.log("daemon")
+        self.assertRegex(log, r"warning: HostPid is %d" % os.getpid())

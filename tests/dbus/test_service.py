@@ -499,19 +499,21 @@ class ErrorTest(ServiceTest):
 
     def test_failed_carries_the_kernels_message(self):
         # A read-only upperdir: the core accepts the layout, the kernel refuses.
+        # The read-only mount is InstancesDir's own (a mount on upper alone
+        # is refused by the core: upper must be on the instance dir's mount).
         fx = self.fx
         name = "err-ro-upper"
-        d = fx.make_instance(name)
-        upper = os.path.join(d, "upper")
-        l4m_fixture.mount(upper, upper, None, l4m_fixture.MS_BIND)
-        l4m_fixture.mount(None, upper, None,
+        fx.make_instance(name)
+        instances = fx.instances
+        l4m_fixture.mount(instances, instances, None, l4m_fixture.MS_BIND)
+        l4m_fixture.mount(None, instances, None,
                           l4m_fixture.MS_BIND | l4m_fixture.MS_REMOUNT | l4m_fixture.MS_RDONLY)
         try:
             res = self.assertCoreError("Mount", name, "Failed")
             self.assertIn("read-only", res.error_message)
             self.assertNotMounted(name)
         finally:
-            l4m_fixture.umount(upper)
+            l4m_fixture.umount(instances)
 
 
 class PolkitRestartTest(ServiceTest):

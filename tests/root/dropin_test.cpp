@@ -19,8 +19,8 @@ class DropIn : public ::testing::Test {
     void SetUp() override {
         layout = make_layout();
         config_path = layout.root + "/../overlay.conf";
-        write_file(config_path,
-                   "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) + "\n");
+        write_file(config_path, "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) +
+                                    "\nLockDir=" + layout.lock_dir + "\n");
         ::chmod(config_path.c_str(), 0644);
     }
     int dropin(const std::vector<std::string>& args, std::string* err = nullptr) {

@@ -87,6 +87,7 @@ Layout make_layout(overlay::MountApi api) {
         scratch() + "/t" + std::to_string(::getpid()) + "-" + std::to_string(++g_counter);
     l.root = base + "/root";
     l.outside = base + "/outside";
+    l.lock_dir = base + "/locks";
     make_dirs(l.root + "/installation/base");
     make_dirs(l.root + "/overlays/mod");
     make_dirs(l.outside);
@@ -98,7 +99,8 @@ Layout make_layout(overlay::MountApi api) {
                            : api == overlay::MountApi::LowerdirStrings ? "string"
                            : api == overlay::MountApi::Legacy          ? "legacy"
                                                                        : "auto";
-    l.config = overlay::parse_config("Root=" + l.root + "\nMountApi=" + api_name + "\n", "test");
+    l.config = overlay::parse_config(
+        "Root=" + l.root + "\nMountApi=" + api_name + "\nLockDir=" + l.lock_dir + "\n", "test");
     l.add_instance("alpha", l.root + "/overlays/mod:" + l.root + "/installation/base");
     return l;
 }

@@ -20,10 +20,12 @@ void make_dirs(const std::string& path);
 
 // A sample host layout under a fresh directory of the scratch area:
 // ROOT/installation/base (a.txt, b.txt), ROOT/overlays/mod (a.txt), and
-// instance `name` with instance.env naming mod over base.
+// instance `name` with instance.env naming mod over base. LockDir is a
+// directory of the layout's own (not yet created: the core makes it).
 struct Layout {
     std::string root;
-    std::string outside; // a directory beside ROOT, outside every allowed root
+    std::string outside;  // a directory beside ROOT, outside every allowed root
+    std::string lock_dir; // LockDir: the test's own, as tests run in parallel
     overlay::Config config;
 
     std::string instance_dir(const std::string& name) const;

@@ -71,7 +71,7 @@ TEST(ConfigDaemonKeys, ShippedFileShowsTheDefaults) {
             ++keys;
         }
     }
-    EXPECT_GE(keys, 12);
+    EXPECT_GE(keys, 13);
     const Config shipped = parse(uncommented.str());
     const Config d = default_config();
     EXPECT_EQ(shipped.root, d.root);
@@ -81,6 +81,7 @@ TEST(ConfigDaemonKeys, ShippedFileShowsTheDefaults) {
     EXPECT_EQ(shipped.host_pid, d.host_pid);
     EXPECT_EQ(shipped.mount_attr_flags, d.mount_attr_flags);
     EXPECT_EQ(shipped.mount_api, d.mount_api);
+    EXPECT_EQ(shipped.lock_dir, d.lock_dir);
     EXPECT_EQ(shipped.executors, d.executors);
     EXPECT_EQ(shipped.max_pending_calls, d.max_pending_calls);
     EXPECT_EQ(shipped.max_pending_calls_per_user, d.max_pending_calls_per_user);

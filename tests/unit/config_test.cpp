@@ -39,6 +39,7 @@ void expect_defaults(const Config& c) {
     EXPECT_EQ(c.mount_attr_flags, std::uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV});
     EXPECT_EQ(c.legacy_mount_flags, static_cast<unsigned long>(MS_NOSUID | MS_NODEV));
     EXPECT_EQ(c.mount_api, MountApi::Auto);
+    EXPECT_EQ(c.lock_dir, "/run/left4me-overlay/locks");
 }
 
 TEST(Config, Defaults) {
@@ -55,7 +56,8 @@ TEST(Config, AllKeys) {
                          "LowerdirsKey=_MY_KEY1\n"
                          "HostPid=4194304\n"
                          "MountOptions=nosuid, nodev,noexec\n"
-                         "MountApi=legacy\n");
+                         "MountApi=legacy\n"
+                         "LockDir = /run/l4m/locks\n");
     EXPECT_EQ(c.root, "/srv/l4m");
     EXPECT_EQ(c.instances_dir, "/srv/l4m/inst/a");
     EXPECT_EQ(c.allowed_lower_roots,
@@ -67,6 +69,13 @@ TEST(Config, AllKeys) {
               std::uint64_t{MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC});
     EXPECT_EQ(c.legacy_mount_flags, static_cast<unsigned long>(MS_NOSUID | MS_NODEV | MS_NOEXEC));
     EXPECT_EQ(c.mount_api, MountApi::Legacy);
+    EXPECT_EQ(c.lock_dir, "/run/l4m/locks");
+}
+
+TEST(Config, LockDirIsNotJoinedOntoRootNorMovedByIt) {
+    // Root's contents belong to a user; the locks must never be there by default.
+    EXPECT_EQ(parse("Root=/srv/x\n").lock_dir, "/run/left4me-overlay/locks");
+    EXPECT_EQ(parse("LockDir=/x\nRoot=/srv/x\n").lock_dir, "/x");
 }
 
 TEST(Config, RootAfterRelativeEntries) {
@@ -208,6 +217,12 @@ TEST(Config, RefusesBadPaths) {
         {"AllowedLowerRoots colon", "AllowedLowerRoots=/a:/b\n", "contains ':'"},
         {"AllowedLowerRoots comma", "AllowedLowerRoots=a,b\n", "contains ','"},
         {"AllowedLowerRoots trailing /", "AllowedLowerRoots=/x/\n", "ends with '/'"},
+        {"LockDir relative", "LockDir=locks\n", ":1: LockDir 'locks' is not absolute"},
+        {"LockDir empty", "LockDir=\n", "LockDir '' is not absolute"},
+        {"LockDir slash", "LockDir=/\n", "LockDir must not be '/'"},
+        {"LockDir ..", "LockDir=/run/../tmp\n", "LockDir '/run/../tmp' has a '..' component"},
+        {"LockDir trailing /", "LockDir=/run/l/\n", "ends with '/'"},
+        {"LockDir colon", "LockDir=/run/a:b\n", "contains ':'"},
         {"joined too long", "Root=" + long_path(20) + "\nInstancesDir=" + std::string(200, 'i'),
          ":2: InstancesDir '" + std::string(200, 'i') +
              "' joined onto Root is longer than PATH_MAX"},

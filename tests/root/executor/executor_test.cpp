@@ -89,8 +89,8 @@ class ExecutorTest : public ::testing::Test {
     void write_config(const std::string& extra) {
         // Replaced by rename, as editors and package upgrades do.
         const std::string tmp = config_path + ".new";
-        write_file(tmp, "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) + "\n" +
-                            extra);
+        write_file(tmp, "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) +
+                            "\nLockDir=" + layout.lock_dir + "\n" + extra);
         ::chmod(tmp.c_str(), 0644);
         std::filesystem::rename(tmp, config_path);
     }
@@ -105,7 +105,10 @@ class ExecutorTest : public ::testing::Test {
 
     // Holds the instance's operation lock, as a running operation would.
     overlay::UniqueFd hold_instance_lock(const std::string& name) {
-        overlay::UniqueFd fd(::open(layout.instance_dir(name).c_str(), O_RDONLY | O_DIRECTORY));
+        std::filesystem::create_directories(layout.lock_dir);
+        ::chmod(layout.lock_dir.c_str(), 0700);
+        const std::string path = layout.lock_dir + "/" + name + ".lock";
+        overlay::UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
         EXPECT_TRUE(fd);
         EXPECT_EQ(::flock(fd.get(), LOCK_EX), 0);
         return fd;
@@ -225,7 +228,7 @@ TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
     out = executor.run(req(RequestVerb::Status, "alpha"));
     EXPECT_FALSE(out.ok);
     EXPECT_EQ(out.error, ErrorCode::BadConfig);
-    EXPECT_NE(out.message.find("overlay.conf:3: LowerdirsKey"), std::string::npos) << out.message;
+    EXPECT_NE(out.message.find("overlay.conf:4: LowerdirsKey"), std::string::npos) << out.message;
 
     write_config("");
     out = executor.run(req(RequestVerb::Status, "alpha"));
