@@ -2,38 +2,52 @@
 
 #include <array>
 #include <cstring>
-#include <utility>
 
 namespace overlay {
 
 namespace {
-constexpr std::array<std::pair<ErrorCode, std::string_view>, 10> kNames{{
-    {ErrorCode::InvalidName, "InvalidName"},
-    {ErrorCode::NoSuchInstance, "NoSuchInstance"},
-    {ErrorCode::BadConfig, "BadConfig"},
-    {ErrorCode::LowerdirNotAllowed, "LowerdirNotAllowed"},
-    {ErrorCode::UnsafePath, "UnsafePath"},
-    {ErrorCode::UpperdirTainted, "UpperdirTainted"},
-    {ErrorCode::AlreadyMounted, "AlreadyMounted"},
-    {ErrorCode::NotMounted, "NotMounted"},
-    {ErrorCode::Busy, "Busy"},
-    {ErrorCode::Failed, "Failed"},
-}};
+// Every code once, for the reverse lookup; the size check below and the
+// switch in error_name() (built with -Werror=switch) keep it complete.
+constexpr std::array kAllCodes{
+    ErrorCode::InvalidName, ErrorCode::NoSuchInstance,  ErrorCode::BadConfig,
+    ErrorCode::LowerdirNotAllowed, ErrorCode::UnsafePath, ErrorCode::UpperdirTainted,
+    ErrorCode::AlreadyMounted, ErrorCode::NotMounted,   ErrorCode::Busy,
+    ErrorCode::Failed,
+};
+static_assert(kAllCodes.size() == static_cast<std::size_t>(ErrorCode::Failed) + 1,
+              "kAllCodes must list every ErrorCode");
 } // namespace
 
 std::string_view error_name(ErrorCode code) noexcept {
-    for (const auto& [c, name] : kNames) {
-        if (c == code) {
-            return name;
-        }
+    switch (code) {
+    case ErrorCode::InvalidName:
+        return "InvalidName";
+    case ErrorCode::NoSuchInstance:
+        return "NoSuchInstance";
+    case ErrorCode::BadConfig:
+        return "BadConfig";
+    case ErrorCode::LowerdirNotAllowed:
+        return "LowerdirNotAllowed";
+    case ErrorCode::UnsafePath:
+        return "UnsafePath";
+    case ErrorCode::UpperdirTainted:
+        return "UpperdirTainted";
+    case ErrorCode::AlreadyMounted:
+        return "AlreadyMounted";
+    case ErrorCode::NotMounted:
+        return "NotMounted";
+    case ErrorCode::Busy:
+        return "Busy";
+    case ErrorCode::Failed:
+        return "Failed";
     }
-    return "Failed";
+    return "Failed"; // a value outside the enum: fail closed
 }
 
 std::optional<ErrorCode> error_code_from_name(std::string_view name) noexcept {
-    for (const auto& [c, n] : kNames) {
-        if (n == name) {
-            return c;
+    for (ErrorCode code : kAllCodes) {
+        if (error_name(code) == name) {
+            return code;
         }
     }
     return std::nullopt;
