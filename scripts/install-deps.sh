@@ -9,7 +9,7 @@ build=(build-essential cmake pkg-config git
        libpolkit-gobject-1-dev libpolkit-agent-1-dev libglib2.0-dev libspdlog-dev)
 run=(dbus dbus-daemon polkitd pkexec util-linux sudo)
 test=(libgtest-dev libgmock-dev googletest python3 python3-dbus attr libxml2-utils libdbus-1-dev
-      systemd systemd-container debootstrap dpkg-dev file lintian)
+      systemd systemd-container debootstrap dpkg-dev file lintian bash-completion)
 # packaging/build-deb.sh (dh with the cmake build system)
 pack=(debhelper dh-python fakeroot)
 extra=()
