@@ -347,6 +347,36 @@ def check_watchdog(ct):
     raise Failure("no watchdog ping within %.1fs (last at %d)" % (WATCHDOG_SECONDS * 1.5, first))
 
 
+# MESSAGE_IDs of src/daemon/journal_log.cpp (fixed for good).
+MESSAGE_ID_MOUNTED = "4b6135ae048e4fd1a10230ed24f7b54b"
+MESSAGE_ID_DENIED = "0d6240d8d6f641dc80ab8e3964bf4b56"
+
+
+def check_journal(ct):
+    """The mount and the refusal as journal records of the unit, with
+    their MESSAGE_ID, L4M_* fields and OBJECT_PID= the caller (journald
+    adds the caller's OBJECT_COMM, ... when it still runs as the record
+    arrives: not checked, the caller may have exited)."""
+    import json
+    for message_id, uid_user, event in ((MESSAGE_ID_MOUNTED, USER, "mounted"),
+                                         (MESSAGE_ID_DENIED, OTHER, "denied")):
+        uid = ct.run(["id", "-u", uid_user]).stdout.strip()
+        records = []
+        deadline = time.monotonic() + 10
+        while not records and time.monotonic() < deadline:
+            out = ct.run(["journalctl", "--no-pager", "-o", "json", "-u", UNIT,
+                          "MESSAGE_ID=" + message_id]).stdout
+            records = [json.loads(line) for line in out.splitlines() if line.strip()]
+            if not records:
+                time.sleep(0.2)
+        check(records, "no %s record (MESSAGE_ID=%s) in the journal" % (event, message_id))
+        r = records[-1]
+        check(r.get("L4M_INSTANCE") == INSTANCE and r.get("L4M_EVENT") == event
+              and r.get("L4M_CALLER_UID") == uid, "unexpected %s record: %r" % (event, r))
+        check(r.get("OBJECT_PID") == r.get("L4M_CALLER_PID") and r.get("OBJECT_PID"),
+              "no OBJECT_PID= the caller: %r" % r)
+
+
 def status_json(ct, user):
     import json
     res = ct.run([CTL, "--json", "status", INSTANCE], user=user)
@@ -390,6 +420,9 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     res = ct.run([CTL, "--no-ask-password", "unmount", INSTANCE], user=OTHER, check=False)
     check(res.returncode == 3, "non-member unmount: exit %d, %r" % (res.returncode, res.stderr))
     check(ct.overlays(MERGED), "the non-member's unmount unmounted")
+
+    step("the journal holds both decisions, with MESSAGE_ID and the caller")
+    check_journal(ct)
 
     step("upgrading to %s with %s mounted" % (new_version, INSTANCE))
     ct.run([CTL, "status", INSTANCE], user=USER)  # the old daemon is running now
