@@ -93,6 +93,12 @@ TEST(CtlOutput, ListLegendAndEscaping) {
     EXPECT_EQ(format_list_text(list, false), "alpha  yes\nb\\x1b  no\n");
 }
 
+TEST(CtlOutput, JsonEscapesControlsIncludingC1) {
+    InstanceList list = {{"a\x1b\x7f\xc2\x9b\xc3\xa9\"\\", true}};
+    EXPECT_EQ(format_list_json(list),
+              "[{\"name\":\"a\\u001b\\u007f\\u009b\xc3\xa9\\\"\\\\\",\"mounted\":true}]\n");
+}
+
 TEST(CtlOutput, JsonShortAndPretty) {
     InstanceList list = {{"a", true}};
     EXPECT_EQ(format_list_json(list), "[{\"name\":\"a\",\"mounted\":true}]\n");
