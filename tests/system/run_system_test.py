@@ -101,7 +101,7 @@ def build_package(source_dir, out_dir):
 
 def repackage(deb, out_dir, version):
     """deb with only its version changed: the "previous build" of the
-    upgrade check, without running cpack (and its install step) again."""
+    upgrade check, without building the package again."""
     tree = os.path.join(out_dir, "tree")
     os.makedirs(out_dir)
     run_host(["dpkg-deb", "-R", deb, tree])
