@@ -41,7 +41,7 @@ if git -C "$src" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
          done) |
         tar -C "$src" --null --no-recursion -T - -cf - | tar -C "$tree" -xf -
 else
-    tar -C "$src" --exclude='./build*' --exclude='./debian' -cf - . | tar -C "$tree" -xf -
+    tar -C "$src" --exclude='./build*' --exclude='./debian' --exclude='./.git' -cf - . | tar -C "$tree" -xf -
 fi
 rm -rf "$tree/debian"
 cp -a "$src/packaging/debian" "$tree/debian"
