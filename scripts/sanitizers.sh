@@ -2,12 +2,13 @@
 # Sanitizer and valgrind runs (issue 5):
 #   asan      build-asan: everything with -fsanitize=address,undefined
 #             (-fno-sanitize-recover), then the unit, root and dbus tiers
-#             (the helper the daemon spawns is ASan-built too), and the
+#             (the executors the daemon starts are ASan-built too), and the
 #             daemon-kill, bus-restart and leaving-caller fault tests;
-#   tsan      build-tsan: the daemon (and helper) with -fsanitize=thread,
+#   tsan      build-tsan: the daemon (and executor) with -fsanitize=thread,
 #             then the dbus tier's concurrency tests (32 clients on 32
-#             instances, 8 simultaneous mounts of one instance) and the
-#             bus-restart fault test (shutdown with helpers in flight);
+#             instances, 8 simultaneous mounts of one instance), the
+#             pipeline's (killed and hung executors, caps, live state) and
+#             the bus-restart fault test (shutdown with operations in flight);
 #   valgrind  the drop-in command's mount and umount under valgrind
 #             --leak-check=full, in a private mount namespace with a sample
 #             layout, HostPid at that namespace's process (uses the plain
@@ -78,7 +79,7 @@ step_asan() {
     fresh_logs "$dir"
     (cd "$dir" && ctest --output-on-failure -L 'unit|root|dbus' -j2)
     # The daemon's crash, shutdown and disconnect paths, with LSan at exit
-    # and the orphaned helpers' reports (a few seconds; the polkit fault
+    # and the orphaned executors' reports (a few seconds; the polkit fault
     # test's load is left to the plain build).
     (cd "$dir" && ctest --output-on-failure \
         -R '^load\.fault-(daemon-kill|bus-restart|leaving-caller)$')
@@ -91,7 +92,8 @@ step_tsan() {
     configure "$dir" thread
     cmake --build "$dir" -j"$jobs" --target left4me-overlayd left4me-overlay
     fresh_logs "$dir"
-    (cd "$dir" && ctest --output-on-failure -R '^(dbus\.concurrency|load\.fault-bus-restart)$')
+    (cd "$dir" && ctest --output-on-failure \
+        -R '^(dbus\.(concurrency|executors|limits|live-state)|load\.fault-bus-restart)$')
     check_logs "$dir"
 }
 

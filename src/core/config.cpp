@@ -165,13 +165,42 @@ enum Index {
     HostPid,
     MountOptions,
     MountApi,
+    Executors,
+    MaxPendingCalls,
+    MaxPendingCallsPerUser,
+    MaxConcurrentAuthorizations,
+    OperationTimeoutSec,
     Count
 };
 } // namespace key
 
 constexpr std::array<std::string_view, key::Count> kKeyNames{
     "Root",    "InstancesDir", "AllowedLowerRoots", "LowerdirsKey",
-    "HostPid", "MountOptions", "MountApi"};
+    "HostPid", "MountOptions", "MountApi", "Executors", "MaxPendingCalls",
+    "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations", "OperationTimeoutSec"};
+
+// The daemon's own limits: whole numbers in a range that keeps the daemon
+// useful (a cap of 0 would refuse everything).
+struct NumberKey {
+    unsigned Config::*field;
+    unsigned min;
+    unsigned max;
+};
+
+constexpr NumberKey number_key(std::size_t index) {
+    switch (index) {
+    case key::Executors:
+        return {&Config::executors, 1, 16};
+    case key::MaxPendingCalls:
+        return {&Config::max_pending_calls, 1, 65536};
+    case key::MaxPendingCallsPerUser:
+        return {&Config::max_pending_calls_per_user, 1, 65536};
+    case key::MaxConcurrentAuthorizations:
+        return {&Config::max_concurrent_authorizations, 1, 1024};
+    default:
+        return {&Config::operation_timeout_sec, 1, 3600};
+    }
+}
 
 struct RawValue {
     std::string_view value;
@@ -251,6 +280,22 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
                                   "' is not one of auto, fd, string, legacy");
         }
         break;
+    case key::Executors:
+    case key::MaxPendingCalls:
+    case key::MaxPendingCallsPerUser:
+    case key::MaxConcurrentAuthorizations:
+    case key::OperationTimeoutSec: {
+        const NumberKey k = number_key(index);
+        unsigned n = 0;
+        const auto* end = value.data() + value.size();
+        const auto [ptr, ec] = std::from_chars(value.data(), end, n);
+        if (value.empty() || ec != std::errc{} || ptr != end || n < k.min || n > k.max) {
+            report.fail(line, name + " '" + printable(value) + "' is not a number from " +
+                                  std::to_string(k.min) + " to " + std::to_string(k.max));
+        }
+        config.*k.field = n;
+        break;
+    }
     case key::Count:
         break;
     }
@@ -334,8 +379,12 @@ Config parse_config(std::string_view text, std::string_view file_name) {
 }
 
 Config load_config(const std::string& path) {
+    return load_config_at(AT_FDCWD, path, path);
+}
+
+Config load_config_at(int dirfd, const std::string& name, const std::string& path) {
     const auto shown = printable(path);
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
+    UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK));
     if (!fd) {
         const int err = errno;
         if (err == ENOENT && path == kDefaultConfigPath) {

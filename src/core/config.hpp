@@ -32,6 +32,14 @@ struct Config {
     std::uint64_t mount_attr_flags = 0;   // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV by default
     unsigned long legacy_mount_flags = 0; // MS_NOSUID | MS_NODEV by default
     MountApi mount_api = MountApi::Auto;
+
+    // The daemon's settings, passed on to it by its executor (the daemon
+    // reads no config itself) and applied when it starts.
+    unsigned executors = 2;                     // Executors: 1..16
+    unsigned max_pending_calls = 256;           // MaxPendingCalls
+    unsigned max_pending_calls_per_user = 32;   // MaxPendingCallsPerUser
+    unsigned max_concurrent_authorizations = 8; // MaxConcurrentAuthorizations
+    unsigned operation_timeout_sec = 120;       // OperationTimeoutSec: 1..3600
 };
 
 // The built-in defaults (flags filled in).
@@ -39,7 +47,9 @@ Config default_config();
 
 // Parses the text of a config file. file_name only labels errors, which are
 // Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
-// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi.
+// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, and the
+// daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
+// MaxConcurrentAuthorizations, OperationTimeoutSec.
 // Lines are KEY=VALUE with blanks around key and value trimmed; '#' starts a
 // comment only as the first non-blank character; no quoting; '\r' and NUL
 // are refused. Unknown keys (case matters), duplicate keys and bad values
@@ -60,5 +70,11 @@ Config parse_config(std::string_view text, std::string_view file_name);
 // drop-in runs under sudo, and a config chosen by the caller would otherwise
 // choose what gets mounted.
 Config load_config(const std::string& path);
+
+// The same, for the file `name` in the directory `dirfd` (a persistent
+// executor keeps the config's directory open from before it entered the
+// host namespace, so the file it re-reads is the one it was started with).
+// `path` labels errors and decides whether a missing file means defaults.
+Config load_config_at(int dirfd, const std::string& name, const std::string& path);
 
 } // namespace overlay

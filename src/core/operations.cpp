@@ -7,6 +7,7 @@
 #include "instance_name.hpp"
 #include "lower_layers.hpp"
 #include "mount_point.hpp"
+#include "mounted_instances.hpp"
 #include "mountinfo.hpp"
 #include "overlay_mount.hpp"
 #include "taint_scan.hpp"
@@ -35,10 +36,6 @@ std::string describe_mount(const std::optional<MountEntry>& entry) {
 bool is_overlay_at(const std::vector<MountEntry>& mounts, const std::string& path) {
     const MountEntry* entry = find_mount_at(mounts, path);
     return entry != nullptr && entry->fs_type == "overlay";
-}
-
-std::string merged_path_of(const Config& config, std::string_view name) {
-    return config.instances_dir + "/" + std::string(name) + "/merged";
 }
 
 } // namespace
@@ -139,7 +136,7 @@ std::vector<std::pair<std::string, bool>> list_instances(const Config& config) {
         ::close(fd);
         throw_errno(ErrorCode::Failed, "cannot list " + printable(config.instances_dir), errno);
     }
-    const auto mounts = read_mountinfo(::getpid());
+    const auto mounted = mounted_instances(config, read_mountinfo(::getpid()));
     std::vector<std::pair<std::string, bool>> out;
     while (dirent* entry = ::readdir(dir.get())) {
         std::string_view name = entry->d_name;
@@ -151,7 +148,7 @@ std::vector<std::pair<std::string, bool>> list_instances(const Config& config) {
             !S_ISDIR(st.st_mode)) {
             continue;
         }
-        out.emplace_back(std::string(name), is_overlay_at(mounts, merged_path_of(config, name)));
+        out.emplace_back(std::string(name), mounted.contains(std::string(name)));
     }
     std::sort(out.begin(), out.end());
     return out;

@@ -4,6 +4,7 @@
 #include "journal_log.hpp"
 
 #include <gio/gio.h>
+#include <deque>
 #include <map>
 #include <polkit/polkit.h>
 #include <vector>
@@ -20,7 +21,7 @@ constexpr gint kCredentialsTimeoutMs = 10'000;
 
 using Verdict = AuthResult::Verdict;
 
-enum class Stage { Credentials, WaitingForAuthority, Polkit };
+enum class Stage { Credentials, WaitingForSlot, WaitingForAuthority, Polkit };
 enum class CancelReason { None, CallerGone, Stopping, Timeout };
 
 struct Check {
@@ -29,6 +30,7 @@ struct Check {
     Authorizer::Callback done;
     AuthResult result;
     Stage stage = Stage::Credentials;
+    bool holds_slot = false; // counted in State::polkit_in_flight
     CancelReason reason = CancelReason::None;
     GCancellable* cancellable = nullptr;
     guint name_watch = 0;
@@ -46,6 +48,9 @@ struct Authorizer::State {
     PolkitAuthority* authority = nullptr;
     bool authority_pending = false;
     std::vector<std::uint64_t> waiting_for_authority;
+    unsigned max_polkit_checks = 1;
+    unsigned polkit_in_flight = 0;
+    std::deque<std::uint64_t> waiting_for_slot;
     std::map<std::uint64_t, std::unique_ptr<Check>> checks;
     std::uint64_t next_id = 1;
     bool stopping = false;
@@ -89,6 +94,21 @@ void deliver(Authorizer::Callback& done, AuthResult result) {
     }
 }
 
+void need_polkit(State* state, Check* check);
+
+// A polkit slot came free: the longest-waiting check takes it.
+void release_slot(State* state) {
+    --state->polkit_in_flight;
+    while (!state->waiting_for_slot.empty()) {
+        const std::uint64_t next = state->waiting_for_slot.front();
+        state->waiting_for_slot.pop_front();
+        if (Check* check = find(state, next)) {
+            need_polkit(state, check);
+            return;
+        }
+    }
+}
+
 void finish(State* state, std::uint64_t id, Verdict verdict, std::string polkit,
             std::string detail = {}) {
     auto it = state->checks.find(id);
@@ -105,6 +125,9 @@ void finish(State* state, std::uint64_t id, Verdict verdict, std::string polkit,
         g_source_unref(check->timeout);
     }
     g_clear_object(&check->cancellable);
+    if (check->holds_slot) {
+        release_slot(state);
+    }
     check->result.verdict = verdict;
     check->result.polkit = std::move(polkit);
     check->result.detail = std::move(detail);
@@ -138,6 +161,11 @@ void cancel(State* state, Check* check, CancelReason reason) {
         // No operation of this check is in flight: end it here.
         std::erase(state->waiting_for_authority, check->id);
         finish_cancelled(state, check, "polkit connection");
+        return;
+    }
+    if (check->stage == Stage::WaitingForSlot) {
+        std::erase(state->waiting_for_slot, check->id);
+        finish_cancelled(state, check, "wait for a polkit check");
         return;
     }
     // The in-flight call completes with G_IO_ERROR_CANCELLED and ends the
@@ -219,6 +247,15 @@ void on_authority(GObject*, GAsyncResult* res, gpointer user_data) {
 }
 
 void need_polkit(State* state, Check* check) {
+    if (!check->holds_slot) {
+        if (state->polkit_in_flight >= state->max_polkit_checks) {
+            check->stage = Stage::WaitingForSlot;
+            state->waiting_for_slot.push_back(check->id);
+            return;
+        }
+        ++state->polkit_in_flight;
+        check->holds_slot = true;
+    }
     if (state->authority != nullptr) {
         start_polkit(state, check);
         return;
@@ -271,6 +308,12 @@ void on_credentials(GObject* source, GAsyncResult* res, gpointer user_data) {
         return;
     }
     check->result.uid = static_cast<uid_t>(uid);
+    if (check->request.admit) {
+        if (auto refused = check->request.admit(static_cast<uid_t>(uid))) {
+            finish(state, id, Verdict::LimitsExceeded, "not-asked", *refused);
+            return;
+        }
+    }
     if (check->request.action.empty()) {
         finish(state, id, Verdict::Allowed, "not-needed");
     } else if (uid == 0) {
@@ -358,7 +401,8 @@ struct StartTask {
 
 } // namespace
 
-Authorizer::Authorizer() : state_(std::make_unique<State>()) {
+Authorizer::Authorizer(unsigned max_polkit_checks) : state_(std::make_unique<State>()) {
+    state_->max_polkit_checks = max_polkit_checks == 0 ? 1 : max_polkit_checks;
     g_autoptr(GError) error = nullptr;
     // g_bus_get also honours DBUS_SYSTEM_BUS_ADDRESS, so the credentials
     // come from the same bus daemon that routed the call.

@@ -21,6 +21,9 @@ struct AuthRequest {
     std::string action;   // polkit action id; empty: identify the caller only
     std::string instance; // polkit detail "instance"
     bool interactive = false;
+    // Called on the GLib thread once the caller's uid is known, before
+    // polkit is asked: a reason refuses the call with LimitsExceeded.
+    std::function<std::optional<std::string>(uid_t)> admit;
 };
 
 struct AuthResult {
@@ -28,6 +31,7 @@ struct AuthResult {
         Allowed,
         Denied,              // polkit said no, or could not be asked: fail closed
         InteractiveRequired, // polkit wants a password, the call forbade prompting
+        LimitsExceeded,      // admit() refused: too many calls of this user
         CallerGone,          // the caller left the bus: do nothing
         Stopping,            // the service is stopping
     };
@@ -45,8 +49,10 @@ class Authorizer {
     using Callback = std::function<void(AuthResult)>;
 
     // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured) and
-    // starts the thread. Throws overlay::Error when the bus is unreachable.
-    Authorizer();
+    // starts the thread. At most max_polkit_checks polkit checks are in
+    // flight at once; later ones wait their turn, in order. Throws
+    // overlay::Error when the bus is unreachable.
+    explicit Authorizer(unsigned max_polkit_checks);
     ~Authorizer(); // stop()
     Authorizer(const Authorizer&) = delete;
     Authorizer& operator=(const Authorizer&) = delete;

@@ -17,6 +17,8 @@ std::string_view auth_error_name(AuthError code) noexcept {
         return "org.freedesktop.DBus.Error.AccessDenied";
     case AuthError::InteractiveAuthorizationRequired:
         return "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
+    case AuthError::LimitsExceeded:
+        return "org.freedesktop.DBus.Error.LimitsExceeded";
     }
     return "org.freedesktop.DBus.Error.AccessDenied"; // fail closed
 }
@@ -53,7 +55,8 @@ sdbus::Error error_from_current_exception() noexcept {
             const auto& name = e.getName();
             if (name.starts_with(kErrorPrefix) ||
                 name == auth_error_name(AuthError::AccessDenied) ||
-                name == auth_error_name(AuthError::InteractiveAuthorizationRequired)) {
+                name == auth_error_name(AuthError::InteractiveAuthorizationRequired) ||
+                name == auth_error_name(AuthError::LimitsExceeded)) {
                 return e;
             }
             return make_error(ErrorCode::Failed, e.what());

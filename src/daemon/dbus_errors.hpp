@@ -10,10 +10,12 @@
 
 namespace overlay::daemon {
 
-// Failures that are not the core's: the authorization verdicts.
+// Failures that are not the core's: the authorization verdicts, and the
+// refusal of a caller over its limit of pending calls.
 enum class AuthError {
     AccessDenied,                     // org.freedesktop.DBus.Error.AccessDenied
     InteractiveAuthorizationRequired, // org.freedesktop.DBus.Error.InteractiveAuthorizationRequired
+    LimitsExceeded,                   // org.freedesktop.DBus.Error.LimitsExceeded
 };
 
 // "org.left4me.Overlay1.Error." + error_name(code).

@@ -1,11 +1,22 @@
 #include "instance_queue.hpp"
 
+#include <chrono>
 #include <utility>
 
 namespace overlay::daemon {
 
-InstanceQueue::InstanceQueue(std::size_t max_workers)
-    : max_workers_(max_workers == 0 ? 1 : max_workers) {}
+namespace {
+constexpr std::chrono::seconds kIdleCheck{1};
+} // namespace
+
+InstanceQueue::InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start,
+                             std::function<void(std::size_t)> on_idle)
+    : on_start_(std::move(on_start)), on_idle_(std::move(on_idle)) {
+    workers = workers == 0 ? 1 : workers;
+    for (std::size_t i = 0; i < workers; ++i) {
+        workers_.emplace_back([this, i] { worker(i); });
+    }
+}
 
 InstanceQueue::~InstanceQueue() {
     stop();
@@ -19,13 +30,6 @@ void InstanceQueue::submit(std::string key, Job job) {
         return;
     }
     queued_.push_back({std::move(key), std::move(job)});
-    // Threads are started on demand so that an idle daemon holds none
-    // beyond those a past burst needed.
-    // Woken idle workers have not yet dequeued their job: compare with the
-    // whole queue, or a burst would run on fewer threads than allowed.
-    if (queued_.size() > idle_workers_ && workers_.size() < max_workers_) {
-        workers_.emplace_back([this] { worker(); });
-    }
     wake_.notify_all();
 }
 
@@ -38,7 +42,13 @@ std::list<InstanceQueue::Entry>::iterator InstanceQueue::next_runnable() {
     return queued_.end();
 }
 
-void InstanceQueue::worker() {
+void InstanceQueue::worker(std::size_t index) {
+    if (on_start_) {
+        try {
+            on_start_(index);
+        } catch (...) {
+        }
+    }
     std::unique_lock lock(mutex_);
     for (;;) {
         auto it = next_runnable();
@@ -46,9 +56,14 @@ void InstanceQueue::worker() {
             if (stopping_) {
                 return;
             }
-            ++idle_workers_;
-            wake_.wait(lock);
-            --idle_workers_;
+            if (wake_.wait_for(lock, kIdleCheck) == std::cv_status::timeout && on_idle_) {
+                lock.unlock();
+                try {
+                    on_idle_(index);
+                } catch (...) {
+                }
+                lock.lock();
+            }
             continue;
         }
         Entry entry = std::move(*it);
@@ -58,7 +73,7 @@ void InstanceQueue::worker() {
         }
         lock.unlock();
         try {
-            entry.job.run();
+            entry.job.run(index);
         } catch (...) {
             // Jobs report their own failures; nothing may kill a worker.
         }

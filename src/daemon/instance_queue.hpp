@@ -1,7 +1,7 @@
-// Runs jobs on a bounded set of worker threads, one job per key at a time:
+// Runs jobs on a fixed set of worker threads, one job per key at a time:
 // operations on one instance are serialized (in arrival order), different
-// instances run in parallel, and however many calls arrive, at most
-// max_workers helpers exist at once.
+// instances run in parallel on as many workers as there are executors. Each
+// worker has an index, so that a job uses that worker's own executor.
 #pragma once
 
 #include <condition_variable>
@@ -19,16 +19,18 @@ namespace overlay::daemon {
 class InstanceQueue {
   public:
     struct Job {
-        std::function<void()> run;    // on a worker thread
-        std::function<void()> cancel; // instead of run, when stopped first
+        std::function<void(std::size_t worker)> run; // on that worker's thread
+        std::function<void()> cancel;                // instead of run, when stopped first
     };
 
-    explicit InstanceQueue(std::size_t max_workers);
+    // Starts `workers` threads; each calls on_start(its index) first, and
+    // on_idle(its index) about once a second while it has nothing to do.
+    InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start = {},
+                  std::function<void(std::size_t)> on_idle = {});
     ~InstanceQueue(); // stop()
     InstanceQueue(const InstanceQueue&) = delete;
     InstanceQueue& operator=(const InstanceQueue&) = delete;
 
-    // An empty key serializes with nothing (ListInstances).
     void submit(std::string key, Job job);
 
     // Cancels every job not yet started (cancel() runs on the calling
@@ -44,17 +46,17 @@ class InstanceQueue {
         Job job;
     };
 
-    void worker();
+    void worker(std::size_t index);
     // First queued entry whose key is free; end() if none. Lock held.
     std::list<Entry>::iterator next_runnable();
 
-    const std::size_t max_workers_;
+    std::function<void(std::size_t)> on_start_;
+    std::function<void(std::size_t)> on_idle_;
     std::mutex mutex_;
     std::condition_variable wake_;
     std::list<Entry> queued_;
     std::set<std::string> running_keys_;
     std::vector<std::thread> workers_;
-    std::size_t idle_workers_ = 0;
     bool stopping_ = false;
 };
 

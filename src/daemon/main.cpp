@@ -1,16 +1,18 @@
 // left4me-overlayd: options, wiring, and the order of start-up and shutdown.
 #include "authorizer.hpp"
+#include "call_limits.hpp"
 #include "event_loop.hpp"
-#include "helper_runner.hpp"
-#include "instance_queue.hpp"
+#include "executor_pool.hpp"
 #include "journal_log.hpp"
 #include "overlay_service.hpp"
+#include "watch_worker.hpp"
 
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <future>
 #include <getopt.h>
 #include <memory>
 #include <optional>
@@ -23,9 +25,10 @@ namespace {
 using overlay::daemon::EventLoop;
 
 constexpr const char* kBusName = "org.left4me.Overlay1";
-// Each helper is a root process doing file-system work: however many calls
-// arrive (status needs no authorization), at most this many run at once.
-constexpr std::size_t kMaxConcurrentHelpers = 16;
+// The first executor's hello carries the daemon's settings; without it in
+// this time the daemon serves with the defaults (and each call says what is
+// wrong with the executor).
+constexpr std::chrono::seconds kFirstHelloTimeout{10};
 
 struct Options {
     std::string config = "/etc/left4me/overlay.conf";
@@ -40,7 +43,7 @@ void usage(std::FILE* out) {
                  "instance overlays on behalf of callers authorized by polkit.\n\n"
                  "  --config PATH            configuration passed to the helper\n"
                  "                           (default /etc/left4me/overlay.conf)\n"
-                 "  --helper PATH            privileged helper to run (default %s)\n"
+                 "  --helper PATH            privileged executor to run (default %s)\n"
                  "  --exit-idle-time SECONDS exit after this long without calls; 0 = never\n"
                  "                           (default 30)\n"
                  "  --version                print the version and exit\n"
@@ -111,17 +114,73 @@ void release_name(sdbus::IConnection& bus) {
 
 int run(const Options& opts) {
     using namespace overlay::daemon;
+    using overlay::protocol::DaemonSettings;
+    using overlay::protocol::ExecutorHello;
+    using overlay::protocol::MountReport;
     // First: blocks SIGTERM/SIGINT before any thread exists.
     EventLoop loop;
+
+    // The watching executor starts first: its hello tells the settings of
+    // everything else, and it reads the mount table while the bus connects.
+    OverlayService* service_on_bus_thread = nullptr;
+    std::promise<ExecutorHello> first_hello;
+    bool hello_seen = false;
+    Executor::Options watch_options;
+    watch_options.helper_path = opts.helper;
+    watch_options.config_path = opts.config;
+    watch_options.watch = true;
+    watch_options.on_hello = [&](const ExecutorHello& hello) {
+        for (const auto& w : hello.warnings) {
+            log_message(LOG_WARNING, w);
+        }
+        if (!hello.config_error.empty()) {
+            log_message(LOG_ERR, "executor cannot use its config: " + hello.config_error);
+        }
+        if (!std::exchange(hello_seen, true)) {
+            first_hello.set_value(hello);
+        }
+    };
+    watch_options.on_report = [&](const MountReport& report) {
+        loop.post([&service_on_bus_thread, report] {
+            if (service_on_bus_thread != nullptr) {
+                service_on_bus_thread->on_mount_report(report);
+            }
+        });
+    };
+    auto hello_future = first_hello.get_future();
+    WatchWorker watch(std::move(watch_options));
+
     auto bus = sdbus::createSystemBusConnection();
-    HelperRunner runner(opts.helper, opts.config);
-    Authorizer authorizer;
-    InstanceQueue queue(kMaxConcurrentHelpers);
-    auto service = std::make_unique<OverlayService>(*bus, loop, authorizer, queue, runner);
+    DaemonSettings settings;
+    if (hello_future.wait_for(kFirstHelloTimeout) == std::future_status::ready) {
+        const auto hello = hello_future.get();
+        if (hello.config_error.empty()) {
+            settings = hello.settings;
+        }
+    } else {
+        log_message(LOG_ERR, "no executor started within " +
+                                 std::to_string(kFirstHelloTimeout.count()) +
+                                 " s; serving with the default settings");
+    }
+    ExecutorPool::Options pool_options;
+    pool_options.helper_path = opts.helper;
+    pool_options.config_path = opts.config;
+    pool_options.operation_executors = settings.executors;
+    pool_options.timeout = settings.operation_timeout;
+    ExecutorPool executors(pool_options, watch);
+    CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
+    Authorizer authorizer(settings.max_concurrent_authorizations);
+    auto service = std::make_unique<OverlayService>(*bus, loop, authorizer, limits, executors);
+    service_on_bus_thread = service.get();
     // Last: callers are served from the moment they can reach us.
     bus->requestName(kBusName);
     log_message(LOG_INFO, std::string("left4me-overlayd ") + L4M_VERSION + " serving " + kBusName +
-                              " (helper " + opts.helper + ", config " + opts.config + ")");
+                              " (executor " + opts.helper + ", config " + opts.config + "; " +
+                              std::to_string(settings.executors) + " operation executors, " +
+                              std::to_string(settings.max_pending_calls) + " pending calls at most, " +
+                              std::to_string(settings.max_pending_calls_per_user) + " per user, " +
+                              std::to_string(settings.max_concurrent_authorizations) +
+                              " polkit checks at once)");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;
@@ -160,13 +219,16 @@ int run(const Options& opts) {
     if (end == EventLoop::End::BusDisconnected) {
         service->begin_shutdown();
     }
-    // Running helpers finish (a half-done mount is worse than a late exit);
-    // their completions can no longer be delivered after a disconnect.
-    queue.stop();
+    // Running operations finish (a half-done mount is worse than a late
+    // exit); their completions can no longer be delivered after a
+    // disconnect.
+    executors.stop();
+    watch.stop();
     authorizer.stop();
     if (end == EventLoop::End::BusDisconnected) {
         service->dismiss_all();
     }
+    service_on_bus_thread = nullptr;
     service.reset();
     log_message(LOG_INFO, "stopped");
     return 0;

@@ -13,15 +13,16 @@ namespace overlay::daemon {
 namespace {
 
 struct VerbInfo {
-    const char* name;          // in logs, and the helper's verb
-    const char* helper_verb;   // left4me-overlay VERB
-    const char* polkit_action; // empty: no authorization needed
+    const char* name;                  // in logs
+    protocol::RequestVerb request;     // what the executor is asked
+    const char* polkit_action;         // empty: no authorization needed
 };
 
-constexpr VerbInfo kMount{"mount", "mount", "org.left4me.overlay.mount"};
-constexpr VerbInfo kUnmount{"unmount", "umount", "org.left4me.overlay.unmount"};
-constexpr VerbInfo kStatus{"status", "status", ""};
-constexpr VerbInfo kList{"list", "list", ""};
+constexpr VerbInfo kMount{"mount", protocol::RequestVerb::Mount, "org.left4me.overlay.mount"};
+constexpr VerbInfo kUnmount{"unmount", protocol::RequestVerb::Unmount,
+                            "org.left4me.overlay.unmount"};
+constexpr VerbInfo kStatus{"status", protocol::RequestVerb::Status, ""};
+constexpr VerbInfo kList{"list", protocol::RequestVerb::List, ""};
 
 // sdbus-c++ 1.2's Message exposes neither the ALLOW_INTERACTIVE_AUTHORIZATION
 // header flag nor its sd_bus_message*, which it keeps in the protected
@@ -53,9 +54,9 @@ const VerbInfo& info(int verb) {
 } // namespace
 
 OverlayService::OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
-                               InstanceQueue& queue, const HelperRunner& runner)
-    : AdaptorInterfaces(bus, kObjectPath), loop_(loop), authorizer_(authorizer), queue_(queue),
-      runner_(runner) {
+                               CallLimits& limits, ExecutorPool& executors)
+    : AdaptorInterfaces(bus, kObjectPath), loop_(loop), authorizer_(authorizer), limits_(limits),
+      executors_(executors) {
     registerAdaptor();
 }
 
@@ -106,13 +107,26 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance) noe
                          "refused: service is stopping");
             return;
         }
+        // Before anything that costs: a flood is refused here, holding
+        // nothing (not even a log line per call: that would be the flood's
+        // own amplifier; the refusal is the caller's answer).
+        if (auto refused = limits_.admit_call(id, call.sender)) {
+            std::visit(
+                [&](auto& guard) {
+                    guard.fail(make_error(AuthError::LimitsExceeded, "Too many calls: " + *refused));
+                },
+                call.reply);
+            calls_.erase(id);
+            return;
+        }
         // The only check before authorization: it touches no file.
         if (verb != Verb::List) {
             validate_instance_name(call.instance);
         }
         const VerbInfo& vi = info(static_cast<int>(verb));
         authorizer_.check(
-            AuthRequest{call.sender, vi.polkit_action, call.instance, call.interactive},
+            AuthRequest{call.sender, vi.polkit_action, call.instance, call.interactive,
+                        [this, id](uid_t uid) { return limits_.admit_uid(id, uid); }},
             [this, id](AuthResult result) {
                 // GLib thread: hand the verdict to the bus thread.
                 loop_.post([this, id, result = std::move(result)]() mutable {
@@ -143,6 +157,10 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
 
     try {
         switch (result.verdict) {
+        case AuthResult::Verdict::LimitsExceeded:
+            finish_error(id, make_error(AuthError::LimitsExceeded, "Too many calls: " + result.detail),
+                         LOG_NOTICE, what + ": refused: " + result.detail);
+            return;
         case AuthResult::Verdict::CallerGone:
             // Nobody to answer, and nothing may be done on their behalf.
             log_call(call, LOG_NOTICE,
@@ -178,37 +196,22 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
                          what + ": refused: service is stopping");
             return;
         }
-        run_helper(id);
+        run_operation(id);
     } catch (...) {
         finish_error(id, error_from_current_exception(), LOG_ERR, what + ": internal error");
     }
 }
 
-void OverlayService::run_helper(std::uint64_t id) noexcept {
+void OverlayService::run_operation(std::uint64_t id) noexcept {
     try {
         const Call& call = calls_.at(id);
         const VerbInfo& vi = info(static_cast<int>(call.verb));
-        std::string verb = vi.helper_verb;
-        std::string instance = call.instance;
-        // Status and mount work serialize per instance; a listing reads
-        // every instance and serializes with none.
-        std::string key = call.verb == Verb::List ? std::string() : instance;
-        queue_.submit(
-            std::move(key),
-            InstanceQueue::Job{[this, id, verb, instance] {
-                                   HelperOutcome outcome = runner_.run(verb, instance);
-                                   loop_.post([this, id, outcome = std::move(outcome)]() mutable {
-                                       on_helper_done(id, std::move(outcome));
-                                   });
-                               },
-                               [this, id] {
-                                   HelperOutcome outcome;
-                                   outcome.error = ErrorCode::Failed;
-                                   outcome.message = "service is stopping";
-                                   loop_.post([this, id, outcome = std::move(outcome)]() mutable {
-                                       on_helper_done(id, std::move(outcome));
-                                   });
-                               }});
+        executors_.submit(protocol::Request{vi.request, call.instance},
+                          [this, id](HelperOutcome outcome) {
+                              loop_.post([this, id, outcome = std::move(outcome)]() mutable {
+                                  on_helper_done(id, std::move(outcome));
+                              });
+                          });
     } catch (...) {
         finish_error(id, error_from_current_exception(), LOG_ERR, "internal error");
     }
@@ -240,14 +243,9 @@ void OverlayService::finish_ok(std::uint64_t id, const HelperOutcome& outcome) n
         switch (call.verb) {
         case Verb::Mount:
         case Verb::Unmount: {
+            // MountChanged went out already, from the watcher's report
+            // that the executors synced before this answer.
             const bool mounted = call.verb == Verb::Mount;
-            // Before the reply: a caller that returns from Mount has seen
-            // the signal go out.
-            try {
-                emitMountChanged(call.instance, mounted);
-            } catch (const std::exception& e) {
-                log_message(LOG_ERR, std::string("cannot emit MountChanged: ") + e.what());
-            }
             std::get<0>(call.reply).succeed();
             log_call(call, LOG_INFO,
                      std::string(mounted ? "mounted " : "unmounted ") + call.instance, "ok");
@@ -317,8 +315,55 @@ void OverlayService::log_call(const Call& call, int priority, const std::string&
 }
 
 void OverlayService::forget(std::uint64_t id) noexcept {
+    limits_.release(id);
     calls_.erase(id);
     note_activity();
+}
+
+void OverlayService::emit_mount_changed(const std::string& instance, bool mounted) noexcept {
+    try {
+        emitMountChanged(dbus_safe(instance), mounted);
+    } catch (const std::exception& e) {
+        log_message(LOG_ERR, "cannot emit MountChanged for instance " + instance + ": " + e.what());
+    }
+}
+
+void OverlayService::on_mount_report(const protocol::MountReport& report) noexcept {
+    try {
+        if (!report.complete) {
+            for (const auto& [name, mounted] : report.instances) {
+                if (mounted_) {
+                    if (mounted) {
+                        mounted_->insert(name);
+                    } else {
+                        mounted_->erase(name);
+                    }
+                }
+                emit_mount_changed(name, mounted);
+            }
+            return;
+        }
+        std::set<std::string> now;
+        for (const auto& [name, mounted] : report.instances) {
+            now.insert(name);
+        }
+        if (mounted_) {
+            // A new watcher: whatever changed while none was watching.
+            for (const auto& name : *mounted_) {
+                if (!now.contains(name)) {
+                    emit_mount_changed(name, false);
+                }
+            }
+            for (const auto& name : now) {
+                if (!mounted_->contains(name)) {
+                    emit_mount_changed(name, true);
+                }
+            }
+        }
+        mounted_ = std::move(now);
+    } catch (...) {
+        log_message(LOG_ERR, "internal error handling a mount report");
+    }
 }
 
 void OverlayService::begin_shutdown() {
@@ -327,7 +372,7 @@ void OverlayService::begin_shutdown() {
     }
     stopping_ = true;
     authorizer_.cancel_all();
-    queue_.cancel_queued();
+    executors_.cancel_queued();
 }
 
 void OverlayService::dismiss_all() noexcept {

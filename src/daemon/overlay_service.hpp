@@ -1,19 +1,21 @@
 // The org.left4me.Overlay1 object: the handlers of the generated adaptor.
-// Each call goes name check -> authorization (Authorizer, GLib thread) ->
-// helper run (InstanceQueue worker) -> reply, signal and log, the last step
+// Each call goes limits -> name check -> authorization (Authorizer, GLib
+// thread) -> executor (ExecutorPool worker) -> reply and log, the last step
 // back on the bus thread. The handlers return at once: the bus thread never
-// waits on polkit or on a helper.
+// waits on polkit or on an executor. MountChanged follows the watching
+// executor's reports of the host mount table, whoever changed it.
 #pragma once
 
 #include "authorizer.hpp"
+#include "call_limits.hpp"
 #include "event_loop.hpp"
-#include "helper_runner.hpp"
-#include "instance_queue.hpp"
+#include "executor_pool.hpp"
 #include "overlay1_adaptor.hpp"
 #include "reply_guard.hpp"
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <optional>
 #include <sdbus-c++/sdbus-c++.h>
 #include <string>
@@ -29,13 +31,13 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     // All references must outlive the service; all methods run on the bus
     // thread.
     OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
-                   InstanceQueue& queue, const HelperRunner& runner);
+                   CallLimits& limits, ExecutorPool& executors);
     // Unregisters the object, then answers whatever is left with Failed
     // "service shutting down". Destroy before the connection.
     ~OverlayService();
 
     // SIGTERM: new calls are refused, pending authorizations and queued
-    // operations end with Failed "service is stopping"; running helpers
+    // operations end with Failed "service is stopping"; running operations
     // finish and are answered normally.
     void begin_shutdown();
     // The bus is gone: nothing can be answered any more.
@@ -44,6 +46,12 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     std::size_t pending() const noexcept { return calls_.size(); }
     EventLoop::Clock::time_point last_activity() const noexcept { return last_activity_; }
     void note_activity() noexcept { last_activity_ = EventLoop::Clock::now(); }
+
+    // The watching executor's report: MountChanged for each change. The
+    // first complete report only sets what is known (nothing changed from
+    // the caller's view); a later one, from a restarted executor, signals
+    // every difference.
+    void on_mount_report(const protocol::MountReport& report) noexcept;
 
   private:
     enum class Verb { Mount, Unmount, Status, List };
@@ -65,6 +73,7 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
         std::optional<pid_t> pid;
         std::string polkit;
     };
+    using Verdict = AuthResult::Verdict;
 
     void Mount(sdbus::Result<>&& result, std::string instance) override;
     void Unmount(sdbus::Result<>&& result, std::string instance) override;
@@ -75,7 +84,8 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
 
     void accept(Verb verb, AnyReply reply, std::string instance) noexcept;
     void on_authorized(std::uint64_t id, AuthResult result) noexcept;
-    void run_helper(std::uint64_t id) noexcept;
+    void run_operation(std::uint64_t id) noexcept;
+    void emit_mount_changed(const std::string& instance, bool mounted) noexcept;
     void on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept;
 
     // Answers, logs and forgets call `id`.
@@ -88,9 +98,10 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
 
     EventLoop& loop_;
     Authorizer& authorizer_;
-    InstanceQueue& queue_;
-    const HelperRunner& runner_;
+    CallLimits& limits_;
+    ExecutorPool& executors_;
     std::map<std::uint64_t, Call> calls_;
+    std::optional<std::set<std::string>> mounted_; // from the watcher's reports
     std::uint64_t next_id_ = 1;
     bool stopping_ = false;
     EventLoop::Clock::time_point last_activity_ = EventLoop::Clock::now();

@@ -10,6 +10,7 @@ namespace overlay::cmd {
 const char* const kUsage =
     "Usage: left4me-overlay [--config PATH] mount|umount|status NAME\n"
     "       left4me-overlay [--config PATH] list\n"
+    "       left4me-overlay [--config PATH] --serve FD [--watch]   (for left4me-overlayd)\n"
     "Mounts or unmounts the overlay of a left4me instance in the host mount namespace.\n"
     "Exit status: 0 on success, 1 when the operation was refused or failed, 2 on bad usage.\n";
 
@@ -19,7 +20,7 @@ int parse_fd(const std::string& text) {
     int fd = -1;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), fd);
     if (ec != std::errc() || end != text.data() + text.size() || fd < 3) {
-        throw std::invalid_argument("--result-fd needs a descriptor number of at least 3");
+        throw std::invalid_argument("--serve needs a descriptor number of at least 3");
     }
     return fd;
 }
@@ -45,8 +46,10 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             cl.config_path = value("--config");
         } else if (arg.starts_with("--config=")) {
             cl.config_path = arg.substr(9);
-        } else if (arg == "--result-fd") {
-            cl.result_fd = parse_fd(value("--result-fd"));
+        } else if (arg == "--serve") {
+            cl.serve_fd = parse_fd(value("--serve"));
+        } else if (arg == "--watch") {
+            cl.watch = true;
         } else if (arg == "--") {
             positional.insert(positional.end(), args.begin() + static_cast<long>(i) + 1,
                               args.end());
@@ -56,6 +59,15 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         } else {
             positional.push_back(arg);
         }
+    }
+    if (cl.serve_fd >= 0) {
+        if (!positional.empty()) {
+            throw std::invalid_argument("--serve takes no verb");
+        }
+        return cl;
+    }
+    if (cl.watch) {
+        throw std::invalid_argument("--watch needs --serve");
     }
     if (positional.empty()) {
         throw std::invalid_argument("no verb given");

@@ -12,7 +12,8 @@ struct CommandLine {
     Verb verb = Verb::Status;
     std::string name;        // empty for list
     std::string config_path; // the default when not given
-    int result_fd = -1;      // the daemon's record channel, when given
+    int serve_fd = -1;       // --serve FD: the daemon's executor, no verb
+    bool watch = false;      // --watch: with --serve, report mount changes
     bool help = false;
 };
 

@@ -1,13 +1,14 @@
-// left4me-overlay: runs as root (through sudo, or spawned by
-// left4me-overlayd) on behalf of callers who are not. It enters the host
-// mount namespace first, then does one operation through the core.
+// left4me-overlay: runs as root on behalf of callers who are not. Through
+// sudo it enters the host mount namespace, does one operation through the
+// core and exits; started by left4me-overlayd with --serve it is that
+// daemon's persistent executor (serve.hpp).
 #include "command_line.hpp"
 #include "config.hpp"
 #include "error.hpp"
-#include "helper_protocol.hpp"
 #include "host_namespace.hpp"
 #include "instance_name.hpp"
 #include "operations.hpp"
+#include "serve.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include <iostream>
 #include <stdexcept>
 #include <string>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <vector>
@@ -37,61 +39,34 @@ void ensure_standard_fds() {
     }
 }
 
-void write_all(int fd, const std::string& data) {
-    std::size_t done = 0;
-    while (done < data.size()) {
-        ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            return; // the daemon went away; our exit status still tells
-        }
-        done += static_cast<std::size_t>(n);
-    }
+void report_failure(const Error& e) {
+    std::cerr << "left4me-overlay: " << e.what() << "\n";
 }
 
-// For the daemon the record is the report (it logs it, with the caller's
-// identity); a second copy on stderr would only repeat it without fields.
-void report_failure(const cmd::CommandLine& cl, const Error& e) {
-    if (cl.result_fd >= 0) {
-        write_all(cl.result_fd, protocol::format_error(e));
-    } else {
-        std::cerr << "left4me-overlay: " << e.what() << "\n";
-    }
-}
-
-std::string run(const cmd::CommandLine& cl, const Config& config) {
+void run(const cmd::CommandLine& cl, const Config& config) {
     switch (cl.verb) {
     case Verb::Mount:
         mount_instance(config, cl.name);
-        return protocol::format_ok();
+        return;
     case Verb::Unmount:
         unmount_instance(config, cl.name);
-        return protocol::format_ok();
+        return;
     case Verb::Status: {
         auto status = instance_status(config, cl.name);
-        if (cl.result_fd < 0) {
-            std::cout << "instance: " << cl.name << "\n"
-                      << "mounted: " << (status.mounted ? "yes" : "no") << "\n"
-                      << "merged: " << printable(status.merged) << "\n";
-            for (const auto& lower : status.lowerdirs) {
-                std::cout << "lowerdir: " << printable(lower) << "\n";
-            }
+        std::cout << "instance: " << cl.name << "\n"
+                  << "mounted: " << (status.mounted ? "yes" : "no") << "\n"
+                  << "merged: " << printable(status.merged) << "\n";
+        for (const auto& lower : status.lowerdirs) {
+            std::cout << "lowerdir: " << printable(lower) << "\n";
         }
-        return protocol::format_status(status.mounted, status.merged, status.lowerdirs);
+        return;
     }
-    case Verb::List: {
-        auto instances = list_instances(config);
-        if (cl.result_fd < 0) {
-            for (const auto& [name, mounted] : instances) {
-                std::cout << name << (mounted ? " mounted" : " not-mounted") << "\n";
-            }
+    case Verb::List:
+        for (const auto& [name, mounted] : list_instances(config)) {
+            std::cout << name << (mounted ? " mounted" : " not-mounted") << "\n";
         }
-        return protocol::format_list(instances);
+        return;
     }
-    }
-    return protocol::format_ok();
 }
 
 } // namespace
@@ -110,9 +85,22 @@ int main(int argc, char** argv) {
         std::cout << cmd::kUsage;
         return 0;
     }
-    if (cl.result_fd >= 0 && ::fcntl(cl.result_fd, F_GETFD) < 0) {
-        std::cerr << "left4me-overlay: --result-fd " << cl.result_fd << " is not open\n";
-        return 2;
+    if (cl.serve_fd >= 0) {
+        if (::geteuid() != 0) {
+            std::cerr << "left4me-overlay: --serve must run as root\n";
+            return 2;
+        }
+        int type = 0;
+        socklen_t len = sizeof type;
+        if (::getsockopt(cl.serve_fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 ||
+            type != SOCK_SEQPACKET) {
+            std::cerr << "left4me-overlay: --serve " << cl.serve_fd
+                      << " is not a SOCK_SEQPACKET socket\n";
+            return 2;
+        }
+        // Nothing the executor might start inherits the daemon's socket.
+        ::fcntl(cl.serve_fd, F_SETFD, FD_CLOEXEC);
+        return cmd::serve({cl.serve_fd, cl.config_path, cl.watch});
     }
     try {
         // Name syntax first: it needs no privilege and touches nothing.
@@ -125,16 +113,13 @@ int main(int argc, char** argv) {
         }
         const Config config = load_config(cl.config_path);
         enter_host_mount_namespace(config.host_pid);
-        const std::string record = run(cl, config);
-        if (cl.result_fd >= 0) {
-            write_all(cl.result_fd, record);
-        }
+        run(cl, config);
         return 0;
     } catch (const Error& e) {
-        report_failure(cl, e);
+        report_failure(e);
         return 1;
     } catch (const std::exception& e) {
-        report_failure(cl, Error(ErrorCode::Failed, printable(e.what())));
+        report_failure(Error(ErrorCode::Failed, printable(e.what())));
         return 1;
     }
 }

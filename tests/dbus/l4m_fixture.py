@@ -21,13 +21,16 @@ process (run_dbus_tests.py re-executes itself under `unshare --mount
 Only the Python standard library is used.
 """
 
+import contextlib
 import errno
+import fcntl
 import os
 import pty
 import re
 import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import termios
@@ -512,14 +515,22 @@ class Fixture:
         self.config_path = os.path.join(self.tmp, "etc", "overlay.conf")
         self.write_config()
 
-    def write_config(self, host_pid=None):
+    def write_config(self, host_pid=None, extra=""):
         with open(self.config_path, "w") as f:
             f.write("# left4me-overlay dbus tier test config\n"
                     "Root=%s\n"
                     "InstancesDir=instances\n"
                     "AllowedLowerRoots=installation overlays\n"
-                    "HostPid=%d\n" % (self.root, host_pid or os.getpid()))
+                    "HostPid=%d\n%s" % (self.root, host_pid or os.getpid(), extra))
         os.chmod(self.config_path, 0o644)
+
+    def restart_daemon(self):
+        """SIGTERM, wait, start again (the daemon reads its own settings
+        from the config only when it starts)."""
+        self.daemon_proc.terminate()
+        self.daemon_proc.wait(30)
+        self.wait_for_name_gone(BUS_NAME)
+        self.start_daemon()
 
     def make_instance(self, name, lowerdirs=None, env_text=None, env=True):
         """instances/NAME/{instance.env,upper,work,merged}; lowerdirs default:
@@ -538,6 +549,40 @@ class Fixture:
     def merged(self, name):
         return os.path.join(self.instances, name, "merged")
 
+    @contextlib.contextmanager
+    def hold_lock(self, name):
+        """Holds instance name's operation lock, as a running operation
+        would: an operation on it waits (up to its lock timeout) until the
+        block ends. Lets a test act while an operation is surely running."""
+        fd = os.open(os.path.join(self.instances, name), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def wait_authorized(self, verb, names, timeout=30):
+        """Waits until the daemon has logged the authorization of a verb
+        ("mount", "unmount") call on each of names (counting earlier ones:
+        pass how many each name needs as a dict, or names for one each)."""
+        need = names if isinstance(names, dict) else {n: 1 for n in names}
+        deadline = time.monotonic() + timeout
+        while True:
+            log = self.log("daemon")
+            missing = {n: k for n, k in need.items()
+                       if len(re.findall(r"(?<![a-z])%s instance %s: authorized"
+                                         % (verb, re.escape(n)), log)) < k}
+            if not missing:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("no authorization of %s logged for %r within %ss"
+                                     % (verb, sorted(missing), timeout))
+            time.sleep(0.01)
+
+    def authorized_count(self, verb, name):
+        return len(re.findall(r"(?<![a-z])%s instance %s: authorized" % (verb, re.escape(name)),
+                              self.log("daemon")))
+
     def is_mounted(self, name, pid="self"):
         return len(overlays_on(self.merged(name), pid)) > 0
 
@@ -552,23 +597,39 @@ class Fixture:
         self.wait_for_name(BUS_NAME, self.daemon_proc, "daemon")
 
     def helper_result(self, *words):
-        """Runs the helper as root (like the daemon does) and returns its
-        result record (text written on fd 3) and the process."""
-        r, w = os.pipe()
+        """Asks a fresh executor (left4me-overlay --serve, as the daemon
+        runs it) one request and returns its result record and the process,
+        which exits once its socket is closed."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         proc = subprocess.Popen([self.helper_path, "--config", self.config_path,
-                                 "--result-fd", str(w)] + list(words), pass_fds=(w,),
+                                 "--serve", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.client_env())
-        os.close(w)
-        chunks = []
-        while True:
-            data = os.read(r, 65536)
-            if not data:
-                break
-            chunks.append(data)
-        os.close(r)
+        theirs.close()
+        try:
+            hello = executor_receive(ours)
+            if not hello.startswith("hello\n"):
+                raise AssertionError("executor said %r instead of hello" % hello)
+            ours.sendall(b"." + (" ".join(words) + "\n").encode())
+            record = executor_receive(ours)
+        finally:
+            ours.close()
         proc.wait(30)
-        return b"".join(chunks).decode(errors="replace"), proc
+        return record, proc
+
+
+def executor_receive(sock, timeout=30):
+    """One whole message from an executor: packets whose first byte is '+'
+    (more follow) or '.' (the last)."""
+    sock.settimeout(timeout)
+    parts = []
+    while True:
+        packet = sock.recv(1 << 20)
+        if not packet:
+            return "".join(parts)
+        parts.append(packet[1:].decode(errors="replace"))
+        if packet[:1] == b".":
+            return "".join(parts)
 
 
 def _ptsname(master):

@@ -4,6 +4,7 @@ mounts, the bus daemon restarted, and callers that leave the bus before
 their reply. Every assertion looks at the real mount table of the host
 namespace (this process's, the daemon's HostPid)."""
 
+import contextlib
 import json
 import os
 import signal
@@ -17,10 +18,10 @@ from test_service import ServiceTest
 
 LEAVING_CLIENT = os.path.join(os.path.dirname(os.path.abspath(l4m_fixture.__file__)),
                               "leaving_client.py")
-HELPER_COMM = "left4me-overlay"  # the helper's comm (15 characters: not truncated)
+EXECUTOR_COMM = "left4me-overlay"  # the executors' comm (15 characters: not truncated)
 
 
-def children(pid, comm=HELPER_COMM):
+def children(pid, comm=EXECUTOR_COMM):
     """Pids of pid's child processes named comm."""
     found = []
     for entry in os.listdir("/proc"):
@@ -38,30 +39,15 @@ def children(pid, comm=HELPER_COMM):
     return found
 
 
-def wait_for_helpers(daemon_pid, done=None, timeout=20):
-    """Waits until a helper of the daemon runs and returns the running
-    helpers' pids; or returns [] once done() is true (a fast unmount's
-    helper can come and go between two looks)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        pids = children(daemon_pid)
-        if pids:
-            return pids
-        if done is not None and done():
-            return []
-        time.sleep(0.002)
-    raise AssertionError("no helper of the daemon started within %ss" % timeout)
-
-
-def orphaned_helpers():
-    """Helpers whose daemon has died: the fixture, a child subreaper, is
+def orphaned_executors():
+    """Executors whose daemon has died: the fixture, a child subreaper, is
     their parent now."""
     return children(os.getpid())
 
 
 def wait_gone(pids, timeout=60):
     """Waits for processes to end; reaps those that became our children
-    (the fixture is a child subreaper, so orphaned helpers come to us)."""
+    (the fixture is a child subreaper, so orphaned executors come to us)."""
     deadline = time.monotonic() + timeout
     pending = set(pids)
     while pending and time.monotonic() < deadline:
@@ -81,7 +67,7 @@ def wait_gone(pids, timeout=60):
 
 
 class FaultTest(ServiceTest):
-    # Enough entries in upper that the helper's taint scan (which runs
+    # Enough entries in upper that the executor's taint scan (which runs
     # before the mount) takes a while: a window to kill things in the
     # middle of a mount. Hard links: names are all the scan walks, and they
     # cost no inodes.
@@ -194,40 +180,38 @@ class PolkitKillTest(FaultTest):
 
 
 class DaemonKillTest(FaultTest):
-    """SIGKILL while helpers are mounting (or unmounting). The helpers run on
-    (they are processes of their own) and either complete their mount or
-    never make it; a new daemon reads the truth from the mount table."""
+    """SIGKILL while executors are mounting (or unmounting). The executors
+    are processes of their own: each finishes the operation it holds or
+    never starts it, then finds its socket closed and exits; a new daemon
+    reads the truth from the mount table."""
 
     def kill_daemon_during(self, method, names):
-        """Mount: the slow taint scan guarantees helpers are cut off. Unmount
-        has no scan and can be over on a fast machine before the kill: then
-        the test still checks the state, but cannot insist on interruption."""
+        """The instances' locks are held until the daemon is dead, so its
+        executors are surely in the middle of their operations (waiting for
+        a lock) or still queued when the kill comes."""
         fx = self.fx
-        daemon_pid = fx.daemon_proc.pid
-        procs = self.start_calls(method, names)
-        if method == "Mount":
-            wait_for_helpers(daemon_pid)
-            time.sleep(0.05)  # some further into their work than others
-        else:
-            wait_for_helpers(daemon_pid, done=lambda: not any(
-                overlays_on(fx.merged(n)) for n in names))
-        fx.daemon_proc.kill()
-        fx.daemon_proc.wait(10)
-        self.assertEqual(fx.daemon_proc.returncode, -signal.SIGKILL)
-        # Orphaned helpers finish on their own (or die of SIGPIPE writing
-        # their record): wait for every one of them. They are ours now (the
-        # fixture is a child subreaper), the moment the daemon is dead.
-        helpers = orphaned_helpers()
-        wait_gone(helpers)
+        verb = method.lower()
+        before = {n: fx.authorized_count(verb, n) + 1 for n in names}
+        with contextlib.ExitStack() as locks:
+            for n in names:
+                locks.enter_context(fx.hold_lock(n))
+            procs = self.start_calls(method, names)
+            fx.wait_authorized(verb, before)
+            executors = children(fx.daemon_proc.pid)
+            self.assertEqual(len(executors), 4, "2 operation, 1 status, 1 watching executor")
+            fx.daemon_proc.kill()
+            fx.daemon_proc.wait(10)
+            self.assertEqual(fx.daemon_proc.returncode, -signal.SIGKILL)
+        # Orphaned executors finish what they hold and exit: wait for every
+        # one of them. They are ours now (the fixture is a child subreaper).
+        wait_gone(executors)
         codes = self.finish_calls(procs)
         mounted = {n: self.assertWholeOrNothing(n) for n in names}
-        print("\ndaemon SIGKILL during %d %s calls: %d helpers orphaned; %d callers "
+        print("\ndaemon SIGKILL during %d %s calls: %d executors orphaned; %d callers "
               "got no reply; afterwards %d of %d mounted"
-              % (len(names), method, len(helpers), sum(1 for c in codes if c != 0),
+              % (len(names), method, len(executors), sum(1 for c in codes if c != 0),
                  sum(mounted.values()), len(names)))
-        if method == "Mount":
-            self.assertGreater(sum(1 for c in codes if c != 0), 0,
-                               "every call finished before the kill: nothing was interrupted")
+        self.assertEqual(codes.count(0), 0, "a call was answered though every one was held")
         fx.start_daemon()
         self.assertDaemonTellsTruth(names)
         return mounted
@@ -272,19 +256,25 @@ class BusRestartTest(FaultTest):
         for n in names:
             self.make_slow_instance(n)
         old = fx.daemon_proc
-        procs = self.start_calls("Mount", names)
-        helpers = wait_for_helpers(old.pid)
-        t0 = time.monotonic()
-        fx.dbus_proc.terminate()
-        fx.dbus_proc.wait(10)
-        # The service finishes the helpers it started, then exits cleanly.
+        before = {n: fx.authorized_count("mount", n) + 1 for n in names}
+        with contextlib.ExitStack() as locks:
+            for n in names:
+                locks.enter_context(fx.hold_lock(n))
+            procs = self.start_calls("Mount", names)
+            fx.wait_authorized("mount", before)
+            executors = children(old.pid)
+            t0 = time.monotonic()
+            fx.dbus_proc.terminate()
+            fx.dbus_proc.wait(10)
+        # The service finishes the operations its executors hold, stops
+        # them, then exits cleanly.
         old.wait(30)
-        helpers = sorted(set(helpers) | set(orphaned_helpers()))
         print("\nbus restart: the service exited %d, %.2fs after the bus went"
               % (old.returncode, time.monotonic() - t0))
         self.assertEqual(old.returncode, 0, fx.log("daemon")[-2000:])
         self.assertIn("left4me-overlayd: info: stopped", fx.log("daemon"))
-        wait_gone(helpers)
+        self.assertEqual(orphaned_executors(), [], "the service left executors behind")
+        wait_gone(executors)
         self.finish_calls(procs)
         for n in names:
             self.assertWholeOrNothing(n)
@@ -309,54 +299,68 @@ class BusRestartTest(FaultTest):
 class LeavingCallerTest(FaultTest):
     """A caller that closes its connection while its (authorized) call is
     being carried out: the operation completes exactly as if it had waited,
-    and nothing stays behind in the daemon."""
+    and nothing stays behind in the daemon. The instance's lock is held
+    while the caller leaves, so the operation is surely under way then."""
 
     ROUNDS = 5
 
     def leave_during(self, method, name):
         fx = self.fx
-        proc = fx.popen("member", ["/usr/bin/python3",
-                                   LEAVING_CLIENT, method, name],
-                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        try:
-            self.assertEqual(proc.stdout.readline().strip(), "SENT")
-            # A fast unmount's helper may be gone before we look.
-            target = method == "Mount"
-            helpers = wait_for_helpers(
-                fx.daemon_proc.pid, done=lambda: bool(overlays_on(fx.merged(name))) == target)
-            proc.send_signal(signal.SIGUSR1)
-            self.assertEqual(proc.stdout.readline().strip(), "CLOSED")
-            still_running = [p for p in helpers if os.path.exists("/proc/%d" % p)]
-            wait_gone(helpers)
-        finally:
-            proc.kill()
-            proc.communicate()
-        return still_running
+        verb = method.lower()
+        need = {name: fx.authorized_count(verb, name) + 1}
+        with fx.hold_lock(name):
+            proc = fx.popen("member", ["/usr/bin/python3", LEAVING_CLIENT, method, name],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            try:
+                line = proc.stdout.readline().strip()
+                if line != "SENT":
+                    proc.kill()
+                    _, err = proc.communicate()
+                    self.fail("leaving client printed %r, stderr: %r" % (line, err))
+                fx.wait_authorized(verb, need)
+                proc.send_signal(signal.SIGUSR1)
+                line = proc.stdout.readline().strip()
+                if line != "CLOSED":
+                    proc.kill()
+                    _, err = proc.communicate()
+                    self.fail("leaving client printed %r, stderr: %r" % (line, err))
+            finally:
+                proc.kill()
+                proc.communicate()
+        # The lock is free: the operation goes on without its caller.
+        want = method == "Mount"
+        deadline = time.monotonic() + 30
+        while bool(overlays_on(fx.merged(name))) != want:
+            self.assertLess(time.monotonic(), deadline, "%s of %s never completed" % (method, name))
+            time.sleep(0.01)
 
     def test_caller_leaves_before_its_reply(self):
         fx = self.fx
         name = "leaver"
-        self.make_slow_instance(name)
+        fx.make_instance(name)
         pid = fx.daemon_proc.pid
+        executors = sorted(children(pid))
         # Warm up once, like the load test, then measure.
         self.assertCallOk(fx.call("member", "Mount", name))
         self.assertCallOk(fx.call("member", "Unmount", name))
         fds = fd_count(pid)
         rss = rss_kib(pid)
-        left_while_running = 0
         for _ in range(self.ROUNDS):
-            left_while_running += bool(self.leave_during("Mount", name))
+            self.leave_during("Mount", name)
             self.assertMounted(name)  # done, as if the caller had waited
-            left_while_running += bool(self.leave_during("Unmount", name))
+            self.leave_during("Unmount", name)
             self.assertNotMounted(name)
-        # Replies to callers that are gone must not pile up anywhere.
-        time.sleep(0.2)
-        print("\nleaving callers: %d calls, %d left while their helper ran; daemon fds %d -> %d, "
-              "VmRSS %d -> %d KiB" % (2 * self.ROUNDS, left_while_running, fds, fd_count(pid),
-                                      rss, rss_kib(pid)))
-        self.assertGreater(left_while_running, 0, "no caller left while its helper was running")
+        # The last reply (to a caller that is gone) goes out after the
+        # mount table changed: wait until the daemon holds no call.
+        deadline = time.monotonic() + 30
+        while fx.log("daemon").count("unmounted leaver ") < self.ROUNDS + 1:
+            self.assertLess(time.monotonic(), deadline, "the last unmount was never answered")
+            time.sleep(0.01)
+        print("\nleaving callers: %d calls, each left while its operation ran; daemon fds %d -> %d, "
+              "VmRSS %d -> %d KiB" % (2 * self.ROUNDS, fds, fd_count(pid), rss, rss_kib(pid)))
         self.assertEqual(fd_count(pid), fds)
         self.assertLess(rss_kib(pid) - rss, 1024)
+        self.assertEqual(sorted(children(pid)), executors, "executors were replaced")
         self.assertCallOk(fx.call("member", "Mount", name))
         self.assertMounted(name)
         self.root_unmount(name)

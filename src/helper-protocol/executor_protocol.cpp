@@ -1,0 +1,214 @@
+#include "executor_protocol.hpp"
+
+#include "error.hpp"
+
+#include <array>
+#include <charconv>
+
+namespace overlay::protocol {
+
+namespace {
+
+struct VerbWord {
+    RequestVerb verb;
+    std::string_view word;
+    bool takes_instance;
+};
+
+constexpr std::array<VerbWord, 5> kVerbs{{
+    {RequestVerb::Mount, "mount", true},
+    {RequestVerb::Unmount, "umount", true},
+    {RequestVerb::Status, "status", true},
+    {RequestVerb::List, "list", false},
+    {RequestVerb::Sync, "sync", false},
+}};
+
+// Splits "a\nb\n" into lines; nullopt unless the text ends with '\n'.
+std::optional<std::vector<std::string_view>> lines_of(std::string_view text) {
+    if (text.empty() || text.back() != '\n') {
+        return std::nullopt;
+    }
+    std::vector<std::string_view> lines;
+    while (!text.empty()) {
+        const auto nl = text.find('\n');
+        lines.push_back(text.substr(0, nl));
+        text.remove_prefix(nl + 1);
+    }
+    return lines;
+}
+
+std::optional<unsigned> parse_unsigned(std::string_view s) {
+    unsigned v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+    if (ec != std::errc() || end != s.data() + s.size() || s.empty()) {
+        return std::nullopt;
+    }
+    return v;
+}
+
+struct SettingKey {
+    std::string_view key;
+    unsigned DaemonSettings::*field;
+};
+
+constexpr std::array<SettingKey, 4> kSettingKeys{{
+    {"executors", &DaemonSettings::executors},
+    {"max-pending-calls", &DaemonSettings::max_pending_calls},
+    {"max-pending-calls-per-user", &DaemonSettings::max_pending_calls_per_user},
+    {"max-concurrent-authorizations", &DaemonSettings::max_concurrent_authorizations},
+}};
+constexpr std::string_view kTimeoutKey = "operation-timeout-s";
+
+} // namespace
+
+std::string_view request_word(RequestVerb verb) noexcept {
+    for (const auto& v : kVerbs) {
+        if (v.verb == verb) {
+            return v.word;
+        }
+    }
+    return "?";
+}
+
+std::string format_request(RequestVerb verb, std::string_view instance) {
+    std::string out(request_word(verb));
+    if (!instance.empty()) {
+        out += " " + printable(instance);
+    }
+    return out + "\n";
+}
+
+std::optional<Request> parse_request(std::string_view text) {
+    auto lines = lines_of(text);
+    if (!lines || lines->size() != 1) {
+        return std::nullopt;
+    }
+    const std::string_view line = lines->front();
+    const auto sp = line.find(' ');
+    const std::string_view word = line.substr(0, sp);
+    for (const auto& v : kVerbs) {
+        if (v.word != word) {
+            continue;
+        }
+        if (v.takes_instance != (sp != std::string_view::npos)) {
+            return std::nullopt;
+        }
+        Request r;
+        r.verb = v.verb;
+        if (v.takes_instance) {
+            r.instance = std::string(line.substr(sp + 1));
+            if (r.instance.empty() || r.instance.find(' ') != std::string::npos) {
+                return std::nullopt;
+            }
+        }
+        return r;
+    }
+    return std::nullopt;
+}
+
+std::string format_hello(const ExecutorHello& hello) {
+    std::string out = "hello\n";
+    for (const auto& k : kSettingKeys) {
+        out += std::string(k.key) + " " + std::to_string(hello.settings.*k.field) + "\n";
+    }
+    out += std::string(kTimeoutKey) + " " +
+           std::to_string(hello.settings.operation_timeout.count()) + "\n";
+    for (const auto& w : hello.warnings) {
+        out += "warning " + printable(w) + "\n";
+    }
+    if (!hello.config_error.empty()) {
+        out += "config-error " + printable(hello.config_error) + "\n";
+    }
+    return out;
+}
+
+std::optional<ExecutorHello> parse_hello(std::string_view text) {
+    auto lines = lines_of(text);
+    if (!lines || lines->front() != "hello") {
+        return std::nullopt;
+    }
+    ExecutorHello hello;
+    for (std::size_t i = 1; i < lines->size(); ++i) {
+        const std::string_view line = (*lines)[i];
+        const auto sp = line.find(' ');
+        if (sp == std::string_view::npos) {
+            return std::nullopt;
+        }
+        const std::string_view key = line.substr(0, sp);
+        const std::string_view value = line.substr(sp + 1);
+        if (key == "warning") {
+            hello.warnings.emplace_back(value);
+            continue;
+        }
+        if (key == "config-error") {
+            hello.config_error = std::string(value);
+            continue;
+        }
+        auto number = parse_unsigned(value);
+        if (!number) {
+            return std::nullopt;
+        }
+        if (key == kTimeoutKey) {
+            hello.settings.operation_timeout = std::chrono::seconds(*number);
+            continue;
+        }
+        bool known = false;
+        for (const auto& k : kSettingKeys) {
+            if (k.key == key) {
+                hello.settings.*k.field = *number;
+                known = true;
+            }
+        }
+        if (!known) {
+            return std::nullopt;
+        }
+    }
+    return hello;
+}
+
+std::string format_mount_report(const MountReport& report) {
+    std::string out = report.complete ? "mounts-all\n" : "mounts\n";
+    for (const auto& [name, mounted] : report.instances) {
+        out += printable(name);
+        if (!report.complete) {
+            out += mounted ? " 1" : " 0";
+        }
+        out += "\n";
+    }
+    return out;
+}
+
+std::optional<MountReport> parse_mount_report(std::string_view text) {
+    auto lines = lines_of(text);
+    if (!lines) {
+        return std::nullopt;
+    }
+    MountReport report;
+    if (lines->front() == "mounts-all") {
+        report.complete = true;
+    } else if (lines->front() != "mounts") {
+        return std::nullopt;
+    }
+    for (std::size_t i = 1; i < lines->size(); ++i) {
+        const std::string_view line = (*lines)[i];
+        if (report.complete) {
+            if (line.empty() || line.find(' ') != std::string_view::npos) {
+                return std::nullopt;
+            }
+            report.instances.emplace_back(std::string(line), true);
+            continue;
+        }
+        const auto sp = line.find(' ');
+        if (sp == std::string_view::npos || sp == 0) {
+            return std::nullopt;
+        }
+        const std::string_view flag = line.substr(sp + 1);
+        if (flag != "0" && flag != "1") {
+            return std::nullopt;
+        }
+        report.instances.emplace_back(std::string(line.substr(0, sp)), flag == "1");
+    }
+    return report;
+}
+
+} // namespace overlay::protocol

@@ -1,0 +1,72 @@
+// What the daemon and a persistent executor (left4me-overlay --serve) say
+// to each other, beside the result record of helper_protocol.hpp. Text,
+// one field per line, hostile bytes already printable():
+//
+// daemon -> executor, one request per message:
+//   mount NAME | umount NAME | status NAME | list | sync
+// executor -> daemon:
+//   hello               first message, once: the daemon's settings from the
+//   KEY VALUE ...       config (see ExecutorHello), then any
+//   warning TEXT        start-up warnings, or
+//   config-error TEXT   when the config could not be loaded
+//   <result record>     the answer to a request (helper_protocol.hpp)
+//   restart             instead of an answer: the config now names another
+//                       host namespace; start a new executor and ask again
+//   mounts              (watching executor only) the instances whose
+//   NAME 0|1 ...        mounted state changed since the last report
+//   mounts-all          (watching executor only, first after hello) every
+//   NAME ...            mounted instance
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace overlay::protocol {
+
+enum class RequestVerb { Mount, Unmount, Status, List, Sync };
+
+struct Request {
+    RequestVerb verb = RequestVerb::Sync;
+    std::string instance; // Mount, Unmount, Status
+};
+
+std::string format_request(RequestVerb verb, std::string_view instance);
+// nullopt on anything malformed (unknown verb, missing or extra name).
+std::optional<Request> parse_request(std::string_view text);
+std::string_view request_word(RequestVerb verb) noexcept;
+
+// The keys of the config that the daemon itself applies. It reads no file
+// under Root and parses no config: the executor, which does, tells it.
+struct DaemonSettings {
+    unsigned executors = 2;
+    unsigned max_pending_calls = 256;
+    unsigned max_pending_calls_per_user = 32;
+    unsigned max_concurrent_authorizations = 8;
+    std::chrono::seconds operation_timeout{120};
+};
+
+struct ExecutorHello {
+    DaemonSettings settings;
+    std::vector<std::string> warnings;
+    std::string config_error; // empty when the config loaded
+};
+
+std::string format_hello(const ExecutorHello& hello);
+std::optional<ExecutorHello> parse_hello(std::string_view text);
+
+inline constexpr std::string_view kRestart = "restart\n";
+
+struct MountReport {
+    bool complete = false; // mounts-all: instances not named are not mounted
+    std::vector<std::pair<std::string, bool>> instances;
+};
+
+std::string format_mount_report(const MountReport& report);
+// nullopt when text is not a mount report (then it is a reply).
+std::optional<MountReport> parse_mount_report(std::string_view text);
+
+} // namespace overlay::protocol

@@ -1,0 +1,212 @@
+#include "serve.hpp"
+
+#include "config_source.hpp"
+#include "error.hpp"
+#include "executor_protocol.hpp"
+#include "helper_protocol.hpp"
+#include "host_namespace.hpp"
+#include "mount_watch.hpp"
+#include "operations.hpp"
+#include "packet_channel.hpp"
+#include "unique_fd.hpp"
+
+#include <cerrno>
+#include <cstring>
+#include <fcntl.h>
+#include <iostream>
+#include <optional>
+#include <poll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace overlay::cmd {
+
+namespace {
+
+using protocol::RequestVerb;
+
+constexpr mode_t kUmask = 077;
+
+protocol::DaemonSettings settings_of(const Config& c) {
+    protocol::DaemonSettings s;
+    s.executors = c.executors;
+    s.max_pending_calls = c.max_pending_calls;
+    s.max_pending_calls_per_user = c.max_pending_calls_per_user;
+    s.max_concurrent_authorizations = c.max_concurrent_authorizations;
+    s.operation_timeout = std::chrono::seconds(c.operation_timeout_sec);
+    return s;
+}
+
+class Executor {
+  public:
+    explicit Executor(const ServeOptions& options)
+        : fd_(options.fd), watch_requested_(options.watch), source_(options.config_path) {}
+
+    int run() {
+        protocol::ExecutorHello hello;
+        try {
+            config_ = source_.load();
+            enter_namespace();
+            hello.settings = settings_of(*config_);
+        } catch (const Error& e) {
+            // Served anyway: each request retries, and says what is wrong,
+            // as a helper run per call would have.
+            hello.config_error = e.what();
+        }
+        if (!send(protocol::format_hello(hello))) {
+            return 0;
+        }
+        start_watching();
+        for (;;) {
+            pollfd pfds[2] = {{fd_, POLLIN, 0}, {watch_fd(), POLLPRI, 0}};
+            if (::poll(pfds, watch_fd() >= 0 ? 2 : 1, -1) < 0) {
+                if (errno == EINTR) {
+                    continue;
+                }
+                std::cerr << "left4me-overlay: executor: poll: " << std::strerror(errno) << "\n";
+                return 1;
+            }
+            if (watch_fd() >= 0 && (pfds[1].revents & (POLLPRI | POLLERR)) != 0) {
+                if (!report_mount_changes()) {
+                    return 0;
+                }
+            }
+            if ((pfds[0].revents & (POLLIN | POLLHUP | POLLERR)) == 0) {
+                continue;
+            }
+            const auto received = protocol::receive_message(fd_, std::chrono::milliseconds(0));
+            if (received.status == protocol::ReceiveStatus::Closed) {
+                return 0;
+            }
+            if (received.status == protocol::ReceiveStatus::TimedOut) {
+                continue;
+            }
+            std::optional<std::string> reply = answer(received.message);
+            if (!reply) {
+                send(protocol::kRestart);
+                return 0;
+            }
+            // Leave the process as the next request expects it, whatever
+            // the core did on its way out of an error.
+            restore_state();
+            if (!send(*reply)) {
+                return 0;
+            }
+        }
+    }
+
+  private:
+    int watch_fd() const { return watch_ ? watch_->fd() : -1; }
+
+    bool send(std::string_view message) { return protocol::send_message(fd_, message); }
+
+    void enter_namespace() {
+        if (entered_pid_ != 0) {
+            return;
+        }
+        enter_host_mount_namespace(config_->host_pid);
+        entered_pid_ = config_->host_pid;
+        // setns moved the root and working directory to the host's root:
+        // that is the state every request starts from.
+        cwd_ = UniqueFd(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+        if (!cwd_) {
+            throw_errno(ErrorCode::Failed, "cannot open / in the host mount namespace", errno);
+        }
+    }
+
+    void start_watching() {
+        if (watch_requested_ && !watch_ && entered_pid_ != 0 && config_) {
+            watch_.emplace(*config_);
+            send(protocol::format_mount_report(watch_->snapshot()));
+        }
+    }
+
+    bool report_mount_changes() {
+        auto report = watch_->changes(*config_);
+        return report.instances.empty() || send(protocol::format_mount_report(report));
+    }
+
+    // The result record; nullopt when the executor must be replaced.
+    std::optional<std::string> answer(std::string_view text) {
+        try {
+            const auto request = protocol::parse_request(text);
+            if (!request) {
+                throw Error(ErrorCode::Failed, "executor: malformed request");
+            }
+            if (source_.changed()) {
+                config_.reset();
+                config_ = source_.load();
+            }
+            if (!config_) {
+                config_ = source_.load();
+            }
+            if (entered_pid_ != 0 && config_->host_pid != entered_pid_) {
+                return std::nullopt; // HostPid changed: only a new process can follow
+            }
+            enter_namespace();
+            start_watching();
+            return run(*request);
+        } catch (const Error& e) {
+            return protocol::format_error(e);
+        } catch (const std::exception& e) {
+            return protocol::format_error(Error(ErrorCode::Failed, printable(e.what())));
+        }
+    }
+
+    std::string run(const protocol::Request& request) {
+        const Config& config = *config_;
+        switch (request.verb) {
+        case RequestVerb::Mount:
+            mount_instance(config, request.instance);
+            return protocol::format_ok();
+        case RequestVerb::Unmount:
+            unmount_instance(config, request.instance);
+            return protocol::format_ok();
+        case RequestVerb::Status: {
+            const auto status = instance_status(config, request.instance);
+            return protocol::format_status(status.mounted, status.merged, status.lowerdirs);
+        }
+        case RequestVerb::List:
+            return protocol::format_list(list_instances(config));
+        case RequestVerb::Sync:
+            // Every change up to now is reported before this answer.
+            if (watch_ && !report_mount_changes()) {
+                throw Error(ErrorCode::Failed, "executor: cannot report mount changes");
+            }
+            return protocol::format_ok();
+        }
+        return protocol::format_ok();
+    }
+
+    void restore_state() {
+        ::umask(kUmask);
+        if (cwd_ && ::fchdir(cwd_.get()) != 0) {
+            std::cerr << "left4me-overlay: executor: cannot return to /: "
+                      << std::strerror(errno) << "\n";
+            std::_Exit(1); // a replacement starts clean
+        }
+    }
+
+    const int fd_;
+    const bool watch_requested_;
+    ConfigSource source_;
+    std::optional<Config> config_;
+    pid_t entered_pid_ = 0;
+    UniqueFd cwd_;
+    std::optional<MountWatch> watch_;
+};
+
+} // namespace
+
+int serve(const ServeOptions& options) {
+    ::umask(kUmask);
+    try {
+        Executor executor(options);
+        return executor.run();
+    } catch (const std::exception& e) {
+        std::cerr << "left4me-overlay: executor: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+} // namespace overlay::cmd

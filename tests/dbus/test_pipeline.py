@@ -1,0 +1,291 @@
+"""The daemon's pipeline on the real bus and polkitd: persistent executors
+(no process per call; a killed or hung executor fails only its call and is
+replaced), status never queued behind mounts, caps on pending calls, a flood
+by a user with no rights, and MountChanged for every change of mounted
+state, whoever made it."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import l4m_fixture
+from l4m_fixture import ERROR_PREFIX, gdbus_argv, overlays_on
+from test_service import ServiceTest, SignalListener
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FLOOD_CLIENT = os.path.join(HERE, "flood_client.py")
+LIMITS_EXCEEDED = "org.freedesktop.DBus.Error.LimitsExceeded"
+EXECUTOR = "left4me-overlay"
+
+
+def executors(daemon_pid):
+    """{pid: cmdline} of the daemon's executor processes."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        if ppid == daemon_pid and name == EXECUTOR:
+            found[int(entry)] = [a.decode() for a in cmdline if a]
+    return found
+
+
+def status_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError("no %s for %d" % (field, pid))
+
+
+class PipelineTest(ServiceTest):
+    def start_call(self, role, method, name):
+        return self.fx.popen(role, gdbus_argv(method, [name]), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+
+    def finish_call(self, proc):
+        out, err = proc.communicate(timeout=60)
+        return l4m_fixture.CallResult(subprocess.CompletedProcess(proc.args, proc.returncode,
+                                                                  out, err), 0)
+
+    def wait_executors(self, n=4, timeout=30):
+        deadline = time.monotonic() + timeout
+        while len(executors(self.fx.daemon_proc.pid)) != n:
+            self.assertLess(time.monotonic(), deadline,
+                            "the daemon has %r" % executors(self.fx.daemon_proc.pid))
+            time.sleep(0.01)
+        return executors(self.fx.daemon_proc.pid)
+
+
+class ExecutorTest(PipelineTest):
+    def test_no_process_is_created_per_call(self):
+        fx = self.fx
+        names = ["noproc-%d" % i for i in range(4)]
+        for n in names:
+            fx.make_instance(n)
+        before = self.wait_executors()
+        watching = [p for p, argv in before.items() if "--watch" in argv]
+        self.assertEqual(len(watching), 1, before)
+        for _ in range(5):
+            for n in names:
+                self.assertCallOk(fx.call("member", "Mount", n))
+                self.assertCallOk(fx.call("root", "GetStatus", n))
+                self.assertCallOk(fx.call("member", "Unmount", n))
+            self.assertCallOk(fx.call("root", "ListInstances"))
+        self.assertEqual(executors(fx.daemon_proc.pid), before)
+        for pid in before:
+            with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
+                self.assertEqual(f.read().split(), [], "executor %d has children" % pid)
+
+    def test_killed_executor_fails_only_its_call_and_is_replaced(self):
+        fx = self.fx
+        name = "killed-exec"
+        fx.make_instance(name)
+        fx.make_instance("killed-other")
+        before = self.wait_executors()
+        need = {name: fx.authorized_count("mount", name) + 1}
+        with fx.hold_lock(name):
+            proc = self.start_call("member", "Mount", name)
+            fx.wait_authorized("mount", need)
+            # The operation's executor waits for the lock: kill every
+            # executor but the watcher (an idle one is simply replaced).
+            victims = [p for p, argv in before.items() if "--watch" not in argv]
+            for pid in victims:
+                os.kill(pid, signal.SIGKILL)
+        res = self.finish_call(proc)
+        self.assertCallError(res, ERROR_PREFIX + "Failed")
+        m = re.search(r"instance %s: executor pid (\d+) was killed by signal SIGKILL during mount"
+                      % name, res.error_message)
+        self.assertIsNotNone(m, res.error_message)
+        self.assertIn(int(m.group(1)), victims)
+        self.assertNotMounted(name)
+        # Replaced (after a short delay), and everything works again.
+        self.assertCallOk(fx.call("member", "Mount", name))
+        self.assertMounted(name)
+        self.assertCallOk(fx.call("member", "Mount", "killed-other"))
+        self.assertCallOk(fx.call("root", "GetStatus", name))
+        after = self.wait_executors()
+        self.assertEqual(set(after) & set(victims), set())
+        self.root_unmount(name)
+        self.root_unmount("killed-other")
+
+    def test_hung_executor_is_killed_after_the_operation_timeout(self):
+        fx = self.fx
+        name = "hung-exec"
+        fx.make_instance(name)
+        fx.write_config(extra="OperationTimeoutSec=1\n")
+        fx.restart_daemon()
+        try:
+            need = {name: fx.authorized_count("mount", name) + 1}
+            with fx.hold_lock(name):
+                # The lock wait (10 s) outlasts the timeout: a hang.
+                res = fx.call("member", "Mount", name)
+            self.assertCallError(res, ERROR_PREFIX + "Failed")
+            self.assertRegex(res.error_message,
+                             r"^instance %s: executor pid \d+ did not finish within 1000 ms and "
+                             r"was killed by signal SIGKILL during mount$" % name)
+            fx.wait_authorized("mount", need)
+            self.assertCallOk(fx.call("member", "Mount", name))
+            self.assertMounted(name)
+            self.root_unmount(name)
+        finally:
+            fx.write_config()
+            fx.restart_daemon()
+
+    def test_status_is_never_queued_behind_mounts(self):
+        fx = self.fx
+        held = ["busy-a", "busy-b"]
+        for n in held + ["free"]:
+            fx.make_instance(n)
+        with fx.hold_lock(held[0]), fx.hold_lock(held[1]):
+            need = {n: fx.authorized_count("mount", n) + 1 for n in held}
+            procs = [self.start_call("member", "Mount", n) for n in held]
+            fx.wait_authorized("mount", need)
+            # Both operation executors wait for a lock now.
+            for _ in range(3):
+                self.assertCallOk(fx.call("member", "GetStatus", "free"))
+                self.assertCallOk(fx.call("member", "ListInstances"))
+            self.assertEqual([p.poll() for p in procs], [None, None],
+                             "a held mount finished: the test proves nothing")
+        for p in procs:
+            self.assertCallOk(self.finish_call(p))
+        for n in held:
+            self.root_unmount(n)
+
+
+class LimitsTest(PipelineTest):
+    def flood(self, role, count, calls, no_reply=False):
+        argv = ["/usr/bin/python3", FLOOD_CLIENT] + (["--no-reply"] if no_reply else []) + \
+               [str(count)] + ["%s:%s" % c for c in calls]
+        return self.fx.popen(role, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE)
+
+    def read_replies(self, proc, name, n):
+        """Reads the client's lines until n replies named name came."""
+        seen = 0
+        while seen < n:
+            line = proc.stdout.readline()
+            if not line:
+                self.fail("flood client ended: %s" % proc.stderr.read())
+            seen += line.strip() == "REPLY " + name
+
+    def flood_result(self, proc):
+        out, err = proc.communicate(timeout=120)
+        self.assertEqual(proc.returncode, 0, err)
+        return json.loads(out.strip().splitlines()[-1])
+
+    def test_calls_over_the_caps_are_refused_at_once(self):
+        fx = self.fx
+        name = "capped"
+        fx.make_instance(name)
+        per_user = 32  # MaxPendingCallsPerUser's default
+        before = fx.authorized_count("mount", name)
+        with fx.hold_lock(name):
+            # Every admitted Mount waits for the lock, so exactly the cap's
+            # worth stays pending; the rest of this connection's calls is
+            # refused as they arrive.
+            one = self.flood("member", 50, [("Mount", name)])
+            self.read_replies(one, LIMITS_EXCEEDED, 50 - per_user)
+            fx.wait_authorized("mount", {name: before + per_user})
+            # Another connection of the same user: refused once the bus
+            # daemon has told its uid.
+            two = self.flood("member", 10, [("Mount", name)])
+            self.read_replies(two, LIMITS_EXCEEDED, 10)
+            # Root is held only to the total.
+            self.assertCallOk(fx.call("root", "GetStatus", name))
+        first = self.flood_result(one)
+        second = self.flood_result(two)
+        print("\ncaps: first connection %r, second %r" % (first, second))
+        self.assertEqual(first["replies"], 50)
+        self.assertEqual(first["errors"], {LIMITS_EXCEEDED: 50 - per_user,
+                                           ERROR_PREFIX + "AlreadyMounted": per_user - 1})
+        self.assertEqual(second, {"replies": 10, "errors": {LIMITS_EXCEEDED: 10}})
+        self.assertMounted(name)
+        self.root_unmount(name)
+
+    def test_flood_by_a_user_with_no_rights(self):
+        fx = self.fx
+        name = "flooded"
+        fx.make_instance(name)
+        pid = fx.daemon_proc.pid
+        # Warm-up: the daemon's caches and arenas as after some use.
+        self.assertCallOk(fx.call("member", "Mount", name))
+        self.assertCallOk(fx.call("member", "Unmount", name))
+        hwm_before = status_kib(pid, "VmHWM")
+        rss_before = status_kib(pid, "VmRSS")
+        floods = [self.flood("other", 4000, [("GetStatus", name), ("Mount", name)], no_reply=True)
+                  for _ in range(2)]
+        for f in floods:
+            line = f.stdout.readline().strip()
+            if line != "SENT 4000":
+                f.kill()
+                self.fail("flood client printed %r: %s" % (line, f.communicate()[1]))
+        t0 = time.monotonic()
+        res = fx.call("member", "Mount", name)
+        latency = time.monotonic() - t0
+        self.assertCallOk(res)
+        self.assertMounted(name)
+        for f in floods:
+            f.stdin.write("\n")
+            f.stdin.flush()
+            f.communicate(timeout=60)
+        # Answered after every flood call was read: the daemon lives.
+        self.assertCallOk(fx.call("root", "ListInstances"))
+        hwm_after = status_kib(pid, "VmHWM")
+        print("\nflood: 8,000 no-reply calls by a user with no rights; the member's Mount "
+              "answered in %.3f s; daemon VmHWM %d -> %d KiB (%+d), VmRSS %d -> %d KiB"
+              % (latency, hwm_before, hwm_after, hwm_after - hwm_before, rss_before,
+                 status_kib(pid, "VmRSS")))
+        self.assertIsNone(fx.daemon_proc.poll())
+        self.assertLess(hwm_after - hwm_before, 16 * 1024, "the flood grew the daemon by 16 MiB")
+        self.root_unmount(name)
+
+
+class LiveStateTest(PipelineTest):
+    def signals_for(self, listener, name):
+        return [m.group(1) == "true" for line in listener.seen
+                for m in [re.search(r"org\.left4me\.Overlay1\.MountChanged \('%s', (true|false)\)"
+                                    % re.escape(name), line)] if m]
+
+    def wait_signal(self, listener, name, mounted):
+        self.assertTrue(listener.wait_for(
+            r"org\.left4me\.Overlay1\.MountChanged \('%s', %s\)"
+            % (re.escape(name), "true" if mounted else "false"), 20), listener.seen[-5:])
+
+    def test_every_change_is_signalled_once_whoever_made_it(self):
+        fx = self.fx
+        name = "live"
+        fx.make_instance(name)
+        fx.make_instance("live-marker")
+        listener = SignalListener(fx, "other")
+        try:
+            self.assertCallOk(fx.call("member", "Mount", name))
+            self.wait_signal(listener, name, True)
+            # umount(8), behind the service's back.
+            subprocess.run(["umount", fx.merged(name)], check=True)
+            self.wait_signal(listener, name, False)
+            # The sudo drop-in, also behind its back.
+            subprocess.run([fx.helper_path, "--config", fx.config_path, "mount", name],
+                           check=True, env=fx.client_env())
+            self.assertCallError(fx.call("member", "Mount", name),
+                                 ERROR_PREFIX + "AlreadyMounted")
+            self.assertCallOk(fx.call("member", "Unmount", name))
+            # A last change elsewhere: once its signal is in, every earlier
+            # one is too.
+            self.assertCallOk(fx.call("member", "Mount", "live-marker"))
+            self.wait_signal(listener, "live-marker", True)
+            self.assertEqual(self.signals_for(listener, name), [True, False, True, False])
+        finally:
+            listener.close()
+        self.root_unmount("live-marker")

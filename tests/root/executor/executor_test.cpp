@@ -1,0 +1,293 @@
+// The daemon's persistent executor (left4me-overlay --serve) driven by the
+// daemon's own Executor class, in this test's namespace (HostPid names
+// this process): one process serving thousands of requests without
+// leaking, a killed or hung executor failing only its request and being
+// replaced, config changes picked up, and the watcher reporting changes
+// made by others.
+#include "executor.hpp"
+#include "scratch.hpp"
+
+#include <atomic>
+#include <chrono>
+#include <dirent.h>
+#include <fcntl.h>
+#include <filesystem>
+#include <gtest/gtest.h>
+#include <mutex>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <thread>
+#include <unistd.h>
+
+namespace {
+
+using namespace l4m_test;
+using overlay::ErrorCode;
+using overlay::daemon::Executor;
+using overlay::daemon::HelperOutcome;
+using overlay::protocol::Request;
+using overlay::protocol::RequestVerb;
+
+// What must be the same before and after any request.
+struct ProcessState {
+    std::set<std::string> fds; // "N -> target"
+    std::string cwd;
+    std::string root;
+    std::string mnt_ns;
+    std::string umask, uid, gid, groups, cap_eff;
+    std::size_t threads = 0;
+    std::size_t children = 0;
+    bool operator==(const ProcessState&) const = default;
+};
+
+std::string link_of(const std::string& path) {
+    std::error_code ec;
+    return std::filesystem::read_symlink(path, ec).string();
+}
+
+std::string status_field(const std::string& status, const std::string& key) {
+    const auto at = status.find("\n" + key + ":");
+    if (at == std::string::npos) {
+        return {};
+    }
+    const auto end = status.find('\n', at + 1);
+    return status.substr(at + key.size() + 2, end - at - key.size() - 2);
+}
+
+ProcessState state_of(pid_t pid) {
+    const std::string proc = "/proc/" + std::to_string(pid);
+    ProcessState s;
+    for (const auto& e : std::filesystem::directory_iterator(proc + "/fd")) {
+        s.fds.insert(e.path().filename().string() + " -> " + link_of(e.path()));
+    }
+    s.cwd = link_of(proc + "/cwd");
+    s.root = link_of(proc + "/root");
+    s.mnt_ns = link_of(proc + "/ns/mnt");
+    const std::string status = "\n" + read_file(proc + "/status");
+    s.umask = status_field(status, "Umask");
+    s.uid = status_field(status, "Uid");
+    s.gid = status_field(status, "Gid");
+    s.groups = status_field(status, "Groups");
+    s.cap_eff = status_field(status, "CapEff");
+    s.threads = static_cast<std::size_t>(std::stoul(status_field(status, "Threads")));
+    for (const auto& e : std::filesystem::directory_iterator(proc + "/task")) {
+        const std::string kids = read_file(e.path().string() + "/children");
+        s.children += kids.empty() ? 0 : 1;
+    }
+    return s;
+}
+
+class ExecutorTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        layout = make_layout();
+        config_path = layout.root + "/../overlay.conf";
+        write_config("");
+    }
+    void write_config(const std::string& extra) {
+        // Replaced by rename, as editors and package upgrades do.
+        const std::string tmp = config_path + ".new";
+        write_file(tmp, "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) + "\n" +
+                            extra);
+        ::chmod(tmp.c_str(), 0644);
+        std::filesystem::rename(tmp, config_path);
+    }
+    Executor::Options options(bool watch = false) {
+        Executor::Options o;
+        o.helper_path = L4M_DROPIN_PATH;
+        o.config_path = config_path;
+        o.watch = watch;
+        return o;
+    }
+    static Request req(RequestVerb verb, std::string name = {}) { return {verb, std::move(name)}; }
+
+    // Holds the instance's operation lock, as a running operation would.
+    overlay::UniqueFd hold_instance_lock(const std::string& name) {
+        overlay::UniqueFd fd(::open(layout.instance_dir(name).c_str(), O_RDONLY | O_DIRECTORY));
+        EXPECT_TRUE(fd);
+        EXPECT_EQ(::flock(fd.get(), LOCK_EX), 0);
+        return fd;
+    }
+
+    Layout layout;
+    std::string config_path;
+};
+
+TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
+    layout.add_instance("beta", "/overlays/mod:/installation/base");
+    Executor executor(options());
+    ASSERT_TRUE(executor.run(req(RequestVerb::List)).ok);
+    const pid_t pid = executor.pid();
+    ASSERT_GT(pid, 0);
+    const ProcessState before = state_of(pid);
+    EXPECT_EQ(before.threads, 1U);
+    EXPECT_EQ(before.children, 0U);
+    EXPECT_EQ(before.cwd, "/");
+
+    // Successes and refusals of every kind, from every core path.
+    const std::vector<std::pair<Request, std::optional<ErrorCode>>> cycle = {
+        {req(RequestVerb::Mount, "alpha"), std::nullopt},
+        {req(RequestVerb::Mount, "alpha"), ErrorCode::AlreadyMounted},
+        {req(RequestVerb::Status, "alpha"), std::nullopt},
+        {req(RequestVerb::Mount, "ghost"), ErrorCode::NoSuchInstance},
+        {req(RequestVerb::Mount, "beta"), ErrorCode::LowerdirNotAllowed},
+        {req(RequestVerb::List), std::nullopt},
+        {req(RequestVerb::Unmount, "alpha"), std::nullopt},
+        {req(RequestVerb::Unmount, "alpha"), ErrorCode::NotMounted},
+        {req(RequestVerb::Status, "ghost"), ErrorCode::NoSuchInstance},
+        {req(RequestVerb::Mount, "-bad"), ErrorCode::InvalidName},
+    };
+    int done = 0;
+    while (done < 10'000) {
+        for (const auto& [request, expected] : cycle) {
+            const HelperOutcome out = executor.run(request);
+            ASSERT_EQ(out.ok, !expected) << done << ": " << out.message;
+            if (expected) {
+                ASSERT_EQ(out.error, *expected) << out.message;
+            }
+            ++done;
+        }
+        if (done % 1000 == 0) {
+            ASSERT_EQ(executor.pid(), pid) << "a new executor after " << done << " requests";
+            const ProcessState now = state_of(pid);
+            ASSERT_EQ(now.fds, before.fds) << "after " << done << " requests";
+            ASSERT_EQ(now, before) << "after " << done << " requests";
+        }
+    }
+    EXPECT_EQ(overlays_at(layout.merged("alpha")), 0);
+}
+
+TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
+    Executor executor(options());
+    ASSERT_TRUE(executor.run(req(RequestVerb::List)).ok);
+    const pid_t first = executor.pid();
+    auto lock = hold_instance_lock("alpha");
+    std::thread killer([&] {
+        // The mount now waits for the lock: kill the executor in the act.
+        while (read_file("/proc/" + std::to_string(first) + "/wchan") == "do_sys_poll" ||
+               read_file("/proc/" + std::to_string(first) + "/wchan").empty()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        ::kill(first, SIGKILL);
+    });
+    const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
+    killer.join();
+    EXPECT_FALSE(out.ok);
+    EXPECT_EQ(out.error, ErrorCode::Failed);
+    EXPECT_EQ(out.message, "instance alpha: executor pid " + std::to_string(first) +
+                               " was killed by signal SIGKILL during mount");
+    lock.reset();
+    const HelperOutcome next = executor.run(req(RequestVerb::Mount, "alpha"));
+    EXPECT_TRUE(next.ok) << next.message;
+    EXPECT_NE(executor.pid(), first);
+    EXPECT_EQ(overlays_at(layout.merged("alpha")), 1);
+    EXPECT_TRUE(executor.run(req(RequestVerb::Unmount, "alpha")).ok);
+}
+
+TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
+    Executor executor(options());
+    executor.set_timeout(std::chrono::milliseconds(300));
+    ASSERT_TRUE(executor.run(req(RequestVerb::List)).ok);
+    const pid_t first = executor.pid();
+    auto lock = hold_instance_lock("alpha");
+    const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
+    EXPECT_FALSE(out.ok);
+    EXPECT_EQ(out.message, "instance alpha: executor pid " + std::to_string(first) +
+                               " did not finish within 300 ms and was killed by signal SIGKILL "
+                               "during mount");
+    EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(first)));
+    lock.reset();
+    executor.set_timeout(std::chrono::seconds(60));
+    const HelperOutcome next = executor.run(req(RequestVerb::Mount, "alpha"));
+    EXPECT_TRUE(next.ok) << next.message;
+    EXPECT_NE(executor.pid(), first);
+    EXPECT_TRUE(executor.run(req(RequestVerb::Unmount, "alpha")).ok);
+}
+
+TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
+    Executor executor(options());
+    HelperOutcome out = executor.run(req(RequestVerb::Status, "alpha"));
+    ASSERT_TRUE(out.ok) << out.message;
+    const pid_t pid = executor.pid();
+    ASSERT_EQ(out.result.lowerdirs.size(), 2U);
+
+    layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root +
+                                "/installation/base\nOTHER_KEY=" + layout.root +
+                                "/overlays/mod\n");
+    write_config("LowerdirsKey=OTHER_KEY\n");
+    out = executor.run(req(RequestVerb::Status, "alpha"));
+    ASSERT_TRUE(out.ok) << out.message;
+    ASSERT_EQ(out.result.lowerdirs, std::vector<std::string>{layout.root + "/overlays/mod"});
+
+    write_config("LowerdirsKey=\n");
+    out = executor.run(req(RequestVerb::Status, "alpha"));
+    EXPECT_FALSE(out.ok);
+    EXPECT_EQ(out.error, ErrorCode::BadConfig);
+    EXPECT_NE(out.message.find("overlay.conf:3: LowerdirsKey"), std::string::npos) << out.message;
+
+    write_config("");
+    out = executor.run(req(RequestVerb::Status, "alpha"));
+    EXPECT_TRUE(out.ok) << out.message;
+    EXPECT_EQ(executor.pid(), pid);
+}
+
+TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
+    std::mutex mutex;
+    std::vector<std::pair<std::string, bool>> changes;
+    std::vector<std::string> snapshot;
+    bool have_snapshot = false;
+    auto o = options(true);
+    o.on_report = [&](const overlay::protocol::MountReport& report) {
+        std::lock_guard lock(mutex);
+        if (report.complete) {
+            have_snapshot = true;
+            for (const auto& [name, mounted] : report.instances) {
+                snapshot.push_back(name);
+            }
+            return;
+        }
+        changes.insert(changes.end(), report.instances.begin(), report.instances.end());
+    };
+    layout.add_instance("beta", layout.root + "/overlays/mod");
+    Executor watcher(std::move(o));
+    Executor worker(options());
+    ASSERT_TRUE(worker.run(req(RequestVerb::Mount, "beta")).ok);
+    const Request sync = req(RequestVerb::Sync);
+
+    ASSERT_TRUE(watcher.run(sync).ok);
+    {
+        std::lock_guard lock(mutex);
+        ASSERT_TRUE(have_snapshot);
+        EXPECT_EQ(snapshot, std::vector<std::string>{"beta"});
+        EXPECT_TRUE(changes.empty());
+    }
+    // Mounted by another process (the drop-in), unmounted with umount2:
+    // neither goes through the daemon.
+    ASSERT_EQ(run_command({L4M_DROPIN_PATH, "--config", config_path, "mount", "alpha"}), 0);
+    ASSERT_TRUE(watcher.run(sync).ok);
+    ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
+    ASSERT_EQ(::umount2(layout.merged("beta").c_str(), 0), 0);
+    ASSERT_TRUE(worker.run(req(RequestVerb::Mount, "beta")).ok);
+    ASSERT_TRUE(watcher.run(sync).ok);
+    std::lock_guard lock(mutex);
+    const std::vector<std::pair<std::string, bool>> expected = {
+        {"alpha", true}, {"alpha", false}, {"beta", false}, {"beta", true}};
+    EXPECT_EQ(changes, expected);
+}
+
+TEST_F(ExecutorTest, MissingHelperFailsNamingItAndRetriesLater) {
+    auto o = options();
+    o.helper_path = layout.root + "/no-such-helper";
+    Executor executor(std::move(o));
+    const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
+    EXPECT_FALSE(out.ok);
+    EXPECT_NE(out.message.find("instance alpha: cannot start executor " + layout.root +
+                               "/no-such-helper: No such file or directory"),
+              std::string::npos)
+        << out.message;
+    EXPECT_TRUE(executor.restart_due().has_value());
+}
+
+} // namespace
