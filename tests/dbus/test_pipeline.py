@@ -181,7 +181,12 @@ class LimitsTest(PipelineTest):
             seen += line.strip() == "REPLY " + name
 
     def flood_result(self, proc):
-        out, err = proc.communicate(timeout=120)
+        # Through the file objects, not communicate(): read_replies() read
+        # stdout with readline(), whose buffer may already hold the last
+        # line, and communicate() reads the descriptor past that buffer.
+        out = proc.stdout.read()
+        err = proc.stderr.read()
+        proc.wait(120)
         self.assertEqual(proc.returncode, 0, err)
         return json.loads(out.strip().splitlines()[-1])
 
