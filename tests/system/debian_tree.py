@@ -22,7 +22,7 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 # systemd/dbus/polkitd: the stack the service runs under; libpam-systemd:
 # polkitd does not install without it being named; sudo: the drop-in's
-# sudoers line is checked too; adduser: the package's postinst fallback; the
+# sudoers line is checked too; adduser: as on any Debian system; the
 # rest: the package's computed dependencies (shared libraries, python3 for
 # what dh_python3 finds), so it installs with dpkg -i inside a container
 # that has no network.
