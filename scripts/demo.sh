@@ -12,14 +12,11 @@ say() { printf '\n== %s\n' "$*"; }
 say "dependencies"
 ./scripts/install-deps.sh
 
-say "build and package"
-build=build-demo
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
-      -DL4M_BUILD_TESTS=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" >/dev/null
-rm -f "$build"/left4me-overlay_*.deb
-(cd "$build" && cpack -G DEB >/dev/null)
-deb=$(ls "$build"/left4me-overlay_*.deb)
+say "build the package (packaging/build-deb.sh)"
+out=build-demo
+rm -f "$out"/left4me-overlay_*.deb "$out"/left4me-overlay-dbgsym_*.deb
+packaging/build-deb.sh "$out" >/dev/null
+deb=$(ls "$out"/left4me-overlay_*.deb)
 
 say "system bus and polkit"
 bus_answers() {

@@ -1,10 +1,14 @@
 #include "command_line.hpp"
 
+#include "error.hpp"
+#include "instance_name.hpp"
+#include "output.hpp"
+
 namespace overlay::ctl {
 
 const char* const kHelpText =
     "Usage: left4me-overlayctl [OPTIONS] mount|unmount|status NAME\n"
-    "       left4me-overlayctl [OPTIONS] list\n"
+    "       left4me-overlayctl [OPTIONS] [list]\n"
     "\n"
     "Mounts, unmounts and shows the overlays of left4me instances through the\n"
     "D-Bus service org.left4me.Overlay1 (left4me-overlayd). Mount and unmount are\n"
@@ -15,11 +19,14 @@ const char* const kHelpText =
     "  mount NAME        mount the overlay of instance NAME\n"
     "  unmount NAME      unmount it (umount is accepted too)\n"
     "  status NAME       show whether NAME is mounted, its mount point and lowerdirs\n"
-    "  list              list the instances and whether each is mounted\n"
+    "  list              list the instances and whether each is mounted (the\n"
+    "                    default command)\n"
     "\n"
     "Options:\n"
     "  --no-ask-password do not ask for a password: fail if polkit wants one\n"
-    "  --json            print status and list as JSON (one line)\n"
+    "  --json[=MODE]     print status and list as JSON: short (one line, the\n"
+    "                    default MODE), pretty (indented) or off\n"
+    "  --no-legend       print no column header in list\n"
     "  -h, --help        print this help and exit\n"
     "  --version         print the version and exit\n"
     "\n"
@@ -62,7 +69,7 @@ Verb parse_verb(const std::string& word) {
     if (word == "list") {
         return Verb::List;
     }
-    throw UsageError("unknown command '" + word + "'");
+    throw UsageError("unknown command '" + printable_bounded(word) + "'");
 }
 
 } // namespace
@@ -84,21 +91,28 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             cl.version = true;
         } else if (arg == "--no-ask-password") {
             cl.ask_password = false;
-        } else if (arg == "--json") {
-            cl.json = true;
+        } else if (arg == "--json" || arg == "--json=short") {
+            cl.json = JsonMode::Short;
+        } else if (arg == "--json=pretty") {
+            cl.json = JsonMode::Pretty;
+        } else if (arg == "--json=off") {
+            cl.json = JsonMode::Off;
+        } else if (arg.rfind("--json=", 0) == 0) {
+            throw UsageError("unknown --json mode '" + printable_bounded(arg.substr(7)) +
+                             "' (short, pretty or off)");
+        } else if (arg == "--no-legend") {
+            cl.legend = false;
         } else {
-            throw UsageError("unknown option '" + arg + "'");
+            throw UsageError("unknown option '" + printable_bounded(arg) + "'");
         }
     }
     if (cl.help || cl.version) {
         return cl;
     }
-    if (positional.empty()) {
-        throw UsageError("no command given");
-    }
-    cl.verb = parse_verb(positional[0]);
+    // No command: list, as systemctl and machinectl do.
+    cl.verb = positional.empty() ? Verb::List : parse_verb(positional[0]);
     if (cl.verb == Verb::List) {
-        if (positional.size() != 1) {
+        if (positional.size() > 1) {
             throw UsageError("list takes no instance name");
         }
     } else {
@@ -106,8 +120,16 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             throw UsageError(std::string(verb_word(cl.verb)) + " needs exactly one instance name");
         }
         cl.instance = positional[1];
+        // The same check the service makes (core), made here too so that a
+        // bad name is refused at once: exit 2, no bus, no daemon started.
+        // The core's message shows the name escaped and cut to 80 bytes.
+        try {
+            validate_instance_name(cl.instance);
+        } catch (const overlay::Error& e) {
+            throw UsageError(e.what());
+        }
     }
-    if (cl.json && (cl.verb == Verb::Mount || cl.verb == Verb::Unmount)) {
+    if (cl.json != JsonMode::Off && (cl.verb == Verb::Mount || cl.verb == Verb::Unmount)) {
         throw UsageError("--json applies to status and list only");
     }
     return cl;

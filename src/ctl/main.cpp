@@ -26,9 +26,11 @@ constexpr const char* kProgram = "left4me-overlayctl";
 constexpr std::chrono::seconds kInteractiveTimeout{600};
 constexpr std::chrono::seconds kMountTimeout{120};
 
+// Every line this program writes to stderr: one line, names, paths and
+// the service's words escaped (printable()), whatever they hold.
 void print_error(const std::string& what, const sdbus::Error& e) {
-    std::fprintf(stderr, "%s: %s: %s (%s)\n", kProgram, what.c_str(), e.getMessage().c_str(),
-                 e.getName().c_str());
+    std::fprintf(stderr, "%s: %s: %s (%s)\n", kProgram, printable(what).c_str(),
+                 printable(e.getMessage()).c_str(), printable(e.getName()).c_str());
 }
 
 int run(const CommandLine& cl) {
@@ -62,13 +64,19 @@ int run(const CommandLine& cl) {
             break;
         case Verb::Status: {
             auto status = client->status(cl.instance);
-            std::fputs((cl.json ? format_status_json(status) : format_status_text(status)).c_str(),
+            std::fputs((cl.json != JsonMode::Off
+                            ? format_status_json(status, cl.json == JsonMode::Pretty)
+                            : format_status_text(status))
+                           .c_str(),
                        stdout);
             break;
         }
         case Verb::List: {
             auto list = client->list();
-            std::fputs((cl.json ? format_list_json(list) : format_list_text(list)).c_str(), stdout);
+            std::fputs((cl.json != JsonMode::Off ? format_list_json(list, cl.json == JsonMode::Pretty)
+                                                 : format_list_text(list, cl.legend))
+                           .c_str(),
+                       stdout);
             break;
         }
         }
@@ -77,7 +85,8 @@ int run(const CommandLine& cl) {
         return exit_status_for_error(e.getName());
     }
     if (std::fflush(stdout) != 0) {
-        std::fprintf(stderr, "%s: %s: cannot write the output\n", kProgram, what.c_str());
+        std::fprintf(stderr, "%s: %s: cannot write the output\n", kProgram,
+                     printable(what).c_str());
         return kExitFailed;
     }
     return kExitOk;
@@ -90,8 +99,8 @@ int main(int argc, char** argv) {
     try {
         cl = parse_command_line(std::vector<std::string>(argv + 1, argv + argc));
     } catch (const UsageError& e) {
-        std::fprintf(stderr, "%s: %s\nTry '%s --help' for more information.\n", kProgram, e.what(),
-                     kProgram);
+        // One line; the words typed are already escaped and bounded.
+        std::fprintf(stderr, "%s: %s (see '%s --help')\n", kProgram, e.what(), kProgram);
         return kExitUsage;
     }
     if (cl.help) {
@@ -105,7 +114,7 @@ int main(int argc, char** argv) {
     try {
         return run(cl);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s: %s\n", kProgram, e.what());
+        std::fprintf(stderr, "%s: %s\n", kProgram, printable(e.what()).c_str());
         return kExitFailed;
     }
 }

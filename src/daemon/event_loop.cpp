@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
+#include <systemd/sd-daemon.h>
 #include <unistd.h>
 
 namespace overlay::daemon {
@@ -71,8 +72,52 @@ bool EventLoop::drain_signals(const Hooks& hooks) {
     return any;
 }
 
+namespace {
+
+// systemd's watchdog (WatchdogSec= in the unit): pinged from this loop, so
+// a loop that stops turning (a handler stuck, a deadlock) stops the pings
+// and systemd restarts the service. Pings go at half the interval, as
+// sd_watchdog_enabled(3) recommends. Nothing to do when no watchdog is set
+// (not under systemd, or no WatchdogSec=).
+class Watchdog {
+  public:
+    Watchdog() {
+        std::uint64_t usec = 0;
+        if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
+            interval_ = std::chrono::microseconds(usec / 2);
+            ping();
+        }
+    }
+    // Milliseconds until the next ping is due, or -1 without a watchdog.
+    int timeout_ms() const {
+        if (interval_.count() == 0) {
+            return -1;
+        }
+        auto left =
+            std::chrono::ceil<std::chrono::milliseconds>(next_ - EventLoop::Clock::now()).count();
+        return left < 0 ? 0 : static_cast<int>(left);
+    }
+    void ping_if_due() {
+        if (interval_.count() != 0 && EventLoop::Clock::now() >= next_) {
+            ping();
+        }
+    }
+
+  private:
+    void ping() {
+        sd_notify(0, "WATCHDOG=1");
+        next_ = EventLoop::Clock::now() + interval_;
+    }
+    std::chrono::microseconds interval_{0};
+    EventLoop::Clock::time_point next_{};
+};
+
+} // namespace
+
 EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
+    Watchdog watchdog;
     for (;;) {
+        watchdog.ping_if_due();
         // Dispatch everything sd-bus already has before sleeping: one
         // readable event may carry many messages.
         sdbus::IConnection::PollData poll_data{};
@@ -94,6 +139,9 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
         if (auto deadline = hooks.deadline()) {
             auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
             int ms = left.count() < 0 ? 0 : static_cast<int>(left.count());
+            timeout = timeout < 0 ? ms : std::min(timeout, ms);
+        }
+        if (int ms = watchdog.timeout_ms(); ms >= 0) {
             timeout = timeout < 0 ? ms : std::min(timeout, ms);
         }
         pollfd fds[3] = {

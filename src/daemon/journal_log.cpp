@@ -4,8 +4,14 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <spdlog/logger.h>
+#include <spdlog/sinks/base_sink.h>
 #include <string>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <syslog.h>
 // The CODE_FILE/LINE/FUNC fields would always name this file: leave them out.
 #define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
@@ -16,10 +22,66 @@ namespace overlay::daemon {
 
 namespace {
 
+constexpr const char* kIdentifier = "left4me-overlayd";
+// journald's native protocol socket (sd_journal_sendv writes there).
+constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
+
+// One MESSAGE_ID per kind of event, fixed forever (journalctl
+// MESSAGE_ID=... finds every denial, every mount, ... of every version).
+struct EventKind {
+    const char* name;
+    const char* message_id;
+};
+constexpr EventKind kEventKinds[] = {
+    {"authorized", "2a77d29f1dce4a609437aa82afded821"},
+    {"denied", "0d6240d8d6f641dc80ab8e3964bf4b56"},
+    {"mounted", "4b6135ae048e4fd1a10230ed24f7b54b"},
+    {"unmounted", "2ef44a6055e4433f95f4b965bb450d80"},
+    {"failed", "28a51a80e9cc44e39c7b6fe8b50b9b34"},
+};
+
+const char* message_id_of(const std::string& kind) {
+    for (const auto& k : kEventKinds) {
+        if (kind == k.name) {
+            return k.message_id;
+        }
+    }
+    return nullptr;
+}
+
+// The kind of a call's record, from what the service already logs: the
+// "authorized" step of mount/unmount, polkit's refusals, a change made, a
+// query answered (authorized), or any other error.
+std::string derive_kind(const LogRecord& r) {
+    if (!r.kind.empty()) {
+        return r.kind;
+    }
+    const std::string& o = r.outcome;
+    if (o.empty() || o == "caller-left") {
+        return {};
+    }
+    if (o == "authorized") {
+        return "authorized";
+    }
+    if (o == "AccessDenied" || o == "InteractiveAuthorizationRequired") {
+        return "denied";
+    }
+    if (o == "ok") {
+        if (r.action == "mount") {
+            return "mounted";
+        }
+        if (r.action == "unmount") {
+            return "unmounted";
+        }
+        return "authorized";
+    }
+    return "failed";
+}
+
 // systemd sets JOURNAL_STREAM=DEV:INODE of the stream it connected to
 // stderr. Comparing it with stderr itself (as sd_journal_stream_fd(3)
-// recommends) avoids writing fields to the journal when stderr was
-// redirected by a test or a shell after systemd started us.
+// recommends) tells a stderr redirected by a test or a shell after systemd
+// started us.
 bool stderr_is_journal() {
     const char* env = std::getenv("JOURNAL_STREAM");
     if (env == nullptr) {
@@ -38,15 +100,154 @@ bool stderr_is_journal() {
            ino == static_cast<unsigned long long>(st.st_ino);
 }
 
-bool use_journal() {
-    static const bool journal = stderr_is_journal();
-    return journal;
+// stderr leads nowhere: closed, or /dev/null (bus activation by
+// dbus-daemon alone gives us that).
+bool stderr_is_void() {
+    struct stat st {};
+    if (fstat(STDERR_FILENO, &st) != 0) {
+        return true;
+    }
+    return S_ISCHR(st.st_mode) && major(st.st_rdev) == 1 && minor(st.st_rdev) == 3;
 }
 
 const char* level_word(int priority) {
     static constexpr const char* kWords[] = {"emerg",   "alert",  "crit", "error",
                                              "warning", "notice", "info", "debug"};
     return priority >= 0 && priority <= 7 ? kWords[priority] : "info";
+}
+
+spdlog::level::level_enum spdlog_level(int priority) {
+    if (priority <= LOG_CRIT) {
+        return spdlog::level::critical;
+    }
+    switch (priority) {
+    case LOG_ERR:
+        return spdlog::level::err;
+    case LOG_WARNING:
+        return spdlog::level::warn;
+    case LOG_DEBUG:
+        return spdlog::level::debug;
+    default:
+        return spdlog::level::info; // notice, info
+    }
+}
+
+int syslog_priority(spdlog::level::level_enum level) {
+    switch (level) {
+    case spdlog::level::critical:
+        return LOG_CRIT;
+    case spdlog::level::err:
+        return LOG_ERR;
+    case spdlog::level::warn:
+        return LOG_WARNING;
+    case spdlog::level::debug:
+    case spdlog::level::trace:
+        return LOG_DEBUG;
+    default:
+        return LOG_INFO;
+    }
+}
+
+// What log_record hands to the sinks besides spdlog's message: the exact
+// syslog priority (spdlog has no "notice"), the journal fields, and the
+// one-line text with key=value pairs. spdlog calls its sinks synchronously
+// in the logging thread, so a thread-local is enough; a message logged
+// through the logger by other code has none and is sent as it is.
+struct Context {
+    int priority = LOG_INFO;
+    const std::vector<std::string>* fields = nullptr;
+    const std::string* line = nullptr;
+};
+thread_local const Context* t_context = nullptr;
+
+int priority_of(const spdlog::details::log_msg& msg) {
+    return t_context != nullptr ? t_context->priority : syslog_priority(msg.level);
+}
+
+std::string line_of(const spdlog::details::log_msg& msg) {
+    if (t_context != nullptr && t_context->line != nullptr) {
+        return *t_context->line;
+    }
+    return std::string(msg.payload.data(), msg.payload.size());
+}
+
+void send_syslog(int priority, const std::string& line) {
+    ::syslog(LOG_DAEMON | priority, "%s", line.c_str());
+}
+
+// The journal, natively: MESSAGE plus the record's fields.
+class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        const int priority = priority_of(msg);
+        std::vector<std::string> fields;
+        if (t_context != nullptr && t_context->fields != nullptr) {
+            fields = *t_context->fields;
+        }
+        fields.push_back("MESSAGE=" + std::string(msg.payload.data(), msg.payload.size()));
+        fields.push_back("PRIORITY=" + std::to_string(priority));
+        fields.push_back(std::string("SYSLOG_IDENTIFIER=") + kIdentifier);
+        std::vector<struct iovec> iov;
+        iov.reserve(fields.size());
+        for (auto& f : fields) {
+            iov.push_back({f.data(), f.size()});
+        }
+        if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) < 0) {
+            // journald gone: syslog is the next best place.
+            send_syslog(priority, line_of(msg));
+        }
+    }
+    void flush_() override {}
+};
+
+// syslog(3): /dev/log, whoever listens there (rsyslog, busybox syslogd, or
+// journald's own /dev/log socket).
+class SyslogSink final : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    SyslogSink() { ::openlog(kIdentifier, LOG_PID, LOG_DAEMON); }
+
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        send_syslog(priority_of(msg), line_of(msg));
+    }
+    void flush_() override {}
+};
+
+// One line per record: "left4me-overlayd: LEVEL: LINE". One fprintf per
+// record: stdio locks the stream, so lines never interleave.
+class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+  protected:
+    void sink_it_(const spdlog::details::log_msg& msg) override {
+        std::fprintf(stderr, "%s: %s: %s\n", kIdentifier, level_word(priority_of(msg)),
+                     line_of(msg).c_str());
+    }
+    void flush_() override { std::fflush(stderr); }
+};
+
+std::shared_ptr<spdlog::logger> make_logger() {
+    std::vector<spdlog::sink_ptr> sinks;
+    const bool journal_stream = stderr_is_journal();
+    if (journal_stream || ::access(kJournalSocket, W_OK) == 0) {
+        sinks.push_back(std::make_shared<JournalSink>());
+    } else {
+        sinks.push_back(std::make_shared<SyslogSink>());
+    }
+    if (!journal_stream && !stderr_is_void()) {
+        sinks.push_back(std::make_shared<StderrSink>());
+    }
+    auto logger = std::make_shared<spdlog::logger>(kIdentifier, sinks.begin(), sinks.end());
+    logger->set_level(spdlog::level::trace);
+    logger->flush_on(spdlog::level::trace);
+    // A sink that throws must not take a call down, nor write elsewhere.
+    logger->set_error_handler([](const std::string&) {});
+    return logger;
+}
+
+spdlog::logger& logger() {
+    // The program's one logger, made on first use (main logs first, before
+    // any other thread exists).
+    static const std::shared_ptr<spdlog::logger> instance = make_logger();
+    return *instance;
 }
 
 void add_field(std::vector<std::string>& fields, std::string& line, const char* journal_key,
@@ -58,25 +259,15 @@ void add_field(std::vector<std::string>& fields, std::string& line, const char* 
     line += std::string(" ") + line_key + "=" + value;
 }
 
-void emit(int priority, std::vector<std::string> fields, const std::string& message,
+void emit(int priority, const std::vector<std::string>& fields, const std::string& message,
           const std::string& line) {
-    if (use_journal()) {
-        fields.push_back("MESSAGE=" + message);
-        fields.push_back("PRIORITY=" + std::to_string(priority));
-        fields.push_back("SYSLOG_IDENTIFIER=left4me-overlayd");
-        std::vector<struct iovec> iov;
-        iov.reserve(fields.size());
-        for (auto& f : fields) {
-            iov.push_back({f.data(), f.size()});
-        }
-        if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) >= 0) {
-            return;
-        }
-        // journald unreachable: the line below still reaches the stream.
+    const Context context{priority, &fields, &line};
+    t_context = &context;
+    try {
+        logger().log(spdlog_level(priority), "{}", message);
+    } catch (...) {
     }
-    // One fprintf per record: stdio locks the stream, so lines from
-    // different threads never interleave.
-    std::fprintf(stderr, "left4me-overlayd: %s: %s\n", level_word(priority), line.c_str());
+    t_context = nullptr;
 }
 
 } // namespace
@@ -88,6 +279,11 @@ void log_record(const LogRecord& r) noexcept {
         std::vector<std::string> fields;
         std::string message = printable(r.message);
         std::string line = message;
+        const std::string kind = derive_kind(r);
+        if (const char* id = message_id_of(kind)) {
+            fields.push_back(std::string("MESSAGE_ID=") + id);
+        }
+        add_field(fields, line, "L4M_EVENT", "event", kind);
         add_field(fields, line, "L4M_ACTION", "action", r.action);
         add_field(fields, line, "L4M_INSTANCE", "instance", printable(r.instance));
         add_field(fields, line, "L4M_CALLER_BUS_NAME", "caller", r.caller_bus_name);
@@ -95,11 +291,16 @@ void log_record(const LogRecord& r) noexcept {
                   r.caller_uid ? std::to_string(*r.caller_uid) : std::string());
         add_field(fields, line, "L4M_CALLER_PID", "pid",
                   r.caller_pid ? std::to_string(*r.caller_pid) : std::string());
+        // journald adds the caller's _COMM, _EXE, _SYSTEMD_UNIT, ... as
+        // OBJECT_* fields (accepted from root only, which we are).
+        if (r.caller_pid && *r.caller_pid > 0) {
+            fields.push_back("OBJECT_PID=" + std::to_string(*r.caller_pid));
+        }
         add_field(fields, line, "L4M_POLKIT_RESULT", "polkit", printable(r.polkit));
         add_field(fields, line, "L4M_OUTCOME", "outcome", r.outcome);
         add_field(fields, line, "L4M_DURATION_MS", "duration_ms",
                   r.duration_ms ? std::to_string(*r.duration_ms) : std::string());
-        emit(r.priority, std::move(fields), message, line);
+        emit(r.priority, fields, message, line);
     } catch (...) {
         // Logging must never take a call down with it.
     }

@@ -1,6 +1,9 @@
-// Every decision and operation, one record each: to the journal with
-// structured fields (L4M_INSTANCE, L4M_CALLER_UID, ...) when stderr is the
-// journal stream systemd gave us, else one line on stderr.
+// Every decision and operation, one record each, through the program's one
+// spdlog logger: to the journal with structured fields (L4M_INSTANCE,
+// L4M_CALLER_UID, ..., a MESSAGE_ID per event kind, OBJECT_PID= the caller)
+// when a journal runs, else to syslog (/dev/log); and as one line on stderr
+// when stderr leads somewhere (a terminal, a file, a pipe) other than the
+// journal or /dev/null.
 #pragma once
 
 #include <optional>
@@ -20,6 +23,9 @@ struct LogRecord {
     std::string polkit;  // polkit result: "not needed", "root", "authorized", ...
     std::string outcome; // "ok", an error name, "caller left", ...
     std::optional<long long> duration_ms;
+    // The event kind behind MESSAGE_ID: "authorized", "denied", "mounted",
+    // "unmounted", "failed". Empty: derived from action and outcome.
+    std::string kind;
 };
 
 void log_record(const LogRecord& record) noexcept;

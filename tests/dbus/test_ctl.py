@@ -155,22 +155,107 @@ class CtlMemberTest(CtlTest):
         res = self.ctl("member", "mount", "ctl-missing")
         self.assertExit(res, EXIT_FAILED)
         self.assertOneLineError(res, "mount ctl-missing", ERROR + "NoSuchInstance")
-        # names are checked by the service, not second-guessed by the CLI
-        res = self.ctl("member", "mount", "bad.name")
-        self.assertExit(res, EXIT_FAILED)
-        self.assertOneLineError(res, "mount bad.name", ERROR + "InvalidName")
+
+    def test_bad_names_refused_before_the_bus(self):
+        """The CLI checks names itself: exit 2, one escaped, bounded line,
+        without touching the bus (here: no bus at all) or starting a daemon."""
+        env = self.fx.client_env()
+        env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=/nonexistent/l4mt-no-bus"
+        import subprocess
+        for verb in ("mount", "unmount", "status"):
+            for name, shown in (("a\nb", "'a\\x0ab'"), ("\x1b[31mred", "'\\x1b[31mred'"),
+                                ("x" * 5000, "..."), ("bad.name", "'bad.name'"),
+                                ("-x", None), ("caf\u00e9", "'caf\\xc3\\xa9'")):
+                argv = [self.ctl_bin, verb] + (["--", name] if name.startswith("-") else [name])
+                proc = subprocess.run(self.fx.as_user("member", argv), env=env,
+                                      capture_output=True, text=True, timeout=30)
+                self.assertEqual(proc.returncode, EXIT_USAGE, proc)
+                self.assertEqual(proc.stdout, "")
+                lines = proc.stderr.split("\n")
+                self.assertEqual(len(lines), 2, proc)  # one line and its newline
+                self.assertEqual(lines[1], "")
+                self.assertTrue(lines[0].startswith("left4me-overlayctl: invalid instance name"),
+                                proc)
+                self.assertTrue(all(0x20 <= ord(c) < 0x7f for c in lines[0]), proc)
+                self.assertLess(len(lines[0]), 250, proc)
+                if shown:
+                    self.assertIn(shown, lines[0])
+
+    def test_list_default_no_legend_json_modes(self):
+        fx = self.fx
+        name = "ctl-modes"
+        fx.make_instance(name)
+        res = self.ctl("member")  # no verb: list
+        self.assertExit(res, EXIT_OK)
+        self.assertEqual(res.stdout.splitlines()[0].split(), ["NAME", "MOUNTED"])
+        self.assertIn([name, "no"], [line.split() for line in res.stdout.splitlines()])
+        res = self.ctl("member", "--no-legend")
+        self.assertExit(res, EXIT_OK)
+        rows = [line.split() for line in res.stdout.splitlines()]
+        self.assertNotIn(["NAME", "MOUNTED"], rows)
+        self.assertIn([name, "no"], rows)
+        res = self.ctl("member", "--json=pretty", "status", name)
+        self.assertExit(res, EXIT_OK)
+        self.assertGreater(res.stdout.count("\n"), 3, res)
+        self.assertEqual(json.loads(res.stdout)["instance"], name)
+        res = self.ctl("member", "--json=short", "list")
+        self.assertExit(res, EXIT_OK)
+        self.assertEqual(res.stdout.count("\n"), 1, res)
+        self.assertIn({"name": name, "mounted": False}, json.loads(res.stdout))
+        res = self.ctl("member", "--json=pretty", "list")
+        self.assertIn({"name": name, "mounted": False}, json.loads(res.stdout))
+
+    def test_bash_completion(self):
+        """Verbs, options and instance names (from ListInstances), through
+        the completion file the package ships; nothing when the bus says no."""
+        fx = self.fx
+        fx.make_instance("ctl-compl-one")
+        completion = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "src",
+                                  "ctl", "left4me-overlayctl.bash-completion")
+        def complete(role, *words, env_extra=None):
+            script = ("source /usr/share/bash-completion/bash_completion; source %s; "
+                      "COMP_WORDS=(\"$@\"); COMP_CWORD=$(($# - 1)); "
+                      "COMP_LINE=\"$*\"; COMP_POINT=${#COMP_LINE}; _left4me_overlayctl; "
+                      "printf '%%s\\n' \"${COMPREPLY[@]}\"" % completion)
+            env = fx.client_env()
+            env.update(env_extra or {})
+            import subprocess
+            proc = subprocess.run(fx.as_user(role, ["bash", "-c", script, "bash"] + list(words)),
+                                  env=env, capture_output=True, text=True, timeout=30)
+            self.assertEqual(proc.returncode, 0, proc)
+            return set(proc.stdout.split())
+
+        # The first word runs: the completion asks the very program typed.
+        ctl = self.ctl_bin
+        self.assertEqual(complete("member", ctl, ""),
+                         {"mount", "unmount", "status", "list"})
+        self.assertEqual(complete("member", ctl, "st"), {"status"})
+        self.assertIn("--no-legend", complete("member", ctl, "--no"))
+        self.assertEqual(complete("member", ctl, "--json="),
+                         {"short", "pretty", "off"})
+        self.assertIn("ctl-compl-one",
+                      complete("member", ctl, "mount", "ctl-compl"))
+        self.assertEqual(complete("member", ctl, "mount", "ctl-compl-one", ""),
+                         set())
+        # no bus: quietly nothing
+        self.assertEqual(complete("member", ctl, "status", "",
+                                  env_extra={"DBUS_SYSTEM_BUS_ADDRESS":
+                                             "unix:path=/nonexistent/l4mt-no-bus"}), set())
 
     def test_usage(self):
-        for args in ([], ["frobnicate"], ["mount"], ["mount", "a", "b"], ["list", "a"],
-                     ["status"], ["--bogus", "list"], ["mount", "--json", "a"]):
+        for args in (["frobnicate"], ["mount"], ["mount", "a", "b"], ["list", "a"],
+                     ["status"], ["--bogus", "list"], ["mount", "--json", "a"],
+                     ["--json=yaml", "list"], ["fr\x1bob"]):
             res = self.ctl("member", *args)
             self.assertExit(res, EXIT_USAGE)
             self.assertIn("left4me-overlayctl: ", res.stderr)
             self.assertIn("--help", res.stderr)
+            self.assertEqual(res.stderr.count("\n"), 1, res)  # one line
+            self.assertNotIn("\x1b", res.stderr)
         res = self.ctl("member", "--help")
         self.assertExit(res, EXIT_OK)
         for word in ("mount", "unmount", "status", "list", "--no-ask-password", "--json",
-                     "Exit status"):
+                     "--json[=MODE]", "--no-legend", "Exit status"):
             self.assertIn(word, res.stdout)
         res = self.ctl("member", "--version")
         self.assertExit(res, EXIT_OK)

@@ -189,11 +189,13 @@ class LimitsTest(PipelineTest):
             seen += line.strip() == "REPLY " + name
 
     def flood_result(self, proc):
-        # Through the same buffered reader as read_replies: communicate()
-        # would miss what it has already buffered.
+        # Through the file objects, not communicate(): read_replies() read
+        # stdout with readline(), whose buffer may already hold the last
+        # line, and communicate() reads the descriptor past that buffer.
         out = proc.stdout.read()
         err = proc.stderr.read()
-        self.assertEqual(proc.wait(120), 0, err)
+        proc.wait(120)
+        self.assertEqual(proc.returncode, 0, err)
         return json.loads(out.strip().splitlines()[-1])
 
     def test_calls_over_the_caps_are_refused_at_once(self):

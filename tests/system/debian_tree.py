@@ -22,11 +22,13 @@ SUITE = "bookworm"
 VARIANT = "minbase"
 # systemd/dbus/polkitd: the stack the service runs under; libpam-systemd:
 # polkitd does not install without it being named; sudo: the drop-in's
-# sudoers line is checked too; adduser: the package's postinst; the rest:
-# the package's computed shared-library dependencies, so it installs with
-# dpkg -i inside a container that has no network.
+# sudoers line is checked too; adduser: as on any Debian system; the
+# rest: the package's computed dependencies (shared libraries, python3 for
+# what dh_python3 finds), so it installs with dpkg -i inside a container
+# that has no network.
 INCLUDE = ["systemd", "dbus", "polkitd", "libpam-systemd", "sudo", "adduser",
-           "libsdbus-c++1", "libpolkit-gobject-1-0", "libglib2.0-0"]
+           "libsdbus-c++1", "libpolkit-gobject-1-0", "libglib2.0-0",
+           "libspdlog1.10", "libfmt9", "python3"]
 CACHE_DIR = "/var/cache/left4me-overlay-test"
 
 

@@ -2,10 +2,11 @@
 """The system tier (DESIGN 5 "system"): the Debian package on a booted
 Debian 12 with real systemd, dbus and polkitd.
 
-  run_system_test.py --build-dir BUILD [--cpack CPACK] [--keep]
+  run_system_test.py --source-dir SRC [--debs DIR] [--keep]
 
-1. packages the build with cpack (VERSION), and the same files again as
-   VERSION~systest1, the "previous build";
+1. builds the package with packaging/build-deb.sh (VERSION, from
+   packaging/debian/changelog; or takes it from --debs DIR), and the same
+   files again as VERSION~systest1, the "previous build";
 2. copies the cached debootstrap tree (debian_tree.py) and boots it with
    systemd-nspawn --boot --register=no --keep-unit --private-network;
 3. inside, through nsenter: installs the previous package, and as a user of
@@ -15,6 +16,9 @@ Debian 12 with real systemd, dbus and polkitd.
    current package with the overlay mounted (it survives, the new daemon
    reports it); unmounts; the daemon exits when idle; the sudoers example
    works and refuses added options; `dpkg --purge` leaves no file behind.
+   A running polkitd keeps its pid through install, upgrade, removal and
+   purge (the maintainer scripts never restart or reload it). The unit sets
+   WatchdogSec= and the daemon pings it from its bus loop.
 
 Runs as root. Prints each step with its time; on failure, the container's
 console and journal.
@@ -43,6 +47,8 @@ CTL = "/usr/bin/left4me-overlayctl"
 HELPER = "/usr/libexec/left4me/left4me-overlay"
 UNIT = "left4me-overlayd.service"
 IDLE_SECONDS = 4
+WATCHDOG_SECONDS = 2
+POLKIT = "polkit.service"
 # CapBnd of the daemon: CAP_DAC_OVERRIDE(1), CAP_SYS_CHROOT(18),
 # CAP_SYS_PTRACE(19), CAP_SYS_ADMIN(21), nothing else.
 EXPECTED_CAPBND = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
@@ -77,32 +83,25 @@ def run_host(argv, **kw):
 
 # ------------------------------------------------------------------ packages
 
-def package_version(build_dir):
-    with open(os.path.join(build_dir, "CPackConfig.cmake")) as f:
-        m = re.search(r'set\(CPACK_PACKAGE_VERSION "([^"]+)"\)', f.read())
-    check(m, "no CPACK_PACKAGE_VERSION in %s/CPackConfig.cmake" % build_dir)
-    return m.group(1)
+def find_package(deb_dir):
+    """The left4me-overlay .deb in deb_dir (not its -dbgsym)."""
+    debs = [f for f in os.listdir(deb_dir)
+            if f.startswith("left4me-overlay_") and f.endswith(".deb")]
+    check(len(debs) == 1, "expected one left4me-overlay_*.deb in %s, found %r" % (deb_dir, debs))
+    return os.path.join(deb_dir, debs[0])
 
 
-def build_package(cpack, build_dir, out_dir, version):
-    # L4M_DEB_VERSION: read by packaging/cpack_project_config.cmake.
-    env = dict(os.environ, L4M_DEB_VERSION=version)
-    proc = subprocess.run([cpack, "-G", "DEB", "-B", out_dir, "--config",
-                           os.path.join(build_dir, "CPackConfig.cmake")],
-                          cwd=build_dir, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True)
-    check(proc.returncode == 0, "cpack failed:\n" + proc.stdout[-3000:])
-    debs = [f for f in os.listdir(out_dir) if f.endswith(".deb")]
-    check(len(debs) == 1, "cpack made %r in %s" % (debs, out_dir))
-    path = os.path.join(out_dir, debs[0])
-    got = run_host(["dpkg-deb", "-f", path, "Version"]).stdout.strip()
-    check(got == version, "%s has version %r, expected %r" % (path, got, version))
-    return path
+def build_package(source_dir, out_dir):
+    """packaging/build-deb.sh OUT_DIR: the one way packages are made."""
+    proc = subprocess.run([os.path.join(source_dir, "packaging", "build-deb.sh"), out_dir],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(proc.returncode == 0, "build-deb.sh failed:\n" + proc.stdout[-3000:])
+    return find_package(out_dir)
 
 
 def repackage(deb, out_dir, version):
     """deb with only its version changed: the "previous build" of the
-    upgrade check, without running cpack (and its install step) again."""
+    upgrade check, without building the package again."""
     tree = os.path.join(out_dir, "tree")
     os.makedirs(out_dir)
     run_host(["dpkg-deb", "-R", deb, tree])
@@ -275,12 +274,17 @@ def prepare(ct):
     ct.run(["sh", "-c", "echo L4D2_LOWERDIRS=%s/installation >%s/instance.env" % (LEFT4ME, inst)])
     # The files below Root belong to the unprivileged host manager.
     ct.run(["chown", "-R", USER + ":" + USER, LEFT4ME])
-    # A drop-in shortening the idle time, so that idle exit is seen quickly.
+    # A drop-in shortening the idle time, so that idle exit is seen
+    # quickly, and the watchdog interval, so that its pings are seen (and a
+    # daemon that missed them would be killed within the test).
     dropin = "/etc/systemd/system/%s.d" % UNIT
     ct.run(["mkdir", "-p", dropin])
     ct.run(["sh", "-c", "printf '[Service]\\nExecStart=\\nExecStart=/usr/libexec/left4me/"
-            "left4me-overlayd --exit-idle-time %d\\n' >%s/10-systest-idle.conf"
-            % (IDLE_SECONDS, dropin)])
+            "left4me-overlayd --exit-idle-time %d\\nWatchdogSec=%ds\\n' "
+            ">%s/10-systest-idle.conf" % (IDLE_SECONDS, WATCHDOG_SECONDS, dropin)])
+    # polkitd running before the package comes: its pid must survive every
+    # package operation.
+    ct.run(["systemctl", "start", "polkit.service"])
 
 
 def check_hardened_daemon(ct):
@@ -309,6 +313,70 @@ def wait_inactive(ct, timeout):
     raise Failure("the service did not exit when idle within %ss" % timeout)
 
 
+def polkit_pid(ct):
+    out = ct.run(["systemctl", "show", POLKIT, "-pMainPID", "-pActiveState"]).stdout
+    props = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+    check(props.get("ActiveState") == "active", "polkit.service is not running: %r" % props)
+    return int(props["MainPID"])
+
+
+def check_polkit_untouched(ct, pid, when):
+    now = polkit_pid(ct)
+    check(now == pid, "polkitd was restarted by %s: pid %d, before %d" % (when, now, pid))
+
+
+def check_watchdog(ct):
+    """The shipped unit sets WatchdogSec=; the running daemon pings it (the
+    test's drop-in sets WATCHDOG_SECONDS): the last-ping time advances
+    while the daemon sits idle in its bus loop."""
+    with open(ct.root + "/lib/systemd/system/" + UNIT) as f:
+        check(re.search(r"^WatchdogSec=\S+", f.read(), re.M), "the unit sets no WatchdogSec=")
+    props = ct.show("WatchdogUSec", "MainPID", "WatchdogTimestampMonotonic")
+    check(props["WatchdogUSec"] in ("%ds" % WATCHDOG_SECONDS, str(WATCHDOG_SECONDS * 10**6)),
+          "WatchdogUSec is %r" % props["WatchdogUSec"])
+    first = int(props["WatchdogTimestampMonotonic"])
+    # Pings come every WATCHDOG_SECONDS/2: wait for the next one (an event,
+    # bounded well below the idle exit).
+    deadline = time.monotonic() + WATCHDOG_SECONDS * 1.5
+    while time.monotonic() < deadline:
+        later = ct.show("MainPID", "WatchdogTimestampMonotonic")
+        if int(later["WatchdogTimestampMonotonic"]) > first:
+            check(later["MainPID"] == props["MainPID"], "the daemon was restarted meanwhile")
+            return
+        time.sleep(0.1)
+    raise Failure("no watchdog ping within %.1fs (last at %d)" % (WATCHDOG_SECONDS * 1.5, first))
+
+
+# MESSAGE_IDs of src/daemon/journal_log.cpp (fixed for good).
+MESSAGE_ID_MOUNTED = "4b6135ae048e4fd1a10230ed24f7b54b"
+MESSAGE_ID_DENIED = "0d6240d8d6f641dc80ab8e3964bf4b56"
+
+
+def check_journal(ct):
+    """The mount and the refusal as journal records of the unit, with
+    their MESSAGE_ID, L4M_* fields and OBJECT_PID= the caller (journald
+    adds the caller's OBJECT_COMM, ... when it still runs as the record
+    arrives: not checked, the caller may have exited)."""
+    import json
+    for message_id, uid_user, event in ((MESSAGE_ID_MOUNTED, USER, "mounted"),
+                                         (MESSAGE_ID_DENIED, OTHER, "denied")):
+        uid = ct.run(["id", "-u", uid_user]).stdout.strip()
+        records = []
+        deadline = time.monotonic() + 10
+        while not records and time.monotonic() < deadline:
+            out = ct.run(["journalctl", "--no-pager", "-o", "json", "-u", UNIT,
+                          "MESSAGE_ID=" + message_id]).stdout
+            records = [json.loads(line) for line in out.splitlines() if line.strip()]
+            if not records:
+                time.sleep(0.2)
+        check(records, "no %s record (MESSAGE_ID=%s) in the journal" % (event, message_id))
+        r = records[-1]
+        check(r.get("L4M_INSTANCE") == INSTANCE and r.get("L4M_EVENT") == event
+              and r.get("L4M_CALLER_UID") == uid, "unexpected %s record: %r" % (event, r))
+        check(r.get("OBJECT_PID") == r.get("L4M_CALLER_PID") and r.get("OBJECT_PID"),
+              "no OBJECT_PID= the caller: %r" % r)
+
+
 def status_json(ct, user):
     import json
     res = ct.run([CTL, "--json", "status", INSTANCE], user=user)
@@ -319,6 +387,7 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     step("preparing users and instance %s" % INSTANCE)
     prepare(ct)
     before = file_list(ct.root)
+    polkitd = polkit_pid(ct)
     # The packages go to /root (compared too: they are deleted before purge).
     for deb in (old_deb, new_deb):
         shutil.copy(deb, ct.root + "/root/")
@@ -329,6 +398,9 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
           "postinst made no group left4me")
     check(ct.show("ActiveState")["ActiveState"] == "inactive",
           "the service runs before anyone called it")
+    check(os.path.exists(ct.root + "/usr/lib/sysusers.d/left4me-overlay.conf"),
+          "no sysusers.d file for the group")
+    check_polkit_untouched(ct, polkitd, "the install")
     ct.run(["usermod", "-aG", "left4me", USER])
 
     step("mount as %s (bus activation)" % USER)
@@ -341,11 +413,16 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     check(content == "from the installation\n", "merged shows %r" % content)
     old_pid = check_hardened_daemon(ct)
     check(status_json(ct, USER)["mounted"] is True, "status does not say mounted")
+    step("the watchdog is set and pinged")
+    check_watchdog(ct)
 
     step("a non-member is refused without a prompt")
     res = ct.run([CTL, "--no-ask-password", "unmount", INSTANCE], user=OTHER, check=False)
     check(res.returncode == 3, "non-member unmount: exit %d, %r" % (res.returncode, res.stderr))
     check(ct.overlays(MERGED), "the non-member's unmount unmounted")
+
+    step("the journal holds both decisions, with MESSAGE_ID and the caller")
+    check_journal(ct)
 
     step("upgrading to %s with %s mounted" % (new_version, INSTANCE))
     ct.run([CTL, "status", INSTANCE], user=USER)  # the old daemon is running now
@@ -360,6 +437,7 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     check(started > upgrade_start, "the daemon answering was started before the upgrade")
     check(int(props["MainPID"]) != old_pid, "the daemon was not restarted")
     check_hardened_daemon(ct)
+    check_polkit_untouched(ct, polkitd, "the upgrade")
 
     step("unmount as %s" % USER)
     ct.run([CTL, "unmount", INSTANCE], user=USER)
@@ -392,10 +470,16 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     finally:
         os.unlink(sudoers)
 
-    step("purging the package")
+    step("removing, then purging the package")
     for deb in (old_deb, new_deb):
         os.unlink(ct.root + "/root/" + os.path.basename(deb))
+    ct.run([CTL, "list"], user=USER)  # a running daemon, stopped by the prerm
+    ct.run(["dpkg", "--remove", "left4me-overlay"], timeout=120)
+    check(ct.show("ActiveState")["ActiveState"] in ("inactive", "failed"),
+          "the daemon still runs after removal")
+    check_polkit_untouched(ct, polkitd, "the removal")
     ct.run(["dpkg", "--purge", "left4me-overlay"], timeout=120)
+    check_polkit_untouched(ct, polkitd, "the purge")
     after = file_list(ct.root)
     added = sorted(after - before)
     removed = sorted(before - after)
@@ -408,8 +492,9 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--build-dir", required=True)
-    parser.add_argument("--cpack", default="cpack")
+    parser.add_argument("--source-dir", required=True)
+    parser.add_argument("--debs", help="take the package from this folder (made by "
+                        "packaging/build-deb.sh) instead of building it")
     parser.add_argument("--cache", default=debian_tree.CACHE_DIR)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -424,10 +509,14 @@ def main():
     try:
         step("debootstrap tree (cached in %s)" % args.cache)
         tree = debian_tree.cached_tree(args.cache)
-        version = package_version(args.build_dir)
+        if args.debs:
+            new_deb = find_package(args.debs)
+        else:
+            step("packaging/build-deb.sh")
+            new_deb = build_package(args.source_dir, os.path.join(work, "new"))
+        version = run_host(["dpkg-deb", "-f", new_deb, "Version"]).stdout.strip()
         old_version = version + "~systest1"
-        step("packaging %s and %s" % (old_version, version))
-        new_deb = build_package(args.cpack, args.build_dir, os.path.join(work, "new"), version)
+        step("repackaging %s as %s" % (version, old_version))
         old_deb = repackage(new_deb, os.path.join(work, "old"), old_version)
         step("copying the tree")
         root = os.path.join(work, "root")
