@@ -25,6 +25,7 @@ constexpr const char* kProgram = "left4me-overlayctl";
 // directory for taint, which on a big instance takes a while.
 constexpr std::chrono::seconds kInteractiveTimeout{600};
 constexpr std::chrono::seconds kMountTimeout{120};
+constexpr std::chrono::seconds kQueryTimeout{25};
 
 // Every line this program writes to stderr: one line, names, paths and
 // the service's words escaped (printable()), whatever they hold.
@@ -34,13 +35,15 @@ void print_error(const std::string& what, const sdbus::Error& e) {
 }
 
 int run(const CommandLine& cl) {
-    const bool changes = cl.verb == Verb::Mount || cl.verb == Verb::Unmount;
-    // The agent first: it must be registered before the call reaches polkit,
-    // and it is forked while this process is still single-threaded.
+    // Every verb is polkit-checked (status and list too: which instances
+    // exist is not for everyone). The agent first: it must be registered
+    // before the call reaches polkit, and it is forked while this process
+    // is still single-threaded.
     std::optional<PolkitAgent> agent;
-    if (changes && cl.ask_password) {
+    if (cl.ask_password) {
         agent.emplace();
     }
+    const auto query_timeout = cl.ask_password ? kInteractiveTimeout : kQueryTimeout;
 
     std::unique_ptr<OverlayClient> client;
     try {
@@ -63,7 +66,7 @@ int run(const CommandLine& cl) {
                             cl.ask_password ? kInteractiveTimeout : kMountTimeout);
             break;
         case Verb::Status: {
-            auto status = client->status(cl.instance);
+            auto status = client->status(cl.instance, cl.ask_password, query_timeout);
             std::fputs((cl.json != JsonMode::Off
                             ? format_status_json(status, cl.json == JsonMode::Pretty)
                             : format_status_text(status))
@@ -72,7 +75,7 @@ int run(const CommandLine& cl) {
             break;
         }
         case Verb::List: {
-            auto list = client->list();
+            auto list = client->list(cl.ask_password, query_timeout);
             std::fputs((cl.json != JsonMode::Off ? format_list_json(list, cl.json == JsonMode::Pretty)
                                                  : format_list_text(list, cl.legend))
                            .c_str(),

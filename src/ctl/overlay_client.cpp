@@ -42,16 +42,19 @@ class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay
     }
     ~Proxy() { unregisterProxy(); }
 
-    // Mount and Unmount are called by hand: the generated methods cannot
-    // carry ALLOW_INTERACTIVE_AUTHORIZATION or a per-call timeout.
-    void call_authorized(const char* method, const std::string& instance, bool allow_interactive,
-                         std::chrono::seconds timeout) {
+    // Every method is polkit-checked, so every call is made by hand: the
+    // generated methods cannot carry ALLOW_INTERACTIVE_AUTHORIZATION or a
+    // per-call timeout. An empty instance: a method without arguments.
+    sdbus::MethodReply call_authorized(const char* method, const std::string& instance,
+                                       bool allow_interactive, std::chrono::seconds timeout) {
         auto call = getProxy().createMethodCall(INTERFACE_NAME, method);
-        call << instance;
+        if (!instance.empty()) {
+            call << instance;
+        }
         if (allow_interactive) {
             set_allow_interactive_authorization(call);
         }
-        getProxy().callMethod(call, timeout);
+        return getProxy().callMethod(call, timeout);
     }
 
   private:
@@ -73,14 +76,22 @@ void OverlayClient::unmount(const std::string& instance, bool allow_interactive,
     proxy_->call_authorized("Unmount", instance, allow_interactive, timeout);
 }
 
-InstanceStatus OverlayClient::status(const std::string& instance) {
-    auto [mounted, merged, lowerdirs] = proxy_->GetStatus(instance);
+InstanceStatus OverlayClient::status(const std::string& instance, bool allow_interactive,
+                                     std::chrono::seconds timeout) {
+    auto reply = proxy_->call_authorized("GetStatus", instance, allow_interactive, timeout);
+    bool mounted = false;
+    std::string merged;
+    std::vector<std::string> lowerdirs;
+    reply >> mounted >> merged >> lowerdirs;
     return InstanceStatus{instance, mounted, std::move(merged), std::move(lowerdirs)};
 }
 
-InstanceList OverlayClient::list() {
+InstanceList OverlayClient::list(bool allow_interactive, std::chrono::seconds timeout) {
+    auto reply = proxy_->call_authorized("ListInstances", {}, allow_interactive, timeout);
+    std::vector<sdbus::Struct<std::string, bool>> entries;
+    reply >> entries;
     InstanceList out;
-    for (auto& entry : proxy_->ListInstances()) {
+    for (auto& entry : entries) {
         out.emplace_back(std::move(entry.get<0>()), entry.get<1>());
     }
     return out;

@@ -29,8 +29,9 @@ class OverlayClient {
     // may ask for a password through an agent instead of refusing.
     void mount(const std::string& instance, bool allow_interactive, std::chrono::seconds timeout);
     void unmount(const std::string& instance, bool allow_interactive, std::chrono::seconds timeout);
-    InstanceStatus status(const std::string& instance);
-    InstanceList list();
+    InstanceStatus status(const std::string& instance, bool allow_interactive,
+                          std::chrono::seconds timeout);
+    InstanceList list(bool allow_interactive, std::chrono::seconds timeout);
 
   private:
     class Proxy;

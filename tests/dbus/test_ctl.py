@@ -375,6 +375,24 @@ class CtlAgentTest(CtlTest):
             self.assertEqual(s.wait(), EXIT_OK, s.text())
         self.assertNotMounted(name)
 
+    def test_status_and_list_prompt_like_mount(self):
+        fx = self.fx
+        name = "ctl-agent-status"
+        fx.make_instance(name)
+        with PtySession(fx, "other", [self.ctl_bin, "status", "--json", name]) as s:
+            self.assertTrue(s.expect(rb"Password:"), s.text())
+            self.assertIn("AUTHENTICATING FOR org.left4me.overlay.status", s.text())
+            s.send(ADMIN_PASSWORD)
+            self.assertEqual(s.wait(), EXIT_OK, s.text())
+            self.assertIn('"mounted":false', s.text().replace(" ", ""))
+        with PtySession(fx, "other", [self.ctl_bin, "list"]) as s:
+            self.assertTrue(s.expect(rb"Password:"), s.text())
+            self.assertIn("AUTHENTICATING FOR org.left4me.overlay.status", s.text())
+            s.send(ADMIN_PASSWORD)
+            self.assertEqual(s.wait(), EXIT_OK, s.text())
+            self.assertIn(name, s.text())
+        self.assertEqual(agents_for_process(s.pid), [])
+
     def test_wrong_password(self):
         fx = self.fx
         name = "ctl-agent-wrong"
