@@ -24,11 +24,11 @@ VARIANT = "minbase"
 # polkitd does not install without it being named; sudo: the drop-in's
 # sudoers line is checked too; adduser: as on any Debian system; the
 # rest: the package's computed dependencies (shared libraries, python3 for
-# what dh_python3 finds), so it installs with dpkg -i inside a container
-# that has no network.
+# what dh_python3 finds, python3-jeepney for the Python client), so it
+# installs with dpkg -i inside a container that has no network.
 INCLUDE = ["systemd", "dbus", "polkitd", "libpam-systemd", "sudo", "adduser",
            "libsdbus-c++1", "libpolkit-gobject-1-0", "libglib2.0-0",
-           "libspdlog1.10", "libfmt9", "python3"]
+           "libspdlog1.10", "libfmt9", "python3", "python3-jeepney"]
 CACHE_DIR = "/var/cache/left4me-overlay-test"
 
 

@@ -444,6 +444,16 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     check(ct.overlays(MERGED) == [], "still mounted after unmount")
     check(status_json(ct, USER)["mounted"] is False, "status still says mounted")
 
+    step("the Python client, as the package installed it, as %s" % USER)
+    script = ("from left4me_overlay import DBusOverlayMounter, status\n"
+              "m = DBusOverlayMounter()\n"
+              "m.mount(lowerdirs=[], upperdir='', workdir='', merged=%r, on_stdout=print)\n"
+              "print('status', status(%r).mounted)\n"
+              "m.unmount(merged=%r, on_stdout=print)\n" % (MERGED, INSTANCE, MERGED))
+    res = ct.run(["python3", "-c", script], user=USER)
+    check("status True" in res.stdout, "the Python client did not mount:\n" + res.stdout)
+    check(ct.overlays(MERGED) == [], "still mounted after the Python client's unmount")
+
     step("waiting for the idle exit (--exit-idle-time %d)" % IDLE_SECONDS)
     props = wait_inactive(ct, IDLE_SECONDS + 15)
     check(props["ActiveState"] == "inactive" and props["Result"] == "success",
