@@ -73,4 +73,12 @@ std::string printable(std::string_view bytes) {
     return out;
 }
 
+std::string printable_bounded(std::string_view bytes, std::size_t max_bytes) {
+    if (bytes.size() <= max_bytes) {
+        return printable(bytes);
+    }
+    return printable(bytes.substr(0, max_bytes)) + "...(" + std::to_string(bytes.size()) +
+           " bytes)";
+}
+
 } // namespace overlay

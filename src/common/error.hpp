@@ -47,4 +47,9 @@ class Error : public std::runtime_error {
 // and the backslash, becomes \xNN, so a message is always one safe line.
 std::string printable(std::string_view bytes);
 
+// printable() of at most the first max_bytes bytes, with "...(N bytes)"
+// when cut: for words from a command line, which can be megabytes.
+inline constexpr std::size_t kMaxShownBytes = 80;
+std::string printable_bounded(std::string_view bytes, std::size_t max_bytes = kMaxShownBytes);
+
 } // namespace overlay

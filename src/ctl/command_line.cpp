@@ -39,35 +39,12 @@ const char* const kHelpText =
     "  4  the service could not be reached (no system bus, service not installed\n"
     "     or failed to start, no answer in time)\n";
 
-const char* verb_word(Verb verb) {
-    switch (verb) {
-    case Verb::Mount:
-        return "mount";
-    case Verb::Unmount:
-        return "unmount";
-    case Verb::Status:
-        return "status";
-    case Verb::List:
-        return "list";
-    }
-    return "?";
-}
-
 namespace {
 
 Verb parse_verb(const std::string& word) {
-    if (word == "mount") {
-        return Verb::Mount;
-    }
-    // "umount" is the drop-in command's (and umount(8)'s) word for it.
-    if (word == "unmount" || word == "umount") {
-        return Verb::Unmount;
-    }
-    if (word == "status") {
-        return Verb::Status;
-    }
-    if (word == "list") {
-        return Verb::List;
+    // "umount", the drop-in command's (and umount(8)'s) word, is taken too.
+    if (auto verb = vocabulary::verb_from_word(word)) {
+        return *verb;
     }
     throw UsageError("unknown command '" + printable_bounded(word) + "'");
 }
@@ -111,13 +88,14 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     }
     // No command: list, as systemctl and machinectl do.
     cl.verb = positional.empty() ? Verb::List : parse_verb(positional[0]);
-    if (cl.verb == Verb::List) {
+    const auto& verb = vocabulary::verb_info(cl.verb);
+    if (!verb.takes_instance) {
         if (positional.size() > 1) {
-            throw UsageError("list takes no instance name");
+            throw UsageError(std::string(verb.word) + " takes no instance name");
         }
     } else {
         if (positional.size() != 2) {
-            throw UsageError(std::string(verb_word(cl.verb)) + " needs exactly one instance name");
+            throw UsageError(std::string(verb.word) + " needs exactly one instance name");
         }
         cl.instance = positional[1];
         // The same check the service makes (core), made here too so that a
@@ -129,7 +107,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             throw UsageError(e.what());
         }
     }
-    if (cl.json != JsonMode::Off && (cl.verb == Verb::Mount || cl.verb == Verb::Unmount)) {
+    if (cl.json != JsonMode::Off && verb.reply == vocabulary::Reply::Nothing) {
         throw UsageError("--json applies to status and list only");
     }
     return cl;

@@ -1,13 +1,15 @@
 // The command line of left4me-overlayctl: verbs and options, nothing else.
 #pragma once
 
+#include "vocabulary.hpp"
+
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace overlay::ctl {
 
-enum class Verb { Mount, Unmount, Status, List };
+using Verb = vocabulary::Verb;
 
 // --json (same as --json=short), --json=short, --json=pretty, --json=off.
 enum class JsonMode { Off, Short, Pretty };
@@ -33,7 +35,7 @@ struct UsageError : std::runtime_error {
 CommandLine parse_command_line(const std::vector<std::string>& args);
 
 // The verb as the user types it, for messages ("mount", "unmount", ...).
-const char* verb_word(Verb verb);
+
 
 extern const char* const kHelpText;
 

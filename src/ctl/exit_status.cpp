@@ -1,11 +1,12 @@
 #include "exit_status.hpp"
 
+#include "vocabulary.hpp"
+
 namespace overlay::ctl {
 
 ExitStatus exit_status_for_error(std::string_view name) {
-    // DESIGN 3: the service's two authorization errors.
-    if (name == "org.freedesktop.DBus.Error.AccessDenied" ||
-        name == "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired") {
+    // The service's two authorization verdicts.
+    if (name == vocabulary::kAccessDenied || name == vocabulary::kInteractiveAuthorizationRequired) {
         return kExitNotAuthorized;
     }
     // Errors of the bus itself: nobody is serving the name (not installed,

@@ -1,6 +1,7 @@
 // left4me-overlayctl: mount, unmount, status and list through the D-Bus
 // service org.left4me.Overlay1, in the manner of hostnamectl and udisksctl.
 #include "command_line.hpp"
+#include "error.hpp"
 #include "exit_status.hpp"
 #include "output.hpp"
 #include "overlay_client.hpp"
@@ -18,6 +19,8 @@
 namespace {
 
 using namespace overlay::ctl;
+using overlay::printable;
+namespace vocabulary = overlay::vocabulary;
 
 constexpr const char* kProgram = "left4me-overlayctl";
 // A call that may wait for someone typing a password gets minutes, not the
@@ -27,11 +30,11 @@ constexpr std::chrono::seconds kInteractiveTimeout{600};
 constexpr std::chrono::seconds kMountTimeout{120};
 constexpr std::chrono::seconds kQueryTimeout{25};
 
-// Every line this program writes to stderr: one line, names, paths and
-// the service's words escaped (printable()), whatever they hold.
+// Every line this program writes to stderr: one line; what the user typed
+// escaped (printable()), the service's words made terminal-safe.
 void print_error(const std::string& what, const sdbus::Error& e) {
     std::fprintf(stderr, "%s: %s: %s (%s)\n", kProgram, printable(what).c_str(),
-                 printable(e.getMessage()).c_str(), printable(e.getName()).c_str());
+                 terminal_safe(e.getMessage()).c_str(), terminal_safe(e.getName()).c_str());
 }
 
 int run(const CommandLine& cl) {
@@ -54,7 +57,7 @@ int run(const CommandLine& cl) {
     }
 
     const std::string what =
-        std::string(verb_word(cl.verb)) + (cl.instance.empty() ? "" : " " + cl.instance);
+        std::string(vocabulary::verb_info(cl.verb).word) + (cl.instance.empty() ? "" : " " + cl.instance);
     try {
         switch (cl.verb) {
         case Verb::Mount:
@@ -117,7 +120,7 @@ int main(int argc, char** argv) {
     try {
         return run(cl);
     } catch (const std::exception& e) {
-        std::fprintf(stderr, "%s: %s\n", kProgram, printable(e.what()).c_str());
+        std::fprintf(stderr, "%s: %s\n", kProgram, terminal_safe(e.what()).c_str());
         return kExitFailed;
     }
 }

@@ -55,12 +55,12 @@ std::size_t printable_utf8_length(std::string_view text, std::size_t i) {
 
 } // namespace
 
-std::string printable(std::string_view text) {
+std::string terminal_safe(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
         const auto byte = static_cast<unsigned char>(text[i]);
-        if (byte >= 0x20 && byte < 0x7f && byte != '\\') {
+        if (byte >= 0x20 && byte < 0x7f) {
             out.push_back(static_cast<char>(byte));
             ++i;
         } else if (std::size_t len = byte >= 0x80 ? printable_utf8_length(text, i) : 0) {
@@ -74,24 +74,16 @@ std::string printable(std::string_view text) {
     return out;
 }
 
-std::string printable_bounded(std::string_view text, std::size_t max_bytes) {
-    if (text.size() <= max_bytes) {
-        return printable(text);
-    }
-    return printable(text.substr(0, max_bytes)) + "...(" + std::to_string(text.size()) +
-           " bytes)";
-}
-
 std::string format_status_text(const InstanceStatus& status) {
     // Labels right-aligned on the colon, as hostnamectl and udisksctl do.
-    std::string out = " Instance: " + printable(status.instance) + "\n" +
+    std::string out = " Instance: " + terminal_safe(status.instance) + "\n" +
                       "  Mounted: " + (status.mounted ? "yes" : "no") + "\n" +
-                      "   Merged: " + printable(status.merged) + "\n";
+                      "   Merged: " + terminal_safe(status.merged) + "\n";
     if (status.lowerdirs.empty()) {
         out += "Lowerdirs: -\n";
     }
     for (std::size_t i = 0; i < status.lowerdirs.size(); ++i) {
-        out += (i == 0 ? "Lowerdirs: " : "           ") + printable(status.lowerdirs[i]) + "\n";
+        out += (i == 0 ? "Lowerdirs: " : "           ") + terminal_safe(status.lowerdirs[i]) + "\n";
     }
     return out;
 }
@@ -121,7 +113,7 @@ std::string format_list_text(const InstanceList& list, bool legend) {
     shown.reserve(list.size());
     std::size_t width = legend ? 4 : 0; // "NAME"
     for (const auto& entry : list) {
-        shown.push_back(printable(entry.first));
+        shown.push_back(terminal_safe(entry.first));
         width = std::max(width, shown.back().size());
     }
     auto row = [&](const std::string& name, const char* mounted) {

@@ -26,17 +26,13 @@ std::string format_list_text(const InstanceList& list, bool legend = true);
 std::string format_status_json(const InstanceStatus& status, bool pretty = false);
 std::string format_list_json(const InstanceList& list, bool pretty = false);
 
-// text with every byte that could drive a terminal shown as \xNN: C0
-// controls, DEL, the backslash itself, C1 controls (U+0080..U+009F, which
-// some terminals obey: 0x9b is CSI) and bytes that are not valid UTF-8.
-// Printable UTF-8 stays as it is. Paths come from files that unprivileged
-// users write, and names from the command line.
-std::string printable(std::string_view text);
-
-// printable() of at most the first max_bytes bytes of text, with "..." and
-// the full length when cut: for words from the command line, which can be
-// megabytes.
-constexpr std::size_t kMaxShownBytes = 80;
-std::string printable_bounded(std::string_view text, std::size_t max_bytes = kMaxShownBytes);
+// Text the service sent (names, paths, messages), made safe for a
+// terminal: every byte that could drive one shown as \xNN: C0 controls,
+// DEL, C1 controls (U+0080..U+009F, which some terminals obey: 0x9b is
+// CSI) and bytes that are not valid UTF-8. Printable UTF-8 stays, and so do
+// backslashes: the service has already escaped hostile bytes with
+// overlay::printable(), whose "\x0a" must not become "\x5cx0a". Words the
+// user typed are raw bytes: they go through overlay::printable_bounded().
+std::string terminal_safe(std::string_view text);
 
 } // namespace overlay::ctl

@@ -1,6 +1,7 @@
 #include "overlay_client.hpp"
 
 #include "overlay1_proxy.hpp"
+#include "vocabulary.hpp"
 
 #include <sdbus-c++/sdbus-c++.h>
 #include <systemd/sd-bus.h>
@@ -9,8 +10,6 @@ namespace overlay::ctl {
 
 namespace {
 
-constexpr const char* kBusName = "org.left4me.Overlay1";
-constexpr const char* kObjectPath = "/org/left4me/Overlay1";
 
 // sdbus-c++ 1.2's MethodCall can neither set ALLOW_INTERACTIVE_AUTHORIZATION
 // nor hand out its sd_bus_message*, which it keeps in the protected member
@@ -37,7 +36,9 @@ void set_allow_interactive_authorization(sdbus::MethodCall& call) {
 // time does not need. MountChanged is of no interest here.
 class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay1_proxy> {
   public:
-    explicit Proxy(sdbus::IConnection& bus) : ProxyInterfaces(bus, kBusName, kObjectPath) {
+    explicit Proxy(sdbus::IConnection& bus)
+        : ProxyInterfaces(bus, std::string(vocabulary::kBusName),
+                          std::string(vocabulary::kObjectPath)) {
         registerProxy();
     }
     ~Proxy() { unregisterProxy(); }
@@ -45,9 +46,10 @@ class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay
     // Every method is polkit-checked, so every call is made by hand: the
     // generated methods cannot carry ALLOW_INTERACTIVE_AUTHORIZATION or a
     // per-call timeout. An empty instance: a method without arguments.
-    sdbus::MethodReply call_authorized(const char* method, const std::string& instance,
+    sdbus::MethodReply call_authorized(vocabulary::Verb verb, const std::string& instance,
                                        bool allow_interactive, std::chrono::seconds timeout) {
-        auto call = getProxy().createMethodCall(INTERFACE_NAME, method);
+        auto call = getProxy().createMethodCall(
+            INTERFACE_NAME, std::string(vocabulary::verb_info(verb).method));
         if (!instance.empty()) {
             call << instance;
         }
@@ -68,17 +70,17 @@ OverlayClient::~OverlayClient() = default;
 
 void OverlayClient::mount(const std::string& instance, bool allow_interactive,
                           std::chrono::seconds timeout) {
-    proxy_->call_authorized("Mount", instance, allow_interactive, timeout);
+    proxy_->call_authorized(vocabulary::Verb::Mount, instance, allow_interactive, timeout);
 }
 
 void OverlayClient::unmount(const std::string& instance, bool allow_interactive,
                             std::chrono::seconds timeout) {
-    proxy_->call_authorized("Unmount", instance, allow_interactive, timeout);
+    proxy_->call_authorized(vocabulary::Verb::Unmount, instance, allow_interactive, timeout);
 }
 
 InstanceStatus OverlayClient::status(const std::string& instance, bool allow_interactive,
                                      std::chrono::seconds timeout) {
-    auto reply = proxy_->call_authorized("GetStatus", instance, allow_interactive, timeout);
+    auto reply = proxy_->call_authorized(vocabulary::Verb::Status, instance, allow_interactive, timeout);
     bool mounted = false;
     std::string merged;
     std::vector<std::string> lowerdirs;
@@ -87,7 +89,7 @@ InstanceStatus OverlayClient::status(const std::string& instance, bool allow_int
 }
 
 InstanceList OverlayClient::list(bool allow_interactive, std::chrono::seconds timeout) {
-    auto reply = proxy_->call_authorized("ListInstances", {}, allow_interactive, timeout);
+    auto reply = proxy_->call_authorized(vocabulary::Verb::List, {}, allow_interactive, timeout);
     std::vector<sdbus::Struct<std::string, bool>> entries;
     reply >> entries;
     InstanceList out;

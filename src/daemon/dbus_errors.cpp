@@ -1,5 +1,7 @@
 #include "dbus_errors.hpp"
 
+#include "vocabulary.hpp"
+
 #include <exception>
 #include <glib.h>
 #include <new>
@@ -9,18 +11,18 @@ namespace overlay::daemon {
 
 namespace {
 
-constexpr std::string_view kErrorPrefix = "org.left4me.Overlay1.Error.";
+using vocabulary::kErrorPrefix;
 
 std::string_view auth_error_name(AuthError code) noexcept {
     switch (code) {
     case AuthError::AccessDenied:
-        return "org.freedesktop.DBus.Error.AccessDenied";
+        return vocabulary::kAccessDenied;
     case AuthError::InteractiveAuthorizationRequired:
-        return "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
+        return vocabulary::kInteractiveAuthorizationRequired;
     case AuthError::LimitsExceeded:
-        return "org.freedesktop.DBus.Error.LimitsExceeded";
+        return vocabulary::kLimitsExceeded;
     }
-    return "org.freedesktop.DBus.Error.AccessDenied"; // fail closed
+    return vocabulary::kAccessDenied; // fail closed
 }
 
 } // namespace
@@ -66,7 +68,7 @@ sdbus::Error error_from_current_exception() noexcept {
             return make_error(ErrorCode::Failed, "internal error");
         }
     } catch (...) {
-        return sdbus::Error("org.left4me.Overlay1.Error.Failed");
+        return sdbus::Error("org.left4me.Overlay1.Error.Failed"); // no allocation to spare
     }
 }
 

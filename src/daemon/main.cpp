@@ -5,6 +5,7 @@
 #include "executor_pool.hpp"
 #include "journal_log.hpp"
 #include "overlay_service.hpp"
+#include "vocabulary.hpp"
 #include "watch_worker.hpp"
 
 #include <cerrno>
@@ -24,7 +25,7 @@ namespace {
 
 using overlay::daemon::EventLoop;
 
-constexpr const char* kBusName = "org.left4me.Overlay1";
+const std::string kBusName(overlay::vocabulary::kBusName);
 // The first executor's hello carries the daemon's settings. One that
 // cannot start, or says nothing in this time, leaves the daemon serving with
 // the defaults (and each call saying what is wrong with the executor).

@@ -3,6 +3,7 @@
 #include "dbus_errors.hpp"
 #include "instance_name.hpp"
 #include "journal_log.hpp"
+#include "vocabulary.hpp"
 
 #include <chrono>
 #include <syslog.h>
@@ -12,23 +13,22 @@ namespace overlay::daemon {
 
 namespace {
 
-struct VerbInfo {
-    const char* name;                  // in logs
-    const char* phrase;                // "Not authorized to PHRASE [instance NAME]"
-    protocol::RequestVerb request;     // what the executor is asked
-    const char* polkit_action;
-};
+using vocabulary::Verb;
+using vocabulary::verb_info;
 
-constexpr VerbInfo kMount{"mount", "mount", protocol::RequestVerb::Mount,
-                          "org.left4me.overlay.mount"};
-constexpr VerbInfo kUnmount{"unmount", "unmount", protocol::RequestVerb::Unmount,
-                            "org.left4me.overlay.unmount"};
-// Reading state has an action too: which instances exist, and which layers
-// they stack, is not for every local user.
-constexpr VerbInfo kStatus{"status", "read the status of", protocol::RequestVerb::Status,
-                           "org.left4me.overlay.status"};
-constexpr VerbInfo kList{"list", "list the instances", protocol::RequestVerb::List,
-                         "org.left4me.overlay.status"};
+protocol::RequestVerb request_verb(Verb verb) {
+    switch (verb) {
+    case Verb::Mount:
+        return protocol::RequestVerb::Mount;
+    case Verb::Unmount:
+        return protocol::RequestVerb::Unmount;
+    case Verb::Status:
+        return protocol::RequestVerb::Status;
+    case Verb::List:
+        return protocol::RequestVerb::List;
+    }
+    return protocol::RequestVerb::Sync; // not reached (-Werror=switch)
+}
 
 // sdbus-c++ 1.2's Message exposes neither the ALLOW_INTERACTIVE_AUTHORIZATION
 // header flag nor its sd_bus_message*, which it keeps in the protected
@@ -51,17 +51,11 @@ long long elapsed_ms(EventLoop::Clock::time_point since) {
         .count();
 }
 
-// Indexed by OverlayService::Verb (private: passed as its int value).
-const VerbInfo& info(int verb) {
-    static const VerbInfo* const kTable[] = {&kMount, &kUnmount, &kStatus, &kList};
-    return *kTable[verb];
-}
-
 } // namespace
 
 OverlayService::OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
                                CallLimits& limits, ExecutorPool& executors)
-    : AdaptorInterfaces(bus, kObjectPath), loop_(loop), authorizer_(authorizer), limits_(limits),
+    : AdaptorInterfaces(bus, std::string(vocabulary::kObjectPath)), loop_(loop), authorizer_(authorizer), limits_(limits),
       executors_(executors) {
     registerAdaptor();
 }
@@ -126,12 +120,12 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance) noe
             return;
         }
         // The only check before authorization: it touches no file.
-        if (verb != Verb::List) {
+        if (verb_info(verb).takes_instance) {
             validate_instance_name(call.instance);
         }
-        const VerbInfo& vi = info(static_cast<int>(verb));
+        const auto& vi = verb_info(verb);
         authorizer_.check(
-            AuthRequest{call.sender, vi.polkit_action, call.instance, call.interactive,
+            AuthRequest{call.sender, std::string(vi.polkit_action), call.instance, call.interactive,
                         [this, id](uid_t uid) { return limits_.admit_uid(id, uid); }},
             [this, id](AuthResult result) {
                 // GLib thread: hand the verdict to the bus thread.
@@ -156,7 +150,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
     call.uid = result.uid;
     call.pid = result.pid;
     call.polkit = result.polkit;
-    const VerbInfo& vi = info(static_cast<int>(call.verb));
+    const auto& vi = verb_info(call.verb);
     const std::string what = std::string(vi.phrase) +
                              (call.instance.empty() ? std::string() : " instance " + call.instance);
     const std::string why = result.detail.empty() ? std::string() : ": " + result.detail;
@@ -194,7 +188,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
         case AuthResult::Verdict::Allowed:
             break;
         }
-        if (call.verb == Verb::Mount || call.verb == Verb::Unmount) {
+        if (vi.changes_mounts) {
             log_call(call, LOG_INFO, what + ": authorized", "authorized");
         }
         if (stopping_) {
@@ -211,8 +205,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
 void OverlayService::run_operation(std::uint64_t id) noexcept {
     try {
         const Call& call = calls_.at(id);
-        const VerbInfo& vi = info(static_cast<int>(call.verb));
-        executors_.submit(protocol::Request{vi.request, call.instance},
+        executors_.submit(protocol::Request{request_verb(call.verb), call.instance},
                           [this, id](HelperOutcome outcome) {
                               loop_.post([this, id, outcome = std::move(outcome)]() mutable {
                                   on_helper_done(id, std::move(outcome));
@@ -229,11 +222,11 @@ void OverlayService::on_helper_done(std::uint64_t id, HelperOutcome outcome) noe
         return;
     }
     const Call& call = it->second;
-    const VerbInfo& vi = info(static_cast<int>(call.verb));
+    const auto& vi = verb_info(call.verb);
     if (!outcome.ok) {
         const int priority = outcome.error == ErrorCode::Failed ? LOG_WARNING : LOG_NOTICE;
         finish_error(id, make_error(outcome.error, outcome.message), priority,
-                     std::string(vi.name) + " failed: " + outcome.message);
+                     std::string(vi.word) + " failed: " + outcome.message);
         return;
     }
     finish_ok(id, outcome);
@@ -307,7 +300,7 @@ void OverlayService::log_call(const Call& call, int priority, const std::string&
         LogRecord r;
         r.priority = priority;
         r.message = message;
-        r.action = info(static_cast<int>(call.verb)).name;
+        r.action = std::string(verb_info(call.verb).word);
         r.instance = call.instance;
         r.caller_bus_name = call.sender;
         r.caller_uid = call.uid;

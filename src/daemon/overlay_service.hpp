@@ -12,6 +12,7 @@
 #include "executor_pool.hpp"
 #include "overlay1_adaptor.hpp"
 #include "reply_guard.hpp"
+#include "vocabulary.hpp"
 
 #include <cstdint>
 #include <map>
@@ -26,7 +27,6 @@ namespace overlay::daemon {
 
 class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overlay1_adaptor> {
   public:
-    static constexpr const char* kObjectPath = "/org/left4me/Overlay1";
 
     // All references must outlive the service; all methods run on the bus
     // thread.
@@ -54,7 +54,7 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     void on_mount_report(const protocol::MountReport& report) noexcept;
 
   private:
-    enum class Verb { Mount, Unmount, Status, List };
+    using Verb = vocabulary::Verb;
     using ListReply = std::vector<sdbus::Struct<std::string, bool>>;
     using AnyReply =
         std::variant<ReplyGuard<>, ReplyGuard<bool, std::string, std::vector<std::string>>,

@@ -1,6 +1,7 @@
 #include "command_line.hpp"
 
 #include "config.hpp"
+#include "error.hpp"
 
 #include <charconv>
 #include <stdexcept>
@@ -72,25 +73,20 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     if (positional.empty()) {
         throw std::invalid_argument("no verb given");
     }
-    const std::string& verb = positional[0];
-    if (verb == "list") {
-        cl.verb = Verb::List;
+    const std::string& word = positional[0];
+    const auto verb = vocabulary::verb_from_word(word);
+    if (!verb) {
+        throw std::invalid_argument("unknown verb '" + printable_bounded(word) + "'");
+    }
+    cl.verb = *verb;
+    if (!vocabulary::verb_info(cl.verb).takes_instance) {
         if (positional.size() != 1) {
-            throw std::invalid_argument("list takes no instance name");
+            throw std::invalid_argument(word + " takes no instance name");
         }
         return cl;
     }
-    if (verb == "mount") {
-        cl.verb = Verb::Mount;
-    } else if (verb == "umount" || verb == "unmount") {
-        cl.verb = Verb::Unmount;
-    } else if (verb == "status") {
-        cl.verb = Verb::Status;
-    } else {
-        throw std::invalid_argument("unknown verb '" + verb + "'");
-    }
     if (positional.size() != 2) {
-        throw std::invalid_argument(verb + " takes exactly one instance name");
+        throw std::invalid_argument(word + " takes exactly one instance name");
     }
     cl.name = positional[1];
     return cl;

@@ -1,12 +1,14 @@
 #pragma once
 
+#include "vocabulary.hpp"
+
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace overlay::cmd {
 
-enum class Verb { Mount, Unmount, Status, List };
+using Verb = vocabulary::Verb;
 
 struct CommandLine {
     Verb verb = Verb::Status;

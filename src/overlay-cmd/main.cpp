@@ -104,7 +104,7 @@ int main(int argc, char** argv) {
     }
     try {
         // Name syntax first: it needs no privilege and touches nothing.
-        if (cl.verb != Verb::List) {
+        if (vocabulary::verb_info(cl.verb).takes_instance) {
             validate_instance_name(cl.name);
         }
         if (::geteuid() != 0) {

@@ -2,6 +2,7 @@
 // checked before anything else, and every name, path or word typed comes
 // out escaped and bounded.
 #include "command_line.hpp"
+#include "error.hpp"
 #include "output.hpp"
 
 #include <gtest/gtest.h>
@@ -74,17 +75,20 @@ TEST(CtlCommandLine, UnknownWordsAreEscapedAndBounded) {
     EXPECT_NE(msg.find("fr\\x0aob"), std::string::npos) << msg;
 }
 
-TEST(CtlOutput, PrintableEscapesControlsKeepsUtf8) {
-    EXPECT_EQ(printable("plain/path"), "plain/path");
-    EXPECT_EQ(printable("a\\b"), "a\\x5cb");
-    EXPECT_EQ(printable("\x1b[31m"), "\\x1b[31m");
-    EXPECT_EQ(printable("\x7f"), "\\x7f");
-    EXPECT_EQ(printable("caf\xc3\xa9"), "caf\xc3\xa9");             // U+00E9 stays
-    EXPECT_EQ(printable("\xc2\x9b" "2J"), "\\xc2\\x9b2J");            // C1 CSI escaped
-    EXPECT_EQ(printable("\xff\xfe"), "\\xff\\xfe");                   // not UTF-8
-    EXPECT_EQ(printable("\xe2\x82"), "\\xe2\\x82");                   // cut sequence
-    EXPECT_EQ(printable("\xc0\xaf"), "\\xc0\\xaf");                   // overlong
-    EXPECT_EQ(printable_bounded(std::string(100, 'x'), 10), "xxxxxxxxxx...(100 bytes)");
+TEST(CtlOutput, TerminalSafeEscapesControlsKeepsUtf8AndTheServicesEscapes) {
+    EXPECT_EQ(terminal_safe("plain/path"), "plain/path");
+    // Already escaped by the service: left as it is, not escaped twice.
+    EXPECT_EQ(terminal_safe("a\\x0ab"), "a\\x0ab");
+    EXPECT_EQ(terminal_safe("\x1b[31m"), "\\x1b[31m");
+    EXPECT_EQ(terminal_safe("\x7f"), "\\x7f");
+    EXPECT_EQ(terminal_safe("caf\xc3\xa9"), "caf\xc3\xa9");             // U+00E9 stays
+    EXPECT_EQ(terminal_safe("\xc2\x9b" "2J"), "\\xc2\\x9b2J");            // C1 CSI escaped
+    EXPECT_EQ(terminal_safe("\xff\xfe"), "\\xff\\xfe");                   // not UTF-8
+    EXPECT_EQ(terminal_safe("\xe2\x82"), "\\xe2\\x82");                   // cut sequence
+    EXPECT_EQ(terminal_safe("\xc0\xaf"), "\\xc0\\xaf");                   // overlong
+    // Words the user typed: the one printable() of the whole project.
+    EXPECT_EQ(overlay::printable("a\\b\xc3\xa9"), "a\\x5cb\\xc3\\xa9");
+    EXPECT_EQ(overlay::printable_bounded(std::string(100, 'x'), 10), "xxxxxxxxxx...(100 bytes)");
 }
 
 TEST(CtlOutput, ListLegendAndEscaping) {
