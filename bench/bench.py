@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""left4me-overlay benchmarks (DESIGN 5 "bench/"): figures, not tests.
+"""left4me-overlay benchmarks (bench/README.md): figures, not tests.
 
     bench.py --build BUILD_DIR [--quick] [--json PATH] [--markdown PATH]
 

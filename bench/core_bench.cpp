@@ -6,9 +6,9 @@
 //   l4m-bench-core --config CONF pair NAME N      mount+unmount pairs
 //   l4m-bench-core --config CONF mount NAME N     mount alone (unmount untimed)
 //   l4m-bench-core --config CONF forkpair NAME N  each operation in a fork()ed
-//                                                 child: the shape of DESIGN
-//                                                 2.9's fork-per-operation
-//                                                 executor, without the exec
+//                                                 child: the shape of a
+//                                                 fork-per-operation executor,
+//                                                 without the exec
 //   l4m-bench-core --config CONF vforkpair NAME N the same with clone(CLONE_VM |
 //                                                 CLONE_VFORK): no page-table
 //                                                 copy, the parent waits

@@ -1,5 +1,5 @@
-// Instance names arrive from any bus client (before authorization: DESIGN
-// 2.8 lets only name syntax be checked first). Both entry points must agree
+// Instance names arrive from any bus client (before authorization: only
+// name syntax is checked first, docs/architecture.md). Both entry points must agree
 // with each other and with the rule written out independently here.
 #include "fuzz_check.hpp"
 #include "instance_name.hpp"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sanitizer and valgrind runs (issue 5):
+# Sanitizer and valgrind runs:
 #   asan      build-asan: everything with -fsanitize=address,undefined
 #             (-fno-sanitize-recover), then the unit, root and dbus tiers
 #             (the executors the daemon starts are ASan-built too), and the

@@ -1,4 +1,5 @@
-// /etc/left4me/overlay.conf: the host layout and mount policy (DESIGN 1).
+// /etc/left4me/overlay.conf: the host layout and mount policy (README,
+// "Host layout and configuration").
 #pragma once
 
 #include <cstdint>
@@ -12,7 +13,7 @@ namespace overlay {
 inline constexpr const char* kDefaultConfigPath = "/etc/left4me/overlay.conf";
 inline constexpr const char* kDefaultLockDir = "/run/left4me-overlay/locks";
 
-// Which kernel interface makes the overlay (DESIGN 2.5). Auto picks the
+// Which kernel interface makes the overlay (overlay_mount.hpp). Auto picks the
 // newest the running kernel has; the others force one path, for tests.
 enum class MountApi { Auto, LayerFds, LowerdirStrings, Legacy };
 

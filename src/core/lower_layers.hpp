@@ -10,7 +10,7 @@
 namespace overlay {
 
 // Opens each lowerdir beneath the allowlisted root its string lies in. The
-// string check and the descriptor check must both hold (DESIGN 2.2): the
+// string check and the descriptor check must both hold: the
 // string picks the root, and the walk from that root's descriptor cannot
 // leave it; and the layer must lie on the mount of that root, not on one
 // mounted or moved beneath it. Throws LowerdirNotAllowed, UnsafePath (also

@@ -1,4 +1,5 @@
-// Making the overlay from already-opened descriptors (DESIGN 2.5).
+// Making the overlay from already-opened descriptors, by the newest of the
+// three kernel interfaces the kernel has (README, "The three mount paths").
 #pragma once
 
 #include "config.hpp"

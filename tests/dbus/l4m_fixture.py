@@ -1,4 +1,4 @@
-"""The dbus test tier's fixture (DESIGN 5 "dbus").
+"""The dbus test tier's fixture (tests/dbus/README.md).
 
 Everything happens inside a private mount namespace that belongs to the test
 process (run_dbus_tests.py re-executes itself under `unshare --mount

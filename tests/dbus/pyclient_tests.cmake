@@ -1,4 +1,4 @@
-# The Python client (clients/python, issue 12) in the dbus tier
+# The Python client (clients/python) in the dbus tier
 # (test_python_client.py), included from tests/dbus/CMakeLists.txt so it
 # shares l4mt_add_test and its fixture. Needs python3-jeepney.
 if(TARGET left4me-overlayd AND TARGET left4me-overlay)

@@ -1,5 +1,5 @@
 """left4me-overlayctl against left4me-overlayd on the fixture's private
-system bus, judged by the real polkitd (DESIGN 4 and 5, issue 4 point 1).
+system bus, judged by the real polkitd (README, "Tests").
 
 The binary under test comes from $L4MT_CTL (set by tests/dbus/CMakeLists.txt).
 Outcomes are checked in the mount table of this process's namespace (the

@@ -1,6 +1,6 @@
 """The Python client (clients/python/left4me_overlay) against
 left4me-overlayd on the fixture's private system bus with the real polkitd,
-run as the test users (issue 12): DBusOverlayMounter's mount and unmount,
+run as the test users: DBusOverlayMounter's mount and unmount,
 every error class under its D-Bus name, the callbacks, the idempotent
 option, the timeout and cancellation, status/list, and the MountChanged
 listener. The client runs in pyclient_driver.py under setpriv, as the

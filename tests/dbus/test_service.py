@@ -1,6 +1,6 @@
 """left4me-overlayd on the fixture's private system bus, with the real
 polkitd judging our actions and rules, called by non-root test users
-(DESIGN 3 and 5, issue 3 point 4). Every assertion looks at real outcomes:
+(README, "D-Bus API"). Every assertion looks at real outcomes:
 the mount table of this process's namespace (the daemon's HostPid), the
 files seen in merged, exact D-Bus error names."""
 

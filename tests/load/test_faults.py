@@ -1,4 +1,4 @@
-"""Fault tests (issue 5 point 4), on the dbus tier's fixture: polkitd killed
+"""Fault tests, on the dbus tier's fixture: polkitd killed
 and restarted under load, the daemon killed with SIGKILL in the middle of
 mounts, the bus daemon restarted, and callers that leave the bus before
 their reply. Every assertion looks at the real mount table of the host

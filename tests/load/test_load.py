@@ -1,4 +1,4 @@
-"""Load through the bus with the real polkitd (issue 5 point 3): clients
+"""Load through the bus with the real polkitd: clients
 that are non-root members of group left4me (authorized by
 50-left4me-overlay.rules) issue Mount/Unmount pairs across 64 instances,
 each pair spawning two helper processes. Afterwards: no error, the

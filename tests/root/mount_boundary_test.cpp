@@ -1,7 +1,7 @@
 // Layers, upper, work and the instance dir must stay on the mount of the
 // root they were opened beneath. A tmpfs stands in for a user's FUSE mount
 // (FUSE does not work on this machine); a live overlay moved or bind-mounted
-// under an allowed root stands in for the rename attack of issue 10.
+// under an allowed root stands in for a user renaming a live instance there.
 #include "expect_error.hpp"
 #include "fs_open.hpp"
 #include "operations.hpp"
@@ -66,7 +66,7 @@ TEST_P(MountBoundary, LowerdirOnAMountUnderAnAllowedRootIsRefused) {
 
 TEST_P(MountBoundary, LiveOverlayRenamedIntoAnAllowedRootIsRefusedAsALayer) {
     mount("alpha");
-    // The attack of issue 10: the user renames the mounted instance into
+    // The attack: the user renames the mounted instance into
     // overlays/ (a directory holding a mount point may be renamed).
     fs::rename(layout.instance_dir("alpha"), layout.root + "/overlays/alpha");
     const auto live = layout.root + "/overlays/alpha/merged";

@@ -1,5 +1,5 @@
-// check_upper_untainted on its own: the cases its faster walk (bench/,
-// issue 6) must keep right. It lists file xattrs by name from a working
+// check_upper_untainted on its own: the cases its faster walk (measured in
+// bench/) must keep right. It lists file xattrs by name from a working
 // directory it moves through the tree, with a small first buffer.
 #include "expect_error.hpp"
 #include "scratch.hpp"

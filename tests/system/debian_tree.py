@@ -1,4 +1,4 @@
-"""A cached minimal Debian 12 tree for the system test (DESIGN 5 "system").
+"""A cached minimal Debian 12 tree for the system test (README, "Tests").
 
 debootstrap takes about 70 s and 250 MB, so the finished tree is kept under
 CACHE_DIR, keyed by everything that decides its contents (suite, variant,

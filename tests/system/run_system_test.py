@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The system tier (DESIGN 5 "system"): the Debian package on a booted
+"""The system tier: the Debian package on a booted
 Debian 12 with real systemd, dbus and polkitd.
 
   run_system_test.py --source-dir SRC [--debs DIR] [--keep]
