@@ -6,7 +6,7 @@
 
 namespace overlay::cmd {
 
-enum class Verb { Mount, Unmount, Status, List };
+enum class Verb { Mount, Unmount, Status, List, Migrate };
 
 struct CommandLine {
     Verb verb = Verb::Status;
@@ -14,6 +14,7 @@ struct CommandLine {
     std::string config_path; // the default when not given
     int serve_fd = -1;       // --serve FD: the daemon's executor, no verb
     bool watch = false;      // --watch: with --serve, report mount changes
+    bool dry_run = false;    // --dry-run: with migrate, change nothing
     bool help = false;
 };
 

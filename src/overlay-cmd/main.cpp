@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "host_namespace.hpp"
 #include "instance_name.hpp"
+#include "migrate.hpp"
 #include "operations.hpp"
 #include "serve.hpp"
 
@@ -61,6 +62,13 @@ void run(const cmd::CommandLine& cl, const Config& config) {
         }
         return;
     }
+    case Verb::Migrate:
+        // Printed only once the whole run succeeded (a refusal prints its
+        // one error line instead); every line is already printable().
+        for (const auto& line : migrate_instance(config, cl.name, cl.dry_run).lines()) {
+            std::cout << line << "\n";
+        }
+        return;
     case Verb::List:
         for (const auto& [name, mounted] : list_instances(config)) {
             std::cout << name << (mounted ? " mounted" : " not-mounted") << "\n";

@@ -5,6 +5,7 @@
 #include "executor_protocol.hpp"
 #include "helper_protocol.hpp"
 #include "host_namespace.hpp"
+#include "migrate.hpp"
 #include "mount_watch.hpp"
 #include "operations.hpp"
 #include "packet_channel.hpp"
@@ -173,6 +174,11 @@ class Executor {
         }
         case RequestVerb::List:
             return protocol::format_list(list_instances(config));
+        case RequestVerb::Migrate:
+        case RequestVerb::MigrateDryRun:
+            return protocol::format_report(
+                migrate_instance(config, request.instance, request.verb == RequestVerb::MigrateDryRun)
+                    .lines());
         case RequestVerb::Sync:
             // Every change up to now is reported before this answer.
             if (watch_ && !report_mount_changes()) {

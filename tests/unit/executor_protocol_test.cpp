@@ -11,7 +11,8 @@ namespace overlay::protocol {
 namespace {
 
 TEST(ExecutorProtocol, RequestsRoundTripAndMalformedOnesAreRefused) {
-    for (auto verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status}) {
+    for (auto verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status,
+                      RequestVerb::Migrate, RequestVerb::MigrateDryRun}) {
         const auto r = parse_request(format_request(verb, "alpha-1"));
         ASSERT_TRUE(r);
         EXPECT_EQ(r->verb, verb);
@@ -23,12 +24,16 @@ TEST(ExecutorProtocol, RequestsRoundTripAndMalformedOnesAreRefused) {
         EXPECT_EQ(r->verb, verb);
         EXPECT_TRUE(r->instance.empty());
     }
+    EXPECT_EQ(format_request(RequestVerb::Migrate, "a"), "migrate a\n");
+    EXPECT_EQ(format_request(RequestVerb::MigrateDryRun, "a"), "migrate-dry-run a\n");
     // A name with a line break cannot add a request: it travels escaped.
     const auto escaped = parse_request(format_request(RequestVerb::Mount, "a\nlist"));
     ASSERT_TRUE(escaped);
     EXPECT_EQ(escaped->instance, "a\\x0alist");
     for (const char* bad : {"", "mount\n", "mount a b\n", "list x\n", "frob a\n", "mount a",
-                            "mount \n", "sync\nsync\n", "umount a\nmount b\n"}) {
+                            "mount \n", "sync\nsync\n", "umount a\nmount b\n", "migrate\n",
+                            "migrate-dry-run\n", "migrate a b\n", "migrate-dry-run a --x\n",
+                            "migrate --dry-run a\n"}) {
         EXPECT_FALSE(parse_request(bad)) << bad;
     }
 }
