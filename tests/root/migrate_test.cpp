@@ -424,6 +424,46 @@ TEST_P(Migrate, Bench100k) {
                 static_cast<long long>(ms(t2 - t1)));
 }
 
+// The drop-in verb: the report on stdout, refusals as one line on stderr,
+// exit 0 / 1 / 2 like the other verbs.
+TEST_P(Migrate, DropInPrintsTheReportAndExitsLikeTheOtherVerbs) {
+    build_fuse_era();
+    const std::string config = layout.root + "/../overlay.conf";
+    write_file(config, "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) +
+                           "\nLockDir=" + layout.lock_dir + "\n");
+    const std::string out = layout.root + "/../out.txt";
+    auto dropin = [&](const std::string& args, std::string* err) {
+        return run_command({"sh", "-c",
+                            "exec unshare --mount --propagation private " +
+                                std::string(L4M_DROPIN_PATH) + " --config " + config + " " + args +
+                                " >" + out},
+                           err);
+    };
+    std::string err;
+    const std::string before = tree(upper);
+    ASSERT_EQ(dropin("migrate alpha --dry-run", &err), 0) << err;
+    EXPECT_EQ(tree(upper), before);
+    const std::string dry = read_file(out);
+    EXPECT_NE(dry.find("convert-whiteout " + upper + "/.wh.b.txt"), std::string::npos) << dry;
+    EXPECT_NE(dry.find("would make "), std::string::npos) << dry;
+    EXPECT_NE(dry.find("dry run: nothing was changed\n"), std::string::npos) << dry;
+
+    ASSERT_EQ(dropin("migrate alpha", &err), 0) << err;
+    const std::string real = read_file(out);
+    EXPECT_NE(real.find("made "), std::string::npos) << real;
+    EXPECT_NE(real.find("verified: the kernel overlay shows the same"), std::string::npos) << real;
+    EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
+
+    ASSERT_EQ(dropin("mount alpha", &err), 0) << err;
+    EXPECT_EQ(dropin("migrate alpha", &err), 1);
+    EXPECT_EQ(err, "left4me-overlay: instance alpha: " + layout.merged("alpha") +
+                       " is a mount point: unmount the instance before migrating it\n");
+    ASSERT_EQ(dropin("umount alpha", &err), 0) << err;
+    EXPECT_EQ(dropin("migrate", &err), 2);
+    EXPECT_EQ(dropin("mount alpha --dry-run", &err), 2);
+    EXPECT_NE(err.find("--dry-run is only for migrate"), std::string::npos) << err;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Resolvers, Migrate,
     ::testing::Values(overlay::PathResolver::Openat2, overlay::PathResolver::NofollowWalk),
