@@ -4,6 +4,9 @@
 // pairs, hard links, symlinks aimed outside, FIFOs; an interrupted run
 // resumed; the refusals. Real mounts, in this test's own namespace.
 #include "error.hpp"
+#include "executor_protocol.hpp"
+#include "helper_protocol.hpp"
+#include "packet_channel.hpp"
 #include "expect_error.hpp"
 #include "fs_open.hpp"
 #include "migrate.hpp"
@@ -23,6 +26,8 @@
 #include <sstream>
 #include <string>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -462,6 +467,66 @@ TEST_P(Migrate, DropInPrintsTheReportAndExitsLikeTheOtherVerbs) {
     EXPECT_EQ(dropin("migrate", &err), 2);
     EXPECT_EQ(dropin("mount alpha --dry-run", &err), 2);
     EXPECT_NE(err.find("--dry-run is only for migrate"), std::string::npos) << err;
+}
+
+// A persistent executor (--serve) answers migrate and migrate-dry-run with
+// the report, one `report` line each, as the daemon will relay them.
+TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
+    build_fuse_era();
+    const std::string config = layout.root + "/../overlay.conf";
+    write_file(config, "Root=" + layout.root + "\nHostPid=" + std::to_string(::getpid()) +
+                           "\nLockDir=" + layout.lock_dir + "\n");
+    int sv[2];
+    ASSERT_EQ(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+    const pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        if (::dup2(sv[1], 3) != 3) {
+            ::_exit(127);
+        }
+        ::execlp("unshare", "unshare", "--mount", "--propagation", "private", L4M_DROPIN_PATH,
+                 "--config", config.c_str(), "--serve", "3", static_cast<char*>(nullptr));
+        ::_exit(127);
+    }
+    ::close(sv[1]);
+    UniqueFd sock(sv[0]);
+    namespace p = overlay::protocol;
+    const auto wait = std::optional<std::chrono::milliseconds>(std::chrono::seconds(60));
+    auto hello = p::receive_message(sock.get(), wait);
+    ASSERT_EQ(hello.status, p::ReceiveStatus::Message);
+    ASSERT_TRUE(p::parse_hello(hello.message)) << hello.message;
+    ASSERT_TRUE(p::parse_hello(hello.message)->config_error.empty()) << hello.message;
+
+    const std::string before = tree(upper);
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::MigrateDryRun, "alpha")));
+    auto dry = p::receive_message(sock.get(), wait);
+    ASSERT_EQ(dry.status, p::ReceiveStatus::Message);
+    auto dry_result = p::parse_helper_result(dry.message);
+    ASSERT_TRUE(dry_result) << dry.message;
+    ASSERT_TRUE(dry_result->ok) << dry.message;
+    EXPECT_TRUE(has_line(dry_result->report, "convert-whiteout " + upper + "/.wh.b.txt"));
+    EXPECT_EQ(dry_result->report.back(), "dry run: nothing was changed");
+    EXPECT_EQ(tree(upper), before);
+
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "alpha")));
+    auto real = p::receive_message(sock.get(), wait);
+    auto real_result = p::parse_helper_result(real.message);
+    ASSERT_TRUE(real_result && real_result->ok) << real.message;
+    EXPECT_TRUE(has_line(real_result->report, "verified: the kernel overlay shows the same"));
+    EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
+
+    // A refusal is an error record like any other verb's.
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "ghost")));
+    auto refused = p::receive_message(sock.get(), wait);
+    auto refused_result = p::parse_helper_result(refused.message);
+    ASSERT_TRUE(refused_result) << refused.message;
+    EXPECT_FALSE(refused_result->ok);
+    EXPECT_EQ(refused_result->error, ErrorCode::NoSuchInstance) << refused.message;
+
+    sock.reset();
+    int status = 0;
+    ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
 INSTANTIATE_TEST_SUITE_P(
