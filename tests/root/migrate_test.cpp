@@ -429,6 +429,74 @@ TEST_P(Migrate, Bench100k) {
                 static_cast<long long>(ms(t2 - t1)));
 }
 
+TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
+    make_dirs(base + "/pairdir");
+    make_dirs(upper + "/pairdir/inner");               // a directory beside its .wh.
+    write_file(upper + "/pairdir/inner/data", "keep me");
+    fuse_whiteout(upper, "pairdir");
+    make_dirs(upper + "/.wh.odd");                      // a directory under a whiteout name
+    write_file(upper + "/.wh.odd/x", "x");
+    kernel_whiteout(upper + "/both");                   // both forms of one whiteout
+    write_file(base + "/both", "b");
+    fuse_whiteout(upper, "both");
+    make_dirs(upper + "/notopq");                       // trusted says no: not opaque
+    set_x(upper + "/notopq", "trusted.overlay.opaque", "n");
+    set_x(upper + "/notopq", "user.fuseoverlayfs.opaque", "y");
+    write_file(upper + "/notopq/.wh..wh..opq", "");
+    make_dirs(base + "/notopq");
+    write_file(base + "/notopq/shown", "s");
+    make_dirs(upper + "/yes");                          // "yes" is opaque to fuse, not the kernel
+    set_x(upper + "/yes", "trusted.overlay.opaque", "yes");
+    make_dirs(base + "/yes");
+    write_file(base + "/yes/hidden", "h");
+
+    const auto report = migrate(false);
+    EXPECT_EQ(report.totals.quarantined, 2U);
+    EXPECT_EQ(read_file(report.quarantine + "/pairdir/inner/data"), "keep me");
+    EXPECT_EQ(read_file(report.quarantine + "/.wh.odd/x"), "x");
+    EXPECT_TRUE(is_whiteout(upper + "/pairdir"));
+    EXPECT_TRUE(is_whiteout(upper + "/both"));
+    EXPECT_FALSE(exists(upper + "/.wh.both"));
+    EXPECT_EQ(get_x(upper + "/notopq", "trusted.overlay.opaque"), "n");
+    EXPECT_EQ(get_x(upper + "/yes", "trusted.overlay.opaque"), "y");
+    ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
+    EXPECT_TRUE(exists(layout.merged("alpha") + "/notopq/shown"));
+    EXPECT_FALSE(exists(layout.merged("alpha") + "/yes/hidden"));
+    EXPECT_FALSE(exists(layout.merged("alpha") + "/pairdir"));
+    overlay::unmount_instance(layout.config, "alpha");
+}
+
+TEST_P(Migrate, AMalformedOverrideStatIsRefused) {
+    write_file(upper + "/f", "x");
+    set_x(upper + "/f", "user.fuseoverlayfs.override_stat", "1000:1000:rwx");
+    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted,
+                             upper + "/f carries a malformed user.fuseoverlayfs.override_stat"));
+    EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted, "malformed"));
+    EXPECT_EQ(get_x(upper + "/f", "user.fuseoverlayfs.override_stat"), "1000:1000:rwx");
+}
+
+// The verification mount is made by each mount API the config may force.
+TEST_P(Migrate, VerifiesThroughEachMountApi) {
+    for (auto api : {overlay::MountApi::LayerFds, overlay::MountApi::LowerdirStrings,
+                     overlay::MountApi::Legacy}) {
+        SCOPED_TRACE(static_cast<int>(api));
+        layout = make_layout(api);
+        base = layout.root + "/installation/base";
+        mod = layout.root + "/overlays/mod";
+        upper = layout.instance_dir("alpha") + "/upper";
+        build_fuse_era();
+        overlay::MigrationReport report;
+        ASSERT_NO_THROW(report = migrate(false));
+        EXPECT_GT(report.verified_entries, 15U);
+        // And a mismatch is found by each.
+        layout = make_layout(api);
+        mod = layout.root + "/overlays/mod";
+        fuse_whiteout(mod, "a.txt");
+        EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                                 "verification failed"));
+    }
+}
+
 // The drop-in verb: the report on stdout, refusals as one line on stderr,
 // exit 0 / 1 / 2 like the other verbs.
 TEST_P(Migrate, DropInPrintsTheReportAndExitsLikeTheOtherVerbs) {
