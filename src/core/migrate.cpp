@@ -621,13 +621,18 @@ class Converter {
         return out;
     }
 
-    // Removes a fuse-only entry: a file is unlinked; a directory (which
-    // fuse-overlayfs never made under such a name) goes to quarantine.
+    // Removes a fuse-only entry: an empty file (what fuse-overlayfs makes)
+    // is unlinked; anything else, which fuse-overlayfs never made under such
+    // a name, goes to quarantine: nothing with data in it is deleted.
     void remove_fuse_entry(int dfd, const std::string& rel, const std::string& name,
                            unsigned char type, std::size_t& counter, const std::string& verb,
                            const std::string& why = "", bool silent = false) {
         const std::string child_rel = join(rel, name);
-        if (type == DT_DIR) {
+        struct stat st {};
+        const bool empty_file = type != DT_DIR &&
+                                ::fstatat(dfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                S_ISREG(st.st_mode) && st.st_size == 0;
+        if (!empty_file) {
             quarantine(dfd, rel, name, "");
             return;
         }
@@ -643,7 +648,7 @@ class Converter {
         const std::string child_rel = join(rel, name);
         const std::string dest = std::string(kQuarantineDir) + "/" + run_name_ + "/" + child_rel;
         report_.quarantine = instance_.path_of(std::string(kQuarantineDir) + "/" + run_name_);
-        std::string why = hidden_by.empty() ? " (a directory under a fuse-only name)"
+        std::string why = hidden_by.empty() ? " (not an empty file, under a fuse-only name)"
                                             : " (hidden by " + shown(join(rel, hidden_by)) + ")";
         change(report_.totals.quarantined,
                "quarantine " + shown(child_rel) + " -> " + printable(instance_.path_of(dest)) + why,

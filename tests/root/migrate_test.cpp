@@ -436,6 +436,7 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     fuse_whiteout(upper, "pairdir");
     make_dirs(upper + "/.wh.odd");                      // a directory under a whiteout name
     write_file(upper + "/.wh.odd/x", "x");
+    write_file(upper + "/.wh.notempty", "data");        // a non-empty file under such a name
     kernel_whiteout(upper + "/both");                   // both forms of one whiteout
     write_file(base + "/both", "b");
     fuse_whiteout(upper, "both");
@@ -451,7 +452,8 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     write_file(base + "/yes/hidden", "h");
 
     const auto report = migrate(false);
-    EXPECT_EQ(report.totals.quarantined, 2U);
+    EXPECT_EQ(report.totals.quarantined, 3U);
+    EXPECT_EQ(read_file(report.quarantine + "/.wh.notempty"), "data");
     EXPECT_EQ(read_file(report.quarantine + "/pairdir/inner/data"), "keep me");
     EXPECT_EQ(read_file(report.quarantine + "/.wh.odd/x"), "x");
     EXPECT_TRUE(is_whiteout(upper + "/pairdir"));
