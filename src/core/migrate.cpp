@@ -245,21 +245,45 @@ class Refuser {
     std::string upper_path_;
 };
 
+// The override_stat fuse-overlayfs would apply to this file, if any. Only
+// root can write security.*, so that one is applied as it is; the user.*
+// ones are the instance owner's to write, so one asking for a set-uid or
+// set-gid file of another owner than the file's own (which would let that
+// user make, say, a set-uid root shell in the upper) is refused: an admin
+// decides, sets owner and mode by hand, removes the xattr and runs again.
 std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
                                           const std::string& rel, const char** which = nullptr) {
     for (const char* name : kOverrideStatXattrs) {
-        if (auto v = get_xattr(fd, is_dir, name)) {
-            auto o = parse_override(*v);
-            if (!o) {
-                r.fail(ErrorCode::UpperdirTainted, rel,
-                       "carries a malformed " + std::string(name) + " '" + printable(*v) +
-                           "' (expected uid:gid:octal-mode); not converted");
-            }
-            if (which != nullptr) {
-                *which = name;
-            }
-            return o;
+        auto v = get_xattr(fd, is_dir, name);
+        if (!v) {
+            continue;
         }
+        auto o = parse_override(*v);
+        if (!o) {
+            r.fail(ErrorCode::UpperdirTainted, rel,
+                   "carries a malformed " + std::string(name) + " '" + printable(*v) +
+                       "' (expected uid:gid:octal-mode); not converted");
+        }
+        if (!std::string_view(name).starts_with("security.")) {
+            struct stat st {};
+            if (::fstat(fd, &st) != 0) {
+                r.fail_errno("stat", rel, errno);
+            }
+            const bool suid = (o->mode & S_ISUID) != 0 && o->uid != st.st_uid;
+            const bool sgid = !is_dir && (o->mode & S_ISGID) != 0 && o->gid != st.st_gid;
+            if (suid || sgid) {
+                r.fail(ErrorCode::UpperdirTainted, rel,
+                       "carries " + std::string(name) + " '" + printable(*v) + "', asking for a " +
+                           (suid ? "set-uid" : "set-gid") +
+                           " file of another owner than its own; a user can write that xattr, so "
+                           "it is not applied: set owner and mode by hand, remove the xattr, "
+                           "and run migrate again");
+            }
+        }
+        if (which != nullptr) {
+            *which = name;
+        }
+        return o;
     }
     return std::nullopt;
 }
@@ -279,7 +303,7 @@ class ViewBuilder {
         if (::fstat(dirs.front().fd.get(), &st) != 0) {
             r_.fail_errno("stat", "", errno);
         }
-        Attr root = attr_of(st, dirs.front().fd.get(), "", 0, true);
+        Attr root = attr_of(st, dirs.front().fd.get(), "", 0, true, "");
         out_[""] = root;
         if (rules_ == Rules::Fuse && fuse_opaque(dirs.front().fd.get())) {
             dirs.resize(1);
@@ -316,7 +340,7 @@ class ViewBuilder {
     }
 
     Attr attr_of(const struct stat& st, int fd_or_parent, const std::string& name,
-                 std::size_t layer, bool is_open_dir) const {
+                 std::size_t layer, bool is_open_dir, const std::string& rel) const {
         Attr a;
         a.mode = st.st_mode;
         a.uid = st.st_uid;
@@ -336,12 +360,12 @@ class ViewBuilder {
         if (rules_ == Rules::Fuse && layer == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
             std::optional<OverrideStat> o;
             if (is_open_dir) {
-                o = read_override(fd_or_parent, true, r_, "");
+                o = read_override(fd_or_parent, true, r_, rel);
             } else {
                 UniqueFd f(::openat(fd_or_parent, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
                 struct stat fst {};
                 if (f && ::fstat(f.get(), &fst) == 0 && (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT)) {
-                    o = read_override(f.get(), S_ISDIR(st.st_mode), r_, name);
+                    o = read_override(f.get(), S_ISDIR(st.st_mode), r_, rel);
                 }
             }
             if (o) {
@@ -382,7 +406,7 @@ class ViewBuilder {
                 r_.fail_errno("stat", child_rel, errno);
             }
             if (!S_ISDIR(st.st_mode)) {
-                out_[child_rel] = attr_of(st, parent, name, dirs[k].layer, false);
+                out_[child_rel] = attr_of(st, parent, name, dirs[k].layer, false, child_rel);
                 continue;
             }
             UniqueFd fd = open_dir_at(parent, name);
@@ -393,7 +417,7 @@ class ViewBuilder {
                 r_.fail(ErrorCode::UnsafePath, child_rel,
                         "is on another mount (a mount point inside upper); not entered");
             }
-            out_[child_rel] = attr_of(st, fd.get(), "", dirs[k].layer, true);
+            out_[child_rel] = attr_of(st, fd.get(), "", dirs[k].layer, true, child_rel);
             std::vector<LayerDir> child;
             const bool opaque = rules_ == Rules::Fuse && fuse_opaque(fd.get());
             child.push_back({dirs[k].layer, std::move(fd)});

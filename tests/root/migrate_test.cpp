@@ -170,7 +170,11 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         set_x(upper + "/log.txt", "user.admin-note", "kept");
         write_file(upper + "/owned", "suid");
         ::chmod((upper + "/owned").c_str(), 0600);
-        set_x(upper + "/owned", "user.fuseoverlayfs.override_stat", "1000:1001:4755");
+        // Privileged fuse-overlayfs: only root can write security.*.
+        set_x(upper + "/owned", "security.fuseoverlayfs.override_stat", "1000:1001:4755");
+        write_file(upper + "/mine", "own suid");  // the user's own file, made set-uid
+        ASSERT_EQ(::chown((upper + "/mine").c_str(), 1000, 1000), 0);
+        set_x(upper + "/mine", "user.fuseoverlayfs.override_stat", "1000:1000:4700");
         make_dirs(upper + "/odir");
         set_x(upper + "/odir", "user.fuseoverlayfs.override_stat", "1002:1003:750");
         write_file(upper + "/pair", "crash leftover"); // .wh.pair beside pair
@@ -243,6 +247,9 @@ TEST_P(Migrate, ConvertsEveryKindOfEntryVerifiesAndThenMounts) {
     EXPECT_EQ(st.st_uid, 1000U);
     EXPECT_EQ(st.st_gid, 1001U);
     EXPECT_EQ(st.st_mode & 07777, 04755U); // chown first, or the set-uid bit is lost
+    EXPECT_FALSE(get_x(upper + "/owned", "security.fuseoverlayfs.override_stat"));
+    ASSERT_EQ(::lstat((upper + "/mine").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 04700U);
     ASSERT_EQ(::lstat((upper + "/odir").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, 1002U);
     EXPECT_EQ(st.st_mode & 07777, 0750U);
@@ -466,6 +473,29 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     EXPECT_FALSE(exists(layout.merged("alpha") + "/yes/hidden"));
     EXPECT_FALSE(exists(layout.merged("alpha") + "/pairdir"));
     overlay::unmount_instance(layout.config, "alpha");
+}
+
+TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFileOfAnotherOwner) {
+    write_file(upper + "/sh", "#!/bin/sh");
+    ASSERT_EQ(::chown((upper + "/sh").c_str(), 1000, 1000), 0);
+    for (const char* which : {"user.fuseoverlayfs.override_stat", "user.containers.override_stat"}) {
+        set_x(upper + "/sh", which, "0:0:4755");
+        EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                                 upper + "/sh carries " + which + " '0:0:4755', asking for a set-uid"));
+        ASSERT_EQ(::lremovexattr((upper + "/sh").c_str(), which), 0);
+    }
+    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "1000:0:2755");
+    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "set-gid"));
+    struct stat st {};
+    ASSERT_EQ(::lstat((upper + "/sh").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 1000U);
+    EXPECT_EQ(st.st_mode & 07000, 0U);
+    // Owner and mode without set-id bits are applied.
+    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "0:0:0755");
+    ASSERT_NO_THROW(migrate(false));
+    ASSERT_EQ(::lstat((upper + "/sh").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0U);
+    EXPECT_EQ(st.st_mode & 07777, 0755U);
 }
 
 TEST_P(Migrate, AMalformedOverrideStatIsRefused) {
