@@ -460,8 +460,9 @@ class ViewBuilder {
 class Converter {
   public:
     Converter(bool dry_run, MigrationReport& report, const Refuser& r, const InstanceDir& instance,
-              MountIdentity upper_mount)
-        : dry_(dry_run), report_(report), r_(r), instance_(instance), upper_mount_(upper_mount) {
+              MountIdentity upper_mount, const MigrationLineSink& sink)
+        : dry_(dry_run), report_(report), r_(r), instance_(instance), upper_mount_(upper_mount),
+          sink_(sink) {
         char stamp[32];
         std::time_t now = std::time(nullptr);
         struct tm tm {};
@@ -588,6 +589,9 @@ class Converter {
     template <typename Do> void change(std::size_t& counter, const std::string& line, Do&& act) {
         if (!line.empty()) {
             report_.changes.push_back(line);
+            if (sink_) {
+                sink_(line);
+            }
         }
         ++counter;
         if (dry_) {
@@ -781,6 +785,7 @@ class Converter {
     const Refuser& r_;
     const InstanceDir& instance_;
     MountIdentity upper_mount_;
+    const MigrationLineSink& sink_;
     std::string run_name_;
     std::size_t done_ = 0;
     std::size_t uncounted_ = 0;
@@ -989,6 +994,14 @@ void set_migration_stop_after_for_tests(std::size_t changes) noexcept {
 
 std::vector<std::string> MigrationReport::lines() const {
     std::vector<std::string> out = changes;
+    for (auto& l : summary_lines()) {
+        out.push_back(std::move(l));
+    }
+    return out;
+}
+
+std::vector<std::string> MigrationReport::summary_lines() const {
+    std::vector<std::string> out;
     const auto& t = totals;
     out.push_back(std::string(dry_run ? "would make " : "made ") +
                   count(t.changes(), "change", "changes") + " in " +
@@ -1013,7 +1026,8 @@ std::vector<std::string> MigrationReport::lines() const {
     return out;
 }
 
-MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run) {
+MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run,
+                                 const MigrationLineSink& on_change) {
     validate_instance_name(name);
     const HostLayout layout(config);
     const InstanceDir instance(layout, name);
@@ -1086,7 +1100,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         set_marker(upper.get(), kMarkerInProgress, r);
     }
 
-    Converter converter(dry_run, report, r, instance, upper_mount);
+    Converter converter(dry_run, report, r, instance, upper_mount, on_change);
     converter.convert_dir(upper.get(), "", layer_dirs(), 0);
     if (dry_run) {
         return report;

@@ -20,6 +20,7 @@
 #include "config.hpp"
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -58,7 +59,9 @@ struct MigrationReport {
     MigrationTotals totals;
     std::string quarantine;       // absolute path of this run's quarantine dir, if used
     std::size_t verified_entries = 0; // entries compared (real run)
-    // Every line to show: the changes, a totals line, and a summary.
+    // The totals line and the summary.
+    std::vector<std::string> summary_lines() const;
+    // Every line to show: the changes, then summary_lines().
     std::vector<std::string> lines() const;
 };
 
@@ -66,7 +69,12 @@ struct MigrationReport {
 // UnsafePath (symlinked or mounted-over upper, another mount inside it, too
 // deep), AlreadyMounted, Busy (lock), UpperdirTainted (verification found a
 // difference, or an earlier run's did: the instance stays refused), Failed.
-MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run);
+// on_change, when given, is called with each change line as it is made (or,
+// in a dry run, planned), so that a caller can show them even when the run
+// then fails.
+using MigrationLineSink = std::function<void(const std::string&)>;
+MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run,
+                                 const MigrationLineSink& on_change = {});
 
 // For tests: stop (throw Failed) after this many changes of a real run, to
 // leave a half-converted upper behind as a crash would. 0: never.

@@ -62,13 +62,20 @@ void run(const cmd::CommandLine& cl, const Config& config) {
         }
         return;
     }
-    case Verb::Migrate:
-        // Printed only once the whole run succeeded (a refusal prints its
-        // one error line instead); every line is already printable().
-        for (const auto& line : migrate_instance(config, cl.name, cl.dry_run).lines()) {
+    case Verb::Migrate: {
+        // Each change is printed as it is made, so that a run that fails
+        // half way (verification, a refusal deep in the tree) still shows
+        // what it changed; the error then follows on stderr. Every line is
+        // already printable().
+        const auto report = migrate_instance(config, cl.name, cl.dry_run,
+                                             [](const std::string& line) {
+                                                 std::cout << line << "\n" << std::flush;
+                                             });
+        for (const auto& line : report.summary_lines()) {
             std::cout << line << "\n";
         }
         return;
+    }
     case Verb::List:
         for (const auto& [name, mounted] : list_instances(config)) {
             std::cout << name << (mounted ? " mounted" : " not-mounted") << "\n";

@@ -564,6 +564,23 @@ TEST_P(Migrate, DropInPrintsTheReportAndExitsLikeTheOtherVerbs) {
     EXPECT_EQ(err, "left4me-overlay: instance alpha: " + layout.merged("alpha") +
                        " is a mount point: unmount the instance before migrating it\n");
     ASSERT_EQ(dropin("umount alpha", &err), 0) << err;
+
+    // A run that fails verification still shows what it changed.
+    fuse_whiteout(mod, "a.txt");
+    fuse_whiteout(upper, "new-gone");
+    write_file(base + "/new-gone", "x");
+    EXPECT_EQ(dropin("migrate alpha", &err), 1);
+    EXPECT_NE(read_file(out).find("convert-whiteout " + upper + "/.wh.new-gone"),
+              std::string::npos)
+        << read_file(out);
+    EXPECT_EQ(read_file(out).find("verified"), std::string::npos) << read_file(out);
+    EXPECT_NE(err.find("left4me-overlay: instance alpha: migrate: verification failed, "),
+              std::string::npos)
+        << err;
+    EXPECT_EQ(std::count(err.begin(), err.end(), '\n'), 1) << err;
+    EXPECT_EQ(dropin("mount alpha", &err), 1);
+    EXPECT_NE(err.find("failed verification"), std::string::npos) << err;
+
     EXPECT_EQ(dropin("migrate", &err), 2);
     EXPECT_EQ(dropin("mount alpha --dry-run", &err), 2);
     EXPECT_NE(err.find("--dry-run is only for migrate"), std::string::npos) << err;
