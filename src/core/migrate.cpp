@@ -26,6 +26,7 @@
 #include <optional>
 #include <set>
 #include <sys/mount.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
@@ -70,19 +71,22 @@ bool is_whiteout_dev(const struct stat& st) {
 // O_RDONLY; anything else O_PATH, reached through /proc/self/fd (the
 // descriptor's own file: no name is looked up again).
 std::optional<std::string> get_xattr(int fd, bool is_dir, const char* name) {
-    std::array<char, 256> buf{};
-    ssize_t n = is_dir ? ::fgetxattr(fd, name, buf.data(), buf.size())
-                       : ::getxattr(proc_path(fd).c_str(), name, buf.data(), buf.size());
-    if (n < 0) {
+    std::vector<char> buf(256);
+    for (;;) {
+        ssize_t n = is_dir ? ::fgetxattr(fd, name, buf.data(), buf.size())
+                           : ::getxattr(proc_path(fd).c_str(), name, buf.data(), buf.size());
+        if (n >= 0) {
+            return std::string(buf.data(), static_cast<std::size_t>(n));
+        }
         if (errno == ENODATA || errno == ENOTSUP) {
             return std::nullopt;
         }
-        if (errno == ERANGE) {
-            return std::string("?"); // longer than any value we act on
+        if (errno == ERANGE && buf.size() < XATTR_SIZE_MAX) {
+            buf.resize(XATTR_SIZE_MAX); // a long value: read it whole
+            continue;
         }
         throw_errno(ErrorCode::Failed, std::string("getxattr ") + name, errno);
     }
-    return std::string(buf.data(), static_cast<std::size_t>(n));
 }
 
 std::vector<std::string> list_xattrs(int fd, bool is_dir) {
@@ -1026,9 +1030,39 @@ std::vector<std::string> MigrationReport::summary_lines() const {
     return out;
 }
 
+namespace {
+
+// The walks hold a descriptor per layer per level (up to kMaxUpperDepth
+// levels of up to 500 layers): the soft limit on open files is raised to
+// the hard one for the run, and put back after.
+class OpenFilesLimit {
+  public:
+    OpenFilesLimit() {
+        if (::getrlimit(RLIMIT_NOFILE, &saved_) == 0 && saved_.rlim_cur < saved_.rlim_max) {
+            rlimit raised = saved_;
+            raised.rlim_cur = saved_.rlim_max;
+            restore_ = ::setrlimit(RLIMIT_NOFILE, &raised) == 0;
+        }
+    }
+    ~OpenFilesLimit() {
+        if (restore_) {
+            ::setrlimit(RLIMIT_NOFILE, &saved_);
+        }
+    }
+    OpenFilesLimit(const OpenFilesLimit&) = delete;
+    OpenFilesLimit& operator=(const OpenFilesLimit&) = delete;
+
+  private:
+    rlimit saved_{};
+    bool restore_ = false;
+};
+
+} // namespace
+
 MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run,
                                  const MigrationLineSink& on_change) {
     validate_instance_name(name);
+    const OpenFilesLimit open_files;
     const HostLayout layout(config);
     const InstanceDir instance(layout, name);
     const InstanceLock lock(config, name);

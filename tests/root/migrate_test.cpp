@@ -453,6 +453,10 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     write_file(upper + "/notopq/.wh..wh..opq", "");
     make_dirs(base + "/notopq");
     write_file(base + "/notopq/shown", "s");
+    make_dirs(upper + "/long");                         // a long value starting with y
+    set_x(upper + "/long", "user.fuseoverlayfs.opaque", "y" + std::string(400, 'x'));
+    make_dirs(base + "/long");
+    write_file(base + "/long/hidden", "h");
     make_dirs(upper + "/yes");                          // "yes" is opaque to fuse, not the kernel
     set_x(upper + "/yes", "trusted.overlay.opaque", "yes");
     make_dirs(base + "/yes");
@@ -471,6 +475,7 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
     EXPECT_TRUE(exists(layout.merged("alpha") + "/notopq/shown"));
     EXPECT_FALSE(exists(layout.merged("alpha") + "/yes/hidden"));
+    EXPECT_FALSE(exists(layout.merged("alpha") + "/long/hidden"));
     EXPECT_FALSE(exists(layout.merged("alpha") + "/pairdir"));
     overlay::unmount_instance(layout.config, "alpha");
 }
