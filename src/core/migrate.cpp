@@ -250,11 +250,11 @@ class Refuser {
 };
 
 // The override_stat fuse-overlayfs would apply to this file, if any. Only
-// root can write security.*, so that one is applied as it is; the user.*
-// ones are the instance owner's to write, so one asking for a set-uid or
-// set-gid file of another owner than the file's own (which would let that
-// user make, say, a set-uid root shell in the upper) is refused: an admin
-// decides, sets owner and mode by hand, removes the xattr and runs again.
+// root can write security.*, so that one is applied as it is; a user.* one
+// can be written by anyone who may write the file, so one that would make
+// a file set-uid or set-gid that is not already so, with that owner (say,
+// a set-uid root shell in the upper) is refused: an admin decides, sets
+// owner and mode by hand, removes the xattr and runs again.
 std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
                                           const std::string& rel, const char** which = nullptr) {
     for (const char* name : kOverrideStatXattrs) {
@@ -268,20 +268,24 @@ std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
                    "carries a malformed " + std::string(name) + " '" + printable(*v) +
                        "' (expected uid:gid:octal-mode); not converted");
         }
-        if (!std::string_view(name).starts_with("security.")) {
+        if (!is_dir && !std::string_view(name).starts_with("security.")) {
             struct stat st {};
             if (::fstat(fd, &st) != 0) {
                 r.fail_errno("stat", rel, errno);
             }
-            const bool suid = (o->mode & S_ISUID) != 0 && o->uid != st.st_uid;
-            const bool sgid = !is_dir && (o->mode & S_ISGID) != 0 && o->gid != st.st_gid;
-            if (suid || sgid) {
+            // Anyone who may write the file may write a user.* xattr on
+            // it: set-id bits it does not already have, for the owner it
+            // already has, never come from one.
+            const mode_t setid = o->mode & (S_ISUID | S_ISGID);
+            const bool kept = (st.st_mode & setid) == setid && o->uid == st.st_uid &&
+                              o->gid == st.st_gid;
+            if (setid != 0 && !kept) {
                 r.fail(ErrorCode::UpperdirTainted, rel,
                        "carries " + std::string(name) + " '" + printable(*v) + "', asking for a " +
-                           (suid ? "set-uid" : "set-gid") +
-                           " file of another owner than its own; a user can write that xattr, so "
-                           "it is not applied: set owner and mode by hand, remove the xattr, "
-                           "and run migrate again");
+                           ((setid & S_ISUID) != 0 ? "set-uid" : "set-gid") +
+                           " file it is not already; a user can write that xattr, so it is not "
+                           "applied: set owner and mode by hand, remove the xattr, and run "
+                           "migrate again");
             }
         }
         if (which != nullptr) {

@@ -172,8 +172,9 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         ::chmod((upper + "/owned").c_str(), 0600);
         // Privileged fuse-overlayfs: only root can write security.*.
         set_x(upper + "/owned", "security.fuseoverlayfs.override_stat", "1000:1001:4755");
-        write_file(upper + "/mine", "own suid");  // the user's own file, made set-uid
+        write_file(upper + "/mine", "own suid");  // already set-uid, as the override says
         ASSERT_EQ(::chown((upper + "/mine").c_str(), 1000, 1000), 0);
+        ASSERT_EQ(::chmod((upper + "/mine").c_str(), 04755), 0);
         set_x(upper + "/mine", "user.fuseoverlayfs.override_stat", "1000:1000:4700");
         make_dirs(upper + "/odir");
         set_x(upper + "/odir", "user.fuseoverlayfs.override_stat", "1002:1003:750");
@@ -480,7 +481,7 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     overlay::unmount_instance(layout.config, "alpha");
 }
 
-TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFileOfAnotherOwner) {
+TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFile) {
     write_file(upper + "/sh", "#!/bin/sh");
     ASSERT_EQ(::chown((upper + "/sh").c_str(), 1000, 1000), 0);
     for (const char* which : {"user.fuseoverlayfs.override_stat", "user.containers.override_stat"}) {
@@ -491,6 +492,10 @@ TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFileOfAnotherOwner) {
     }
     set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "1000:0:2755");
     EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "set-gid"));
+    // Not even for its own owner: anyone who may write the file may write
+    // the xattr (a root-owned 0666 file copied up, say).
+    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "1000:1000:4755");
+    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "set-uid"));
     struct stat st {};
     ASSERT_EQ(::lstat((upper + "/sh").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, 1000U);
