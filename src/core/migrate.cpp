@@ -46,9 +46,9 @@ constexpr const char* kTrustedOpaque = "trusted.overlay.opaque";
 // presence of .wh..wh..opq.
 constexpr std::array<const char*, 3> kOpaqueXattrs = {
     "trusted.overlay.opaque", "user.overlay.opaque", "user.fuseoverlayfs.opaque"};
-constexpr std::array<const char*, 3> kOverrideStatXattrs = {
-    "security.fuseoverlayfs.override_stat", "user.containers.override_stat",
-    "user.fuseoverlayfs.override_stat"};
+constexpr std::array<const char*, 3> kOverrideStatXattrs = {"security.fuseoverlayfs.override_stat",
+                                                            "user.containers.override_stat",
+                                                            "user.fuseoverlayfs.override_stat"};
 
 struct DirCloser {
     void operator()(DIR* d) const { ::closedir(d); }
@@ -277,8 +277,8 @@ std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
             // it: set-id bits it does not already have, for the owner it
             // already has, never come from one.
             const mode_t setid = o->mode & (S_ISUID | S_ISGID);
-            const bool kept = (st.st_mode & setid) == setid && o->uid == st.st_uid &&
-                              o->gid == st.st_gid;
+            const bool kept =
+                (st.st_mode & setid) == setid && o->uid == st.st_uid && o->gid == st.st_gid;
             if (setid != 0 && !kept) {
                 r.fail(ErrorCode::UpperdirTainted, rel,
                        "carries " + std::string(name) + " '" + printable(*v) + "', asking for a " +
@@ -372,7 +372,8 @@ class ViewBuilder {
             } else {
                 UniqueFd f(::openat(fd_or_parent, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
                 struct stat fst {};
-                if (f && ::fstat(f.get(), &fst) == 0 && (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT)) {
+                if (f && ::fstat(f.get(), &fst) == 0 &&
+                    (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT)) {
                     o = read_override(f.get(), S_ISDIR(st.st_mode), r_, rel);
                 }
             }
@@ -541,12 +542,12 @@ class Converter {
             }
             if (kernel_whiteout_there) {
                 remove_fuse_entry(dfd, rel, name, wh_type, report_.totals.whiteouts_removed,
-                                  "remove-whiteout", " (" + shown(join(rel, x)) +
-                                                         " already is a kernel whiteout)");
+                                  "remove-whiteout",
+                                  " (" + shown(join(rel, x)) + " already is a kernel whiteout)");
             } else if (visible_below(x, lowers)) {
                 change(report_.totals.whiteouts_converted,
-                       "convert-whiteout " + shown(join(rel, name)) + " -> " +
-                           shown(join(rel, x)) + " (char 0/0)",
+                       "convert-whiteout " + shown(join(rel, name)) + " -> " + shown(join(rel, x)) +
+                           " (char 0/0)",
                        [&] {
                            if (::mknodat(dfd, x.c_str(), S_IFCHR | 0, makedev(0, 0)) != 0 &&
                                errno != EEXIST) {
@@ -607,8 +608,8 @@ class Converter {
         }
         act();
         if (g_stop_after != 0 && ++done_ >= g_stop_after) {
-            throw Error(ErrorCode::Failed, r_.prefix() + "stopped after " +
-                                               std::to_string(done_) + " changes (test hook)");
+            throw Error(ErrorCode::Failed, r_.prefix() + "stopped after " + std::to_string(done_) +
+                                               " changes (test hook)");
         }
     }
 
@@ -825,8 +826,8 @@ UniqueFd mount_detached_view(const std::vector<int>& layers, const Config& confi
     const MountApi api = resolve_mount_api(config.mount_api);
     UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
     auto fail = [&](const std::string& step, int err) {
-        std::string msg = r.prefix() + "verification mount (" + mount_api_name(api) + "): " +
-                          step + ": " + std::strerror(err);
+        std::string msg = r.prefix() + "verification mount (" + mount_api_name(api) + "): " + step +
+                          ": " + std::strerror(err);
         if (fs) {
             auto k = kernel_messages(fs.get());
             if (!k.empty()) {
@@ -864,9 +865,9 @@ UniqueFd mount_detached_view(const std::vector<int>& layers, const Config& confi
     if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
         fail("create", errno);
     }
-    UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC,
-                           MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                               MOUNT_ATTR_NOEXEC));
+    UniqueFd mnt(
+        ::fsmount(fs.get(), FSMOUNT_CLOEXEC,
+                  MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC));
     if (!mnt) {
         fail("fsmount", errno);
     }
@@ -902,7 +903,8 @@ bool same_contents(int a_root, int b_root, const std::string& rel) {
         b.release();
         return false;
     }
-    struct stat sa {}, sb {};
+    struct stat sa {
+    }, sb{};
     if (::fstat(a.get(), &sa) != 0 || ::fstat(b.get(), &sb) != 0 || !S_ISREG(sa.st_mode) ||
         !S_ISREG(sb.st_mode)) {
         return false;
@@ -939,8 +941,8 @@ std::vector<std::string> compare_views(const View& fuse, const View& kernel, int
     auto ki = kernel.begin();
     while (fi != fuse.end() || ki != kernel.end()) {
         if (ki == kernel.end() || (fi != fuse.end() && fi->first < ki->first)) {
-            diffs.push_back(r.where(fi->first) + ": fuse-overlayfs showed " +
-                            describe(fi->second) + ", the kernel shows nothing");
+            diffs.push_back(r.where(fi->first) + ": fuse-overlayfs showed " + describe(fi->second) +
+                            ", the kernel shows nothing");
             ++fi;
             continue;
         }
@@ -1011,16 +1013,15 @@ std::vector<std::string> MigrationReport::lines() const {
 std::vector<std::string> MigrationReport::summary_lines() const {
     std::vector<std::string> out;
     const auto& t = totals;
-    out.push_back(std::string(dry_run ? "would make " : "made ") +
-                  count(t.changes(), "change", "changes") + " in " +
-                  count(t.entries, "entry", "entries") + ": " +
-                  std::to_string(t.whiteouts_converted) + " whiteouts converted, " +
-                  std::to_string(t.whiteouts_removed) + " whiteouts removed, " +
-                  std::to_string(t.opaque_set) + " opaque dirs set, " +
-                  std::to_string(t.markers_removed) + " opaque markers removed, " +
-                  std::to_string(t.owners_set) + " owners set, " + std::to_string(t.modes_set) +
-                  " modes set, " + std::to_string(t.xattrs_removed) + " xattrs removed, " +
-                  std::to_string(t.quarantined) + " quarantined");
+    out.push_back(
+        std::string(dry_run ? "would make " : "made ") + count(t.changes(), "change", "changes") +
+        " in " + count(t.entries, "entry", "entries") + ": " +
+        std::to_string(t.whiteouts_converted) + " whiteouts converted, " +
+        std::to_string(t.whiteouts_removed) + " whiteouts removed, " +
+        std::to_string(t.opaque_set) + " opaque dirs set, " + std::to_string(t.markers_removed) +
+        " opaque markers removed, " + std::to_string(t.owners_set) + " owners set, " +
+        std::to_string(t.modes_set) + " modes set, " + std::to_string(t.xattrs_removed) +
+        " xattrs removed, " + std::to_string(t.quarantined) + " quarantined");
     if (dry_run) {
         out.push_back("dry run: nothing was changed");
     } else {

@@ -48,8 +48,8 @@ struct MigrationTotals {
     std::size_t xattrs_removed = 0;      // user.fuseoverlayfs.*, user.overlay.*, override_stat
     std::size_t quarantined = 0;         // X moved away from beside .wh.X
     std::size_t changes() const {
-        return whiteouts_converted + whiteouts_removed + opaque_set + markers_removed +
-               owners_set + modes_set + xattrs_removed + quarantined;
+        return whiteouts_converted + whiteouts_removed + opaque_set + markers_removed + owners_set +
+               modes_set + xattrs_removed + quarantined;
     }
 };
 
@@ -57,7 +57,7 @@ struct MigrationReport {
     bool dry_run = false;
     std::vector<std::string> changes; // one printable line per change, in walk order
     MigrationTotals totals;
-    std::string quarantine;       // absolute path of this run's quarantine dir, if used
+    std::string quarantine;           // absolute path of this run's quarantine dir, if used
     std::size_t verified_entries = 0; // entries compared (real run)
     // The totals line and the summary.
     std::vector<std::string> summary_lines() const;

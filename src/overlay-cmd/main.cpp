@@ -67,10 +67,10 @@ void run(const cmd::CommandLine& cl, const Config& config) {
         // half way (verification, a refusal deep in the tree) still shows
         // what it changed; the error then follows on stderr. Every line is
         // already printable().
-        const auto report = migrate_instance(config, cl.name, cl.dry_run,
-                                             [](const std::string& line) {
-                                                 std::cout << line << "\n" << std::flush;
-                                             });
+        const auto report =
+            migrate_instance(config, cl.name, cl.dry_run, [](const std::string& line) {
+                std::cout << line << "\n" << std::flush;
+            });
         for (const auto& line : report.summary_lines()) {
             std::cout << line << "\n";
         }

@@ -177,7 +177,8 @@ class Executor {
         case RequestVerb::Migrate:
         case RequestVerb::MigrateDryRun:
             return protocol::format_report(
-                migrate_instance(config, request.instance, request.verb == RequestVerb::MigrateDryRun)
+                migrate_instance(config, request.instance,
+                                 request.verb == RequestVerb::MigrateDryRun)
                     .lines());
         case RequestVerb::Sync:
             // Every change up to now is reported before this answer.
@@ -192,8 +193,8 @@ class Executor {
     void restore_state() {
         ::umask(kUmask);
         if (cwd_ && ::fchdir(cwd_.get()) != 0) {
-            std::cerr << "left4me-overlay: executor: cannot return to /: "
-                      << std::strerror(errno) << "\n";
+            std::cerr << "left4me-overlay: executor: cannot return to /: " << std::strerror(errno)
+                      << "\n";
             std::_Exit(1); // a replacement starts clean
         }
     }

@@ -5,21 +5,21 @@
 // resumed; the refusals. Real mounts, in this test's own namespace.
 #include "error.hpp"
 #include "executor_protocol.hpp"
-#include "helper_protocol.hpp"
-#include "packet_channel.hpp"
 #include "expect_error.hpp"
 #include "fs_open.hpp"
+#include "helper_protocol.hpp"
 #include "migrate.hpp"
 #include "operations.hpp"
+#include "packet_channel.hpp"
 #include "scratch.hpp"
 #include "taint_scan.hpp"
 #include "unique_fd.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <cstdio>
 #include <fcntl.h>
 #include <filesystem>
 #include <gtest/gtest.h>
@@ -27,9 +27,9 @@
 #include <string>
 #include <sys/mount.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -149,16 +149,16 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         write_file(base + "/pair", "lower pair");
         make_dirs(base + "/odir");
 
-        fuse_whiteout(upper, "b.txt");        // base's b.txt: becomes char 0/0
-        fuse_whiteout(upper, "never");        // nothing below: removed
-        fuse_whiteout(upper, "gone");         // a lower directory
-        kernel_whiteout(upper + "/c.txt");    // kernel form already: stays
-        fuse_opaque_dir(upper + "/opq");      // opaque, and a file of its own
+        fuse_whiteout(upper, "b.txt");     // base's b.txt: becomes char 0/0
+        fuse_whiteout(upper, "never");     // nothing below: removed
+        fuse_whiteout(upper, "gone");      // a lower directory
+        kernel_whiteout(upper + "/c.txt"); // kernel form already: stays
+        fuse_opaque_dir(upper + "/opq");   // opaque, and a file of its own
         write_file(upper + "/opq/n1", "n1");
-        fuse_whiteout(upper + "/opq", "o1");  // in an opaque dir: nothing to hide
-        make_dirs(upper + "/keep");           // merged with base/keep
+        fuse_whiteout(upper + "/opq", "o1"); // in an opaque dir: nothing to hide
+        make_dirs(upper + "/keep");          // merged with base/keep
         fuse_whiteout(upper + "/keep", "k1");
-        make_dirs(upper + "/keep/sub");       // opaque both ways (privileged fuse)
+        make_dirs(upper + "/keep/sub"); // opaque both ways (privileged fuse)
         set_x(upper + "/keep/sub", "trusted.overlay.opaque", "y");
         write_file(upper + "/keep/sub/.wh..wh..opq", "");
         write_file(upper + "/keep/sub/t1", "t1");
@@ -172,7 +172,7 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         ::chmod((upper + "/owned").c_str(), 0600);
         // Privileged fuse-overlayfs: only root can write security.*.
         set_x(upper + "/owned", "security.fuseoverlayfs.override_stat", "1000:1001:4755");
-        write_file(upper + "/mine", "own suid");  // already set-uid, as the override says
+        write_file(upper + "/mine", "own suid"); // already set-uid, as the override says
         ASSERT_EQ(::chown((upper + "/mine").c_str(), 1000, 1000), 0);
         ASSERT_EQ(::chmod((upper + "/mine").c_str(), 04755), 0);
         set_x(upper + "/mine", "user.fuseoverlayfs.override_stat", "1000:1000:4700");
@@ -180,7 +180,7 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         set_x(upper + "/odir", "user.fuseoverlayfs.override_stat", "1002:1003:750");
         write_file(upper + "/pair", "crash leftover"); // .wh.pair beside pair
         fuse_whiteout(upper, "pair");
-        write_file(upper + "/lonely", "hidden");       // .wh.lonely, nothing below
+        write_file(upper + "/lonely", "hidden"); // .wh.lonely, nothing below
         fuse_whiteout(upper, "lonely");
         write_file(upper + "/hl1", "linked");
         ASSERT_EQ(::link((upper + "/hl1").c_str(), (upper + "/hl2").c_str()), 0);
@@ -234,7 +234,7 @@ TEST_P(Migrate, ConvertsEveryKindOfEntryVerifiesAndThenMounts) {
     EXPECT_TRUE(is_whiteout(upper + "/pair")); // base has a pair to hide
     EXPECT_FALSE(exists(upper + "/never"));
     EXPECT_FALSE(exists(upper + "/lonely"));
-    EXPECT_FALSE(exists(upper + "/opq/o1"));   // opaque: no whiteout needed
+    EXPECT_FALSE(exists(upper + "/opq/o1")); // opaque: no whiteout needed
     EXPECT_EQ(get_x(upper + "/opq", "trusted.overlay.opaque"), "y");
     EXPECT_EQ(get_x(upper + "/keep/sub", "trusted.overlay.opaque"), "y");
     EXPECT_EQ(get_x(upper + "/keep/sub/deeper", "trusted.overlay.opaque"), "y");
@@ -273,9 +273,9 @@ TEST_P(Migrate, ConvertsEveryKindOfEntryVerifiesAndThenMounts) {
     ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
     const std::string m = layout.merged("alpha");
     EXPECT_EQ(read_file(m + "/a.txt"), "mod-a\n");
-    for (const char* gone : {"/b.txt", "/c.txt", "/gone", "/never", "/pair", "/lonely",
-                             "/opq/o1", "/keep/k1", "/keep/sub/s1", "/keep/sub/deeper/d1",
-                             "/uo/x", "/opq/.wh..wh..opq"}) {
+    for (const char* gone :
+         {"/b.txt", "/c.txt", "/gone", "/never", "/pair", "/lonely", "/opq/o1", "/keep/k1",
+          "/keep/sub/s1", "/keep/sub/deeper/d1", "/uo/x", "/opq/.wh..wh..opq"}) {
         EXPECT_FALSE(exists(m + gone)) << gone;
     }
     EXPECT_EQ(read_file(m + "/keep/k2"), "k2");
@@ -368,10 +368,10 @@ TEST_P(Migrate, AMismatchIsReportedAndTheInstanceStaysRefused) {
                              "instance alpha: migrate: verification failed"));
     EXPECT_TRUE(throws_error([&] { overlay::mount_instance(layout.config, "alpha"); },
                              ErrorCode::UpperdirTainted, "failed verification"));
-    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted,
-                             "an earlier migration"));
-    EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
-                             "an earlier migration"));
+    EXPECT_TRUE(
+        throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "an earlier migration"));
+    EXPECT_TRUE(
+        throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted, "an earlier migration"));
     EXPECT_EQ(overlays_at(layout.merged("alpha")), 0);
 }
 
@@ -431,7 +431,9 @@ TEST_P(Migrate, Bench100k) {
     const auto t1 = std::chrono::steady_clock::now();
     const auto report = migrate(false);
     const auto t2 = std::chrono::steady_clock::now();
-    auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+    auto ms = [](auto d) {
+        return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    };
     std::printf("migrate bench: %zu entries, %zu changes: dry run %lld ms, real run %lld ms\n",
                 report.totals.entries, dry.totals.changes(), static_cast<long long>(ms(t1 - t0)),
                 static_cast<long long>(ms(t2 - t1)));
@@ -439,26 +441,26 @@ TEST_P(Migrate, Bench100k) {
 
 TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
     make_dirs(base + "/pairdir");
-    make_dirs(upper + "/pairdir/inner");               // a directory beside its .wh.
+    make_dirs(upper + "/pairdir/inner"); // a directory beside its .wh.
     write_file(upper + "/pairdir/inner/data", "keep me");
     fuse_whiteout(upper, "pairdir");
-    make_dirs(upper + "/.wh.odd");                      // a directory under a whiteout name
+    make_dirs(upper + "/.wh.odd"); // a directory under a whiteout name
     write_file(upper + "/.wh.odd/x", "x");
-    write_file(upper + "/.wh.notempty", "data");        // a non-empty file under such a name
-    kernel_whiteout(upper + "/both");                   // both forms of one whiteout
+    write_file(upper + "/.wh.notempty", "data"); // a non-empty file under such a name
+    kernel_whiteout(upper + "/both");            // both forms of one whiteout
     write_file(base + "/both", "b");
     fuse_whiteout(upper, "both");
-    make_dirs(upper + "/notopq");                       // trusted says no: not opaque
+    make_dirs(upper + "/notopq"); // trusted says no: not opaque
     set_x(upper + "/notopq", "trusted.overlay.opaque", "n");
     set_x(upper + "/notopq", "user.fuseoverlayfs.opaque", "y");
     write_file(upper + "/notopq/.wh..wh..opq", "");
     make_dirs(base + "/notopq");
     write_file(base + "/notopq/shown", "s");
-    make_dirs(upper + "/long");                         // a long value starting with y
+    make_dirs(upper + "/long"); // a long value starting with y
     set_x(upper + "/long", "user.fuseoverlayfs.opaque", "y" + std::string(400, 'x'));
     make_dirs(base + "/long");
     write_file(base + "/long/hidden", "h");
-    make_dirs(upper + "/yes");                          // "yes" is opaque to fuse, not the kernel
+    make_dirs(upper + "/yes"); // "yes" is opaque to fuse, not the kernel
     set_x(upper + "/yes", "trusted.overlay.opaque", "yes");
     make_dirs(base + "/yes");
     write_file(base + "/yes/hidden", "h");
@@ -484,10 +486,12 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
 TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFile) {
     write_file(upper + "/sh", "#!/bin/sh");
     ASSERT_EQ(::chown((upper + "/sh").c_str(), 1000, 1000), 0);
-    for (const char* which : {"user.fuseoverlayfs.override_stat", "user.containers.override_stat"}) {
+    for (const char* which :
+         {"user.fuseoverlayfs.override_stat", "user.containers.override_stat"}) {
         set_x(upper + "/sh", which, "0:0:4755");
-        EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
-                                 upper + "/sh carries " + which + " '0:0:4755', asking for a set-uid"));
+        EXPECT_TRUE(
+            throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                         upper + "/sh carries " + which + " '0:0:4755', asking for a set-uid"));
         ASSERT_EQ(::lremovexattr((upper + "/sh").c_str(), which), 0);
     }
     set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "1000:0:2755");
@@ -580,8 +584,7 @@ TEST_P(Migrate, DropInPrintsTheReportAndExitsLikeTheOtherVerbs) {
     fuse_whiteout(upper, "new-gone");
     write_file(base + "/new-gone", "x");
     EXPECT_EQ(dropin("migrate alpha", &err), 1);
-    EXPECT_NE(read_file(out).find("convert-whiteout " + upper + "/.wh.new-gone"),
-              std::string::npos)
+    EXPECT_NE(read_file(out).find("convert-whiteout " + upper + "/.wh.new-gone"), std::string::npos)
         << read_file(out);
     EXPECT_EQ(read_file(out).find("verified"), std::string::npos) << read_file(out);
     EXPECT_NE(err.find("left4me-overlay: instance alpha: migrate: verification failed, "),
@@ -625,7 +628,8 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     ASSERT_TRUE(p::parse_hello(hello.message)->config_error.empty()) << hello.message;
 
     const std::string before = tree(upper);
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::MigrateDryRun, "alpha")));
+    ASSERT_TRUE(
+        p::send_message(sock.get(), p::format_request(p::RequestVerb::MigrateDryRun, "alpha")));
     auto dry = p::receive_message(sock.get(), wait);
     ASSERT_EQ(dry.status, p::ReceiveStatus::Message);
     auto dry_result = p::parse_helper_result(dry.message);
@@ -656,12 +660,13 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Resolvers, Migrate,
-    ::testing::Values(overlay::PathResolver::Openat2, overlay::PathResolver::NofollowWalk),
-    [](const ::testing::TestParamInfo<overlay::PathResolver>& p) {
-        return p.param == overlay::PathResolver::Openat2 ? std::string("Openat2")
-                                                         : std::string("NofollowWalk");
-    });
+INSTANTIATE_TEST_SUITE_P(Resolvers, Migrate,
+                         ::testing::Values(overlay::PathResolver::Openat2,
+                                           overlay::PathResolver::NofollowWalk),
+                         [](const ::testing::TestParamInfo<overlay::PathResolver>& p) {
+                             return p.param == overlay::PathResolver::Openat2
+                                        ? std::string("Openat2")
+                                        : std::string("NofollowWalk");
+                         });
 
 } // namespace
