@@ -188,6 +188,13 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         ASSERT_EQ(::symlink("/etc/passwd", (upper + "/esc").c_str()), 0);
         ASSERT_EQ(::symlink("../../../outside/secret.txt", (upper + "/esc2").c_str()), 0);
         ASSERT_EQ(::mkfifo((upper + "/fifo").c_str(), 0644), 0);
+        // A symlink where the lowers have a directory, aimed at a directory
+        // outside full of fuse-overlayfs artefacts: never followed.
+        make_dirs(base + "/linkdir");
+        make_dirs(layout.outside + "/victim");
+        fuse_whiteout(layout.outside + "/victim", "a");
+        set_x(layout.outside + "/victim", "user.fuseoverlayfs.opaque", "y");
+        ASSERT_EQ(::symlink("../../../../outside/victim", (upper + "/linkdir").c_str()), 0);
     }
 
     overlay::MigrationReport migrate(bool dry_run) {
@@ -261,6 +268,11 @@ TEST_P(Migrate, ConvertsEveryKindOfEntryVerifiesAndThenMounts) {
     EXPECT_EQ(st.st_nlink, 2U);
     EXPECT_FALSE(get_x(upper + "/hl2", "user.fuseoverlayfs.origin"));
     EXPECT_EQ(read_file(layout.outside + "/secret.txt"), "outside\n");
+    EXPECT_TRUE(exists(layout.outside + "/victim/.wh.a"));
+    EXPECT_EQ(get_x(layout.outside + "/victim", "user.fuseoverlayfs.opaque"), "y");
+    EXPECT_FALSE(get_x(layout.outside + "/victim", "trusted.overlay.opaque"));
+    EXPECT_EQ(fs::read_symlink(upper + "/linkdir"), "../../../../outside/victim");
+    EXPECT_TRUE(fs::is_directory(upper + "/linkdir")); // it does reach the victim
 
     // The hidden halves of leftover pairs are kept, not deleted.
     ASSERT_FALSE(report.quarantine.empty());
