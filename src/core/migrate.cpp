@@ -89,13 +89,23 @@ std::optional<std::string> get_xattr(int fd, bool is_dir, const char* name) {
     }
 }
 
+// Most files carry no xattr or a few: a small buffer first (the kernel
+// allocates what it is given), the largest list only on ERANGE.
 std::vector<std::string> list_xattrs(int fd, bool is_dir) {
-    std::vector<char> buf(XATTR_LIST_MAX);
-    ssize_t n = is_dir ? ::flistxattr(fd, buf.data(), buf.size())
-                       : ::listxattr(proc_path(fd).c_str(), buf.data(), buf.size());
-    if (n < 0) {
+    std::vector<char> buf(1024);
+    ssize_t n = -1;
+    for (;;) {
+        n = is_dir ? ::flistxattr(fd, buf.data(), buf.size())
+                   : ::listxattr(proc_path(fd).c_str(), buf.data(), buf.size());
+        if (n >= 0) {
+            break;
+        }
         if (errno == ENOTSUP) {
             return {};
+        }
+        if (errno == ERANGE && buf.size() < XATTR_LIST_MAX) {
+            buf.resize(XATTR_LIST_MAX);
+            continue;
         }
         throw_errno(ErrorCode::Failed, "listxattr", errno);
     }
@@ -110,6 +120,10 @@ std::vector<std::string> list_xattrs(int fd, bool is_dir) {
         all.remove_prefix(end + 1);
     }
     return out;
+}
+
+bool has_name(const std::vector<std::string>& names, std::string_view name) {
+    return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 // fuse-overlayfs' opacity of a directory held open O_RDONLY.
@@ -256,8 +270,13 @@ class Refuser {
 // a set-uid root shell in the upper) is refused: an admin decides, sets
 // owner and mode by hand, removes the xattr and runs again.
 std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
-                                          const std::string& rel, const char** which = nullptr) {
+                                          const std::string& rel,
+                                          const std::vector<std::string>& names,
+                                          const char** which = nullptr) {
     for (const char* name : kOverrideStatXattrs) {
+        if (!has_name(names, name)) {
+            continue;
+        }
         auto v = get_xattr(fd, is_dir, name);
         if (!v) {
             continue;
@@ -368,13 +387,14 @@ class ViewBuilder {
         if (rules_ == Rules::Fuse && layer == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
             std::optional<OverrideStat> o;
             if (is_open_dir) {
-                o = read_override(fd_or_parent, true, r_, rel);
+                o = read_override(fd_or_parent, true, r_, rel, list_xattrs(fd_or_parent, true));
             } else {
                 UniqueFd f(::openat(fd_or_parent, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
                 struct stat fst {};
                 if (f && ::fstat(f.get(), &fst) == 0 &&
                     (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT)) {
-                    o = read_override(f.get(), S_ISDIR(st.st_mode), r_, rel);
+                    const bool dir = S_ISDIR(st.st_mode);
+                    o = read_override(f.get(), dir, r_, rel, list_xattrs(f.get(), dir));
                 }
             }
             if (o) {
@@ -733,7 +753,11 @@ class Converter {
     // set-id bits), then the fuse xattrs go.
     void fix_attrs(int fd, bool is_dir, const std::string& rel) {
         const char* which = nullptr;
-        if (auto o = read_override(fd, is_dir, r_, rel, &which)) {
+        const auto names = list_xattrs(fd, is_dir);
+        if (names.empty()) {
+            return;
+        }
+        if (auto o = read_override(fd, is_dir, r_, rel, names, &which)) {
             struct stat st {};
             if (::fstat(fd, &st) != 0) {
                 r_.fail_errno("stat", rel, errno);
@@ -770,7 +794,7 @@ class Converter {
                        });
             }
         }
-        for (const auto& name : list_xattrs(fd, is_dir)) {
+        for (const auto& name : names) {
             const bool fuse = name.starts_with("user.fuseoverlayfs.") ||
                               name.starts_with("user.overlay.") ||
                               std::find(kOverrideStatXattrs.begin(), kOverrideStatXattrs.end(),
