@@ -8,6 +8,7 @@
 #include "expect_error.hpp"
 #include "fs_open.hpp"
 #include "helper_protocol.hpp"
+#include "instance_lock.hpp"
 #include "migrate.hpp"
 #include "operations.hpp"
 #include "packet_channel.hpp"
@@ -335,6 +336,22 @@ TEST_P(Migrate, AnInterruptedRunIsSimplyRunAgain) {
         EXPECT_EQ(tree(layout.merged("alpha")), want);
         overlay::unmount_instance(layout.config, "alpha");
     }
+}
+
+// The instance lock is held from before the first change to the end, so
+// nothing (the daemon's executors, the drop-in) mounts it half way.
+TEST_P(Migrate, HoldsTheInstanceLockThroughout) {
+    build_fuse_era();
+    std::size_t checked = 0;
+    overlay::migrate_instance(layout.config, "alpha", false, [&](const std::string&) {
+        ++checked;
+        EXPECT_TRUE(throws_error(
+            [&] { overlay::InstanceLock(layout.config, "alpha", std::chrono::milliseconds(1)); },
+            ErrorCode::Busy, "alpha"));
+    });
+    EXPECT_GT(checked, 10U);
+    // And let go after.
+    EXPECT_NO_THROW(overlay::InstanceLock(layout.config, "alpha", std::chrono::milliseconds(1)));
 }
 
 TEST_P(Migrate, RefusesAMountedInstanceAndChangesNothing) {
