@@ -957,21 +957,26 @@ bool same_contents(int a_root, int b_root, const std::string& rel) {
     }
 }
 
-// Every difference between the two views, described.
+// Every difference between the two views, described by the path in the
+// merged view and, for what fuse-overlayfs showed, the layer it came from.
 std::vector<std::string> compare_views(const View& fuse, const View& kernel, int upper_fd,
-                                       int mnt_fd, const Refuser& r) {
+                                       int mnt_fd, const std::vector<std::string>& layers) {
     std::vector<std::string> diffs;
+    auto at = [](const std::string& rel) { return "merged /" + printable(rel) + ": "; };
+    auto fuse_showed = [&](const Attr& a) {
+        return "fuse-overlayfs showed " + describe(a) + " (from " +
+               (a.layer < layers.size() ? printable(layers[a.layer]) : std::string("?")) + ")";
+    };
     auto fi = fuse.begin();
     auto ki = kernel.begin();
     while (fi != fuse.end() || ki != kernel.end()) {
         if (ki == kernel.end() || (fi != fuse.end() && fi->first < ki->first)) {
-            diffs.push_back(r.where(fi->first) + ": fuse-overlayfs showed " + describe(fi->second) +
-                            ", the kernel shows nothing");
+            diffs.push_back(at(fi->first) + fuse_showed(fi->second) + ", the kernel shows nothing");
             ++fi;
             continue;
         }
         if (fi == fuse.end() || ki->first < fi->first) {
-            diffs.push_back(r.where(ki->first) + ": the kernel shows " + describe(ki->second) +
+            diffs.push_back(at(ki->first) + "the kernel shows " + describe(ki->second) +
                             ", fuse-overlayfs showed nothing");
             ++ki;
             continue;
@@ -989,19 +994,15 @@ std::vector<std::string> compare_views(const View& fuse, const View& kernel, int
             same = f.mtime_sec == k.mtime_sec && f.mtime_nsec == k.mtime_nsec;
             // Files of the upper are compared byte for byte; files of the
             // lowers (shared, possibly many gigabytes) by size and mtime.
-            if (same && f.layer == 0) {
-                same = same_contents(upper_fd, mnt_fd, fi->first);
-                if (!same) {
-                    diffs.push_back(r.where(fi->first) + ": contents differ");
-                    ++fi;
-                    ++ki;
-                    continue;
-                }
+            if (same && f.layer == 0 && !same_contents(upper_fd, mnt_fd, fi->first)) {
+                diffs.push_back(at(fi->first) + "contents differ");
+                ++fi;
+                ++ki;
+                continue;
             }
         }
         if (!same) {
-            diffs.push_back(r.where(fi->first) + ": fuse-overlayfs showed " + describe(f) +
-                            ", the kernel shows " + describe(k));
+            diffs.push_back(at(fi->first) + fuse_showed(f) + ", the kernel shows " + describe(k));
         }
         ++fi;
         ++ki;
@@ -1180,15 +1181,25 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         one.push_back({0, UniqueFd(::openat(mnt.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))});
         ViewBuilder(ViewBuilder::Rules::Plain, actual, r, mount_identity(mnt.get(), "view"))
             .build(std::move(one));
-        auto diffs = compare_views(expected, actual, upper.get(), mnt.get(), r);
+        std::vector<std::string> layer_names{upper_path};
+        layer_names.insert(layer_names.end(), lowerdirs.begin(), lowerdirs.end());
+        auto diffs = compare_views(expected, actual, upper.get(), mnt.get(), layer_names);
         if (!diffs.empty()) {
             set_marker(upper.get(), kMarkerVerifyFailed, r);
+            // One line: the first few differences, and how many in all.
+            constexpr std::size_t kShown = 5;
+            std::string shown;
+            for (std::size_t i = 0; i < diffs.size() && i < kShown; ++i) {
+                shown += (i == 0 ? "" : "; ") + diffs[i];
+            }
+            if (diffs.size() > kShown) {
+                shown += "; and " + std::to_string(diffs.size() - kShown) + " more";
+            }
             throw Error(ErrorCode::UpperdirTainted,
                         "instance " + instance.name() + ": migrate: verification failed, " +
                             count(diffs.size(), "difference", "differences") +
-                            " between what fuse-overlayfs showed and what the kernel shows; "
-                            "first: " +
-                            diffs.front() + "; the instance stays refused");
+                            " between what fuse-overlayfs showed and what the kernel shows: " +
+                            shown + "; the instance stays refused");
         }
     }
     report.verified_entries = expected.size();
