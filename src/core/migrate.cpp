@@ -610,8 +610,6 @@ class Converter {
         }
     }
 
-    const std::string& run_name() const { return run_name_; }
-
   private:
     std::string shown(const std::string& rel) const { return r_.where(rel); }
 
