@@ -16,7 +16,8 @@ namespace {
 
 void check_round_trips(std::string_view input) {
     const std::string name(input.substr(0, input.find('\n')));
-    for (RequestVerb verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status}) {
+    for (RequestVerb verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status,
+                             RequestVerb::Migrate, RequestVerb::MigrateDryRun}) {
         if (name.empty()) {
             break;
         }

@@ -63,6 +63,14 @@ void check_round_trips(std::string_view input) {
                     "list entry changed");
     }
 
+    std::vector<std::string> report(parts.begin(), parts.end());
+    const auto migrated = parse_helper_result(format_report(report));
+    fuzz::check(migrated && migrated->ok && migrated->report.size() == report.size(),
+                "report did not round-trip");
+    for (const auto& line : migrated->report) {
+        fuzz::check(is_one_printable_line(line), "report line not one printable line");
+    }
+
     const auto error =
         parse_helper_result(format_error(Error(ErrorCode::Busy, std::string(input))));
     fuzz::check(error && !error->ok && error->error == ErrorCode::Busy, "error did not round-trip");

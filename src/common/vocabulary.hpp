@@ -22,10 +22,10 @@ inline constexpr std::string_view kInteractiveAuthorizationRequired =
     "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired";
 inline constexpr std::string_view kLimitsExceeded = "org.freedesktop.DBus.Error.LimitsExceeded";
 
-enum class Verb { Mount, Unmount, Status, List };
+enum class Verb { Mount, Unmount, Status, List, Migrate };
 
 // What a verb answers on the bus.
-enum class Reply { Nothing, Status, List };
+enum class Reply { Nothing, Status, List, Report };
 
 struct VerbInfo {
     Verb verb;
@@ -35,21 +35,26 @@ struct VerbInfo {
     std::string_view polkit_action; // checked for every caller but root
     std::string_view phrase;        // "Not authorized to PHRASE instance NAME"
     bool takes_instance;
-    bool changes_mounts; // a mount or an unmount: signalled, logged when authorized
+    bool changes_state;  // changes the instance: logged when authorized, one per instance at a time
+    bool changes_mounts; // a mount or an unmount: its MountChanged precedes the reply
     Reply reply;
 };
 
-inline constexpr std::array<VerbInfo, 4> kVerbs{{
+inline constexpr std::array<VerbInfo, 5> kVerbs{{
     {Verb::Mount, "mount", "mount", "Mount", "org.left4me.overlay.mount", "mount", true, true,
-     Reply::Nothing},
+     true, Reply::Nothing},
     {Verb::Unmount, "unmount", "umount", "Unmount", "org.left4me.overlay.unmount", "unmount",
-     true, true, Reply::Nothing},
+     true, true, true, Reply::Nothing},
     // Reading state has an action too: which instances exist, and which
     // layers they stack, is not for every local user.
     {Verb::Status, "status", "status", "GetStatus", "org.left4me.overlay.status",
-     "read the status of", true, false, Reply::Status},
+     "read the status of", true, false, false, Reply::Status},
     {Verb::List, "list", "list", "ListInstances", "org.left4me.overlay.status",
-     "list the instances", false, false, Reply::List},
+     "list the instances", false, false, false, Reply::List},
+    // Rewrites an instance's upper as root: for administrators only (the
+    // shipped rule does not grant it).
+    {Verb::Migrate, "migrate", "migrate", "Migrate", "org.left4me.overlay.migrate",
+     "migrate", true, true, false, Reply::Report},
 }};
 
 constexpr const VerbInfo& verb_info(Verb verb) {
@@ -68,7 +73,7 @@ constexpr bool every_verb_once() {
             return false;
         }
     }
-    return kVerbs.size() == static_cast<std::size_t>(Verb::List) + 1;
+    return kVerbs.size() == static_cast<std::size_t>(Verb::Migrate) + 1;
 }
 } // namespace detail
 static_assert(detail::every_verb_once(), "kVerbs: one row per Verb, in enum order");

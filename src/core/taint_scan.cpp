@@ -1,6 +1,7 @@
 #include "taint_scan.hpp"
 
 #include "error.hpp"
+#include "migrate.hpp"
 #include "unique_fd.hpp"
 
 #include <cerrno>
@@ -251,6 +252,11 @@ class UpperScan {
         while (!list.empty()) {
             auto end = list.find('\0');
             auto xattr = list.substr(0, end);
+            if (xattr == kMigrationMarkerXattr) {
+                taint(rel(), "carries xattr " + std::string(xattr) +
+                                 ": a migration (left4me-overlay migrate) is unfinished or "
+                                 "failed verification; run it again, or read its error");
+            }
             if (xattr.starts_with(kFuseXattrPrefix)) {
                 taint(rel(), "carries xattr " + printable(xattr) + " (left by fuse-overlayfs)");
             }

@@ -9,6 +9,7 @@ namespace overlay::ctl {
 const char* const kHelpText =
     "Usage: left4me-overlayctl [OPTIONS] mount|unmount|status NAME\n"
     "       left4me-overlayctl [OPTIONS] [list]\n"
+    "       left4me-overlayctl [OPTIONS] migrate [--dry-run] NAME\n"
     "\n"
     "Mounts, unmounts and shows the overlays of left4me instances through the\n"
     "D-Bus service org.left4me.Overlay1 (left4me-overlayd). Mount and unmount are\n"
@@ -21,12 +22,15 @@ const char* const kHelpText =
     "  status NAME       show whether NAME is mounted, its mount point and lowerdirs\n"
     "  list              list the instances and whether each is mounted (the\n"
     "                    default command)\n"
+    "  migrate NAME      convert the upper directory NAME used under fuse-overlayfs\n"
+    "                    to the kernel's format, and verify it (administrators)\n"
     "\n"
     "Options:\n"
     "  --no-ask-password do not ask for a password: fail if polkit wants one\n"
     "  --json[=MODE]     print status and list as JSON: short (one line, the\n"
     "                    default MODE), pretty (indented) or off\n"
     "  --no-legend       print no column header in list\n"
+    "  --dry-run         migrate: print what would change, change nothing\n"
     "  -h, --help        print this help and exit\n"
     "  --version         print the version and exit\n"
     "\n"
@@ -77,6 +81,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         } else if (arg.rfind("--json=", 0) == 0) {
             throw UsageError("unknown --json mode '" + printable_bounded(arg.substr(7)) +
                              "' (short, pretty or off)");
+        } else if (arg == "--dry-run") {
+            cl.dry_run = true;
         } else if (arg == "--no-legend") {
             cl.legend = false;
         } else {
@@ -107,7 +113,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             throw UsageError(e.what());
         }
     }
-    if (cl.json != JsonMode::Off && verb.reply == vocabulary::Reply::Nothing) {
+    if (cl.dry_run && cl.verb != Verb::Migrate) {
+        throw UsageError("--dry-run applies to migrate only");
+    }
+    if (cl.json != JsonMode::Off && verb.reply != vocabulary::Reply::Status &&
+        verb.reply != vocabulary::Reply::List) {
         throw UsageError("--json applies to status and list only");
     }
     return cl;

@@ -20,6 +20,7 @@ struct CommandLine {
     bool ask_password = true;
     JsonMode json = JsonMode::Off;
     bool legend = true; // --no-legend: no column header
+    bool dry_run = false; // --dry-run: migrate changes nothing
     bool help = false;
     bool version = false;
 };

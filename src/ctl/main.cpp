@@ -77,6 +77,16 @@ int run(const CommandLine& cl) {
                        stdout);
             break;
         }
+        case Verb::Migrate: {
+            // A whole upper walked and verified: hours are not expected, but
+            // minutes are.
+            constexpr std::chrono::seconds kMigrateTimeout{3600};
+            for (const auto& line :
+                 client->migrate(cl.instance, cl.dry_run, cl.ask_password, kMigrateTimeout)) {
+                std::fputs((terminal_safe(line) + "\n").c_str(), stdout);
+            }
+            break;
+        }
         case Verb::List: {
             auto list = client->list(cl.ask_password, query_timeout);
             std::fputs((cl.json != JsonMode::Off ? format_list_json(list, cl.json == JsonMode::Pretty)

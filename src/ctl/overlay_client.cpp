@@ -3,6 +3,7 @@
 #include "overlay1_proxy.hpp"
 #include "vocabulary.hpp"
 
+#include <optional>
 #include <sdbus-c++/sdbus-c++.h>
 #include <systemd/sd-bus.h>
 
@@ -47,11 +48,15 @@ class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay
     // generated methods cannot carry ALLOW_INTERACTIVE_AUTHORIZATION or a
     // per-call timeout. An empty instance: a method without arguments.
     sdbus::MethodReply call_authorized(vocabulary::Verb verb, const std::string& instance,
-                                       bool allow_interactive, std::chrono::seconds timeout) {
+                                       bool allow_interactive, std::chrono::seconds timeout,
+                                       std::optional<bool> flag = std::nullopt) {
         auto call = getProxy().createMethodCall(
             INTERFACE_NAME, std::string(vocabulary::verb_info(verb).method));
         if (!instance.empty()) {
             call << instance;
+        }
+        if (flag) {
+            call << *flag;
         }
         if (allow_interactive) {
             set_allow_interactive_authorization(call);
@@ -86,6 +91,16 @@ InstanceStatus OverlayClient::status(const std::string& instance, bool allow_int
     std::vector<std::string> lowerdirs;
     reply >> mounted >> merged >> lowerdirs;
     return InstanceStatus{instance, mounted, std::move(merged), std::move(lowerdirs)};
+}
+
+std::vector<std::string> OverlayClient::migrate(const std::string& instance, bool dry_run,
+                                                bool allow_interactive,
+                                                std::chrono::seconds timeout) {
+    auto reply = proxy_->call_authorized(vocabulary::Verb::Migrate, instance, allow_interactive,
+                                         timeout, dry_run);
+    std::vector<std::string> lines;
+    reply >> lines;
+    return lines;
 }
 
 InstanceList OverlayClient::list(bool allow_interactive, std::chrono::seconds timeout) {

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace sdbus {
 class IConnection;
@@ -32,6 +33,9 @@ class OverlayClient {
     InstanceStatus status(const std::string& instance, bool allow_interactive,
                           std::chrono::seconds timeout);
     InstanceList list(bool allow_interactive, std::chrono::seconds timeout);
+    // The report lines: each change, then the totals and a summary.
+    std::vector<std::string> migrate(const std::string& instance, bool dry_run,
+                                     bool allow_interactive, std::chrono::seconds timeout);
 
   private:
     class Proxy;

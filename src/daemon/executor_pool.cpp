@@ -58,7 +58,10 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
         InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
                                auto outcome = std::make_shared<HelperOutcome>(
                                    operation_executors_[i]->run(request));
-                               if (!outcome->ok) {
+                               const bool mounts_changed =
+                                   request.verb == RequestVerb::Mount ||
+                                   request.verb == RequestVerb::Unmount;
+                               if (!outcome->ok || !mounts_changed) {
                                    (*shared_done)(std::move(*outcome));
                                    return;
                                }

@@ -1,6 +1,6 @@
 // The daemon's privileged executors, each a persistent left4me-overlay
-// --serve process driven by one thread: a pool for Mount and Unmount
-// (one operation per instance at a time, different instances in
+// --serve process driven by one thread: a pool for Mount, Unmount and
+// Migrate (one operation per instance at a time, different instances in
 // parallel), one for GetStatus and ListInstances (never queued behind a
 // mount), and the watching executor, synced after each mount change so
 // that its MountChanged goes out before the reply.

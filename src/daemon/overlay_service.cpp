@@ -16,8 +16,10 @@ namespace {
 using vocabulary::Verb;
 using vocabulary::verb_info;
 
-protocol::RequestVerb request_verb(Verb verb) {
+protocol::RequestVerb request_verb(Verb verb, bool dry_run) {
     switch (verb) {
+    case Verb::Migrate:
+        return dry_run ? protocol::RequestVerb::MigrateDryRun : protocol::RequestVerb::Migrate;
     case Verb::Mount:
         return protocol::RequestVerb::Mount;
     case Verb::Unmount:
@@ -90,13 +92,21 @@ std::string OverlayService::Version() {
     return L4M_VERSION;
 }
 
-void OverlayService::accept(Verb verb, AnyReply reply, std::string instance) noexcept {
+void OverlayService::Migrate(sdbus::Result<ReportReply>&& result, std::string instance,
+                             bool dry_run) {
+    accept(Verb::Migrate, AnyReply(std::in_place_index<3>, std::move(result)), std::move(instance),
+           dry_run);
+}
+
+void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
+                            bool dry_run) noexcept {
     note_activity();
     std::uint64_t id = 0;
     try {
         id = next_id_++;
         Call& call =
             calls_.try_emplace(id, verb, std::move(instance), std::move(reply)).first->second;
+        call.dry_run = dry_run;
         // Valid inside a handler only; read what later steps need now.
         const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
         call.sender = message->getSender();
@@ -188,7 +198,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
         case AuthResult::Verdict::Allowed:
             break;
         }
-        if (vi.changes_mounts) {
+        if (vi.changes_state) {
             log_call(call, LOG_INFO, what + ": authorized", "authorized");
         }
         if (stopping_) {
@@ -205,7 +215,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
 void OverlayService::run_operation(std::uint64_t id) noexcept {
     try {
         const Call& call = calls_.at(id);
-        executors_.submit(protocol::Request{request_verb(call.verb), call.instance},
+        executors_.submit(protocol::Request{request_verb(call.verb, call.dry_run), call.instance},
                           [this, id](HelperOutcome outcome) {
                               loop_.post([this, id, outcome = std::move(outcome)]() mutable {
                                   on_helper_done(id, std::move(outcome));
@@ -269,6 +279,22 @@ void OverlayService::finish_ok(std::uint64_t id, const HelperOutcome& outcome) n
             }
             std::get<2>(call.reply).succeed(list);
             log_call(call, LOG_DEBUG, "listed " + std::to_string(list.size()) + " instances", "ok");
+            break;
+        }
+        case Verb::Migrate: {
+            ReportReply report;
+            report.reserve(outcome.result.report.size());
+            for (const auto& line : outcome.result.report) {
+                report.push_back(dbus_safe(line));
+            }
+            // The summary (the last line) goes to the log; the changes, one
+            // per line, only to the caller.
+            const std::string summary = report.empty() ? std::string() : report.back();
+            std::get<3>(call.reply).succeed(report);
+            log_call(call, LOG_NOTICE,
+                     std::string(call.dry_run ? "migration dry run of " : "migrated ") +
+                         call.instance + ": " + summary,
+                     "ok");
             break;
         }
         }

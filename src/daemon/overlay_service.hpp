@@ -56,9 +56,10 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
   private:
     using Verb = vocabulary::Verb;
     using ListReply = std::vector<sdbus::Struct<std::string, bool>>;
+    using ReportReply = std::vector<std::string>;
     using AnyReply =
         std::variant<ReplyGuard<>, ReplyGuard<bool, std::string, std::vector<std::string>>,
-                     ReplyGuard<ListReply>>;
+                     ReplyGuard<ListReply>, ReplyGuard<ReportReply>>;
 
     struct Call {
         Call(Verb v, std::string name, AnyReply r)
@@ -69,6 +70,7 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
         EventLoop::Clock::time_point started = EventLoop::Clock::now();
         std::string sender;
         bool interactive = false;
+        bool dry_run = false; // Migrate
         std::optional<uid_t> uid;
         std::optional<pid_t> pid;
         std::string polkit;
@@ -80,9 +82,10 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     void GetStatus(sdbus::Result<bool, std::string, std::vector<std::string>>&& result,
                    std::string instance) override;
     void ListInstances(sdbus::Result<ListReply>&& result) override;
+    void Migrate(sdbus::Result<ReportReply>&& result, std::string instance, bool dry_run) override;
     std::string Version() override;
 
-    void accept(Verb verb, AnyReply reply, std::string instance) noexcept;
+    void accept(Verb verb, AnyReply reply, std::string instance, bool dry_run = false) noexcept;
     void on_authorized(std::uint64_t id, AuthResult result) noexcept;
     void run_operation(std::uint64_t id) noexcept;
     void emit_mount_changed(const std::string& instance, bool mounted) noexcept;

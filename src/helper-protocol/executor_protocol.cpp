@@ -15,12 +15,14 @@ struct VerbWord {
     bool takes_instance;
 };
 
-constexpr std::array<VerbWord, 5> kVerbs{{
+constexpr std::array<VerbWord, 7> kVerbs{{
     {RequestVerb::Mount, "mount", true},
     {RequestVerb::Unmount, "umount", true},
     {RequestVerb::Status, "status", true},
     {RequestVerb::List, "list", false},
     {RequestVerb::Sync, "sync", false},
+    {RequestVerb::Migrate, "migrate", true},
+    {RequestVerb::MigrateDryRun, "migrate-dry-run", true},
 }};
 
 // Splits "a\nb\n" into lines; nullopt unless the text ends with '\n'.

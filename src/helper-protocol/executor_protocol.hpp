@@ -4,6 +4,7 @@
 //
 // daemon -> executor, one request per message:
 //   mount NAME | umount NAME | status NAME | list | sync
+//   migrate NAME | migrate-dry-run NAME   convert a fuse-era upper (migrate.hpp)
 // executor -> daemon:
 //   hello               first message, once: the daemon's settings from the
 //   KEY VALUE ...       config (see ExecutorHello), then any
@@ -27,11 +28,11 @@
 
 namespace overlay::protocol {
 
-enum class RequestVerb { Mount, Unmount, Status, List, Sync };
+enum class RequestVerb { Mount, Unmount, Status, List, Sync, Migrate, MigrateDryRun };
 
 struct Request {
     RequestVerb verb = RequestVerb::Sync;
-    std::string instance; // Mount, Unmount, Status
+    std::string instance; // Mount, Unmount, Status, Migrate, MigrateDryRun
 };
 
 std::string format_request(RequestVerb verb, std::string_view instance);

@@ -75,6 +75,14 @@ std::string format_list(const std::vector<std::pair<std::string, bool>>& instanc
     return out;
 }
 
+std::string format_report(const std::vector<std::string>& lines) {
+    std::string out = format_ok();
+    for (const auto& line : lines) {
+        out += "report " + one_line(line) + "\n";
+    }
+    return out;
+}
+
 std::optional<HelperResult> parse_helper_result(std::string_view text) {
     if (text.empty() || text.back() != '\n') {
         return std::nullopt;
@@ -115,6 +123,8 @@ std::optional<HelperResult> parse_helper_result(std::string_view text) {
             result.merged = std::string(line.substr(7));
         } else if (line.starts_with("lower ")) {
             result.lowerdirs.emplace_back(line.substr(6));
+        } else if (line.starts_with("report ")) {
+            result.report.emplace_back(line.substr(7));
         } else if (line.starts_with("instance ")) {
             auto rest = line.substr(9);
             auto sp = rest.rfind(' ');

@@ -9,6 +9,7 @@
 //   merged PATH                     status
 //   lower PATH                      status, once per lowerdir, top first
 //   instance NAME 0|1               list, once per instance
+//   report LINE                     migrate, once per line of its report, in order
 #pragma once
 
 #include "error.hpp"
@@ -29,6 +30,7 @@ struct HelperResult {
     std::string merged;
     std::vector<std::string> lowerdirs;
     std::vector<std::pair<std::string, bool>> instances;
+    std::vector<std::string> report; // migrate
 };
 
 std::string format_ok();
@@ -36,6 +38,9 @@ std::string format_error(const Error& error);
 std::string format_status(bool mounted, std::string_view merged,
                           const std::vector<std::string>& lowerdirs);
 std::string format_list(const std::vector<std::pair<std::string, bool>>& instances);
+// Each line as it came (already printable() where it quotes hostile bytes);
+// anything that could break the record's line or UTF-8 is escaped.
+std::string format_report(const std::vector<std::string>& lines);
 
 // Parses what the helper wrote; nullopt when it is not a well-formed record
 // (the helper crashed or was killed mid-write).

@@ -11,6 +11,7 @@ namespace overlay::cmd {
 const char* const kUsage =
     "Usage: left4me-overlay [--config PATH] mount|umount|status NAME\n"
     "       left4me-overlay [--config PATH] list\n"
+    "       left4me-overlay [--config PATH] migrate NAME [--dry-run]\n"
     "       left4me-overlay [--config PATH] --serve FD [--watch]   (for left4me-overlayd)\n"
     "Mounts or unmounts the overlay of a left4me instance in the host mount namespace.\n"
     "Exit status: 0 on success, 1 when the operation was refused or failed, 2 on bad usage.\n";
@@ -51,6 +52,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             cl.serve_fd = parse_fd(value("--serve"));
         } else if (arg == "--watch") {
             cl.watch = true;
+        } else if (arg == "--dry-run") {
+            cl.dry_run = true;
         } else if (arg == "--") {
             positional.insert(positional.end(), args.begin() + static_cast<long>(i) + 1,
                               args.end());
@@ -64,6 +67,9 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
     if (cl.serve_fd >= 0) {
         if (!positional.empty()) {
             throw std::invalid_argument("--serve takes no verb");
+        }
+        if (cl.dry_run) {
+            throw std::invalid_argument("--dry-run is only for migrate");
         }
         return cl;
     }
@@ -83,12 +89,18 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         if (positional.size() != 1) {
             throw std::invalid_argument(word + " takes no instance name");
         }
+        if (cl.dry_run) {
+            throw std::invalid_argument("--dry-run is only for migrate");
+        }
         return cl;
     }
     if (positional.size() != 2) {
         throw std::invalid_argument(word + " takes exactly one instance name");
     }
     cl.name = positional[1];
+    if (cl.dry_run && cl.verb != Verb::Migrate) {
+        throw std::invalid_argument("--dry-run is only for migrate");
+    }
     return cl;
 }
 

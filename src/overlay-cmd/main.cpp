@@ -7,6 +7,7 @@
 #include "error.hpp"
 #include "host_namespace.hpp"
 #include "instance_name.hpp"
+#include "migrate.hpp"
 #include "operations.hpp"
 #include "serve.hpp"
 
@@ -58,6 +59,20 @@ void run(const cmd::CommandLine& cl, const Config& config) {
                   << "merged: " << printable(status.merged) << "\n";
         for (const auto& lower : status.lowerdirs) {
             std::cout << "lowerdir: " << printable(lower) << "\n";
+        }
+        return;
+    }
+    case Verb::Migrate: {
+        // Each change is printed as it is made, so that a run that fails
+        // half way (verification, a refusal deep in the tree) still shows
+        // what it changed; the error then follows on stderr. Every line is
+        // already printable().
+        const auto report =
+            migrate_instance(config, cl.name, cl.dry_run, [](const std::string& line) {
+                std::cout << line << "\n" << std::flush;
+            });
+        for (const auto& line : report.summary_lines()) {
+            std::cout << line << "\n";
         }
         return;
     }

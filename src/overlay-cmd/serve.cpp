@@ -5,6 +5,7 @@
 #include "executor_protocol.hpp"
 #include "helper_protocol.hpp"
 #include "host_namespace.hpp"
+#include "migrate.hpp"
 #include "mount_watch.hpp"
 #include "operations.hpp"
 #include "packet_channel.hpp"
@@ -173,6 +174,10 @@ class Executor {
         }
         case RequestVerb::List:
             return protocol::format_list(list_instances(config));
+        case RequestVerb::Migrate:
+        case RequestVerb::MigrateDryRun:
+            return protocol::format_report(report_lines(migrate_instance(
+                config, request.instance, request.verb == RequestVerb::MigrateDryRun)));
         case RequestVerb::Sync:
             // Every change up to now is reported before this answer.
             if (watch_ && !report_mount_changes()) {
@@ -183,11 +188,33 @@ class Executor {
         return protocol::format_ok();
     }
 
+    // A reply holds at most kMaxMessage: the change lines of a large
+    // migration are cut at kMaxReportBytes, with a line saying how many
+    // more there were; the totals and summary always come.
+    static constexpr std::size_t kMaxReportBytes = 4 * 1024 * 1024;
+    static std::vector<std::string> report_lines(const MigrationReport& report) {
+        std::vector<std::string> out;
+        std::size_t bytes = 0;
+        for (std::size_t i = 0; i < report.changes.size(); ++i) {
+            bytes += report.changes[i].size() + 8;
+            if (bytes > kMaxReportBytes) {
+                out.push_back("... " + std::to_string(report.changes.size() - i) +
+                              " more changes not listed here (the drop-in lists them all)");
+                break;
+            }
+            out.push_back(report.changes[i]);
+        }
+        for (auto& line : report.summary_lines()) {
+            out.push_back(std::move(line));
+        }
+        return out;
+    }
+
     void restore_state() {
         ::umask(kUmask);
         if (cwd_ && ::fchdir(cwd_.get()) != 0) {
-            std::cerr << "left4me-overlay: executor: cannot return to /: "
-                      << std::strerror(errno) << "\n";
+            std::cerr << "left4me-overlay: executor: cannot return to /: " << std::strerror(errno)
+                      << "\n";
             std::_Exit(1); // a replacement starts clean
         }
     }

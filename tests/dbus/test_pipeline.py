@@ -325,3 +325,71 @@ class LiveStateTest(PipelineTest):
         # The fixture's HostPid is the test's own process, not 1.
         log = self.fx.log("daemon")
         self.assertRegex(log, r"warning: HostPid is %d" % os.getpid())
+
+
+class MigrateTest(PipelineTest):
+    """Migrate through the service: administrators only, a dry run that
+    changes nothing, a real run after which Mount succeeds."""
+
+    def fuse_era_instance(self, name):
+        fx = self.fx
+        d = fx.make_instance(name)
+        upper = os.path.join(d, "upper")
+        # fuse-overlayfs' fallback whiteout for a file of the lower, and an
+        # opaque directory it marked the only way it could.
+        open(os.path.join(upper, ".wh." + l4m_fixture.LOWER_FILE), "w").close()
+        os.chmod(os.path.join(upper, ".wh." + l4m_fixture.LOWER_FILE), 0o700)
+        os.mkdir(os.path.join(upper, "cfg"))
+        os.setxattr(os.path.join(upper, "cfg"), "user.fuseoverlayfs.opaque", b"y")
+        open(os.path.join(upper, "cfg", ".wh..wh..opq"), "w").close()
+        with open(os.path.join(upper, "cfg", "server.cfg"), "w") as f:
+            f.write("hostname fuse-era\n")
+        return d
+
+    def snapshot(self, d):
+        out = []
+        for root, dirs, files in os.walk(os.path.join(d, "upper")):
+            for n in sorted(dirs + files):
+                p = os.path.join(root, n)
+                st = os.lstat(p)
+                out.append((os.path.relpath(p, d), st.st_mode, st.st_rdev,
+                            sorted(os.listxattr(p, follow_symlinks=False))))
+        return sorted(out)
+
+    def test_members_may_not_migrate(self):
+        fx = self.fx
+        name = "mig-denied"
+        d = self.fuse_era_instance(name)
+        before = self.snapshot(d)
+        res = fx.call("member", "Migrate", name, b"false")
+        self.assertCallError(res, l4m_fixture.INTERACTIVE_REQUIRED)
+        self.assertCallError(fx.call("denied", "Migrate", name, b"true"), l4m_fixture.ACCESS_DENIED)
+        self.assertEqual(self.snapshot(d), before)
+
+    def test_dry_run_then_migration_then_mount(self):
+        fx = self.fx
+        name = "mig-root"
+        d = self.fuse_era_instance(name)
+        self.assertCallError(fx.call("member", "Mount", name), ERROR_PREFIX + "UpperdirTainted")
+        before = self.snapshot(d)
+        res = fx.busctl("root", "Migrate", "sb", name, "true", json_out=True)
+        self.assertCallOk(res)
+        dry = json.loads(res.stdout)["data"][0]
+        self.assertTrue(any(l4m_fixture.LOWER_FILE in line for line in dry), dry)
+        self.assertEqual(self.snapshot(d), before, "the dry run changed the upper")
+        res = fx.busctl("root", "Migrate", "sb", name, "false", json_out=True)
+        self.assertCallOk(res)
+        done = json.loads(res.stdout)["data"][0]
+        self.assertGreater(len(done), 1, done)
+        self.assertRegex(fx.log("daemon"), r"migrated %s: " % name)
+        # The whiteout is the kernel's now: the lower's file is hidden.
+        st = os.lstat(os.path.join(d, "upper", l4m_fixture.LOWER_FILE))
+        self.assertEqual((os.major(st.st_rdev), os.minor(st.st_rdev)), (0, 0))
+        self.assertCallOk(fx.call("member", "Mount", name))
+        self.assertFalse(os.path.exists(os.path.join(fx.merged(name), l4m_fixture.LOWER_FILE)))
+        with open(os.path.join(fx.merged(name), "cfg", "server.cfg")) as f:
+            self.assertEqual(f.read(), "hostname fuse-era\n")
+        # Mounted: a second migration is refused and changes nothing.
+        self.assertCallError(fx.call("root", "Migrate", name, b"false"),
+                             ERROR_PREFIX + "AlreadyMounted")
+        self.root_unmount(name)

@@ -11,7 +11,8 @@ namespace overlay::protocol {
 namespace {
 
 TEST(ExecutorProtocol, RequestsRoundTripAndMalformedOnesAreRefused) {
-    for (auto verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status}) {
+    for (auto verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status,
+                      RequestVerb::Migrate, RequestVerb::MigrateDryRun}) {
         const auto r = parse_request(format_request(verb, "alpha-1"));
         ASSERT_TRUE(r);
         EXPECT_EQ(r->verb, verb);
@@ -23,12 +24,16 @@ TEST(ExecutorProtocol, RequestsRoundTripAndMalformedOnesAreRefused) {
         EXPECT_EQ(r->verb, verb);
         EXPECT_TRUE(r->instance.empty());
     }
+    EXPECT_EQ(format_request(RequestVerb::Migrate, "a"), "migrate a\n");
+    EXPECT_EQ(format_request(RequestVerb::MigrateDryRun, "a"), "migrate-dry-run a\n");
     // A name with a line break cannot add a request: it travels escaped.
     const auto escaped = parse_request(format_request(RequestVerb::Mount, "a\nlist"));
     ASSERT_TRUE(escaped);
     EXPECT_EQ(escaped->instance, "a\\x0alist");
-    for (const char* bad : {"", "mount\n", "mount a b\n", "list x\n", "frob a\n", "mount a",
-                            "mount \n", "sync\nsync\n", "umount a\nmount b\n"}) {
+    for (const char* bad :
+         {"", "mount\n", "mount a b\n", "list x\n", "frob a\n", "mount a", "mount \n",
+          "sync\nsync\n", "umount a\nmount b\n", "migrate\n", "migrate-dry-run\n", "migrate a b\n",
+          "migrate-dry-run a --x\n", "migrate --dry-run a\n"}) {
         EXPECT_FALSE(parse_request(bad)) << bad;
     }
 }
@@ -49,11 +54,10 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     EXPECT_EQ(back->settings.max_pending_calls_per_user, 3U);
     EXPECT_EQ(back->settings.max_concurrent_authorizations, 2U);
     EXPECT_EQ(back->settings.operation_timeout, std::chrono::seconds(9));
-    EXPECT_EQ(back->warnings,
-              (std::vector<std::string>{"HostPid is 42, not 1", "two\\x0alines"}));
+    EXPECT_EQ(back->warnings, (std::vector<std::string>{"HostPid is 42, not 1", "two\\x0alines"}));
     EXPECT_EQ(back->config_error, "/etc/x.conf:3: bad");
-    for (const char* bad : {"", "hello", "ok\n", "hello\nexecutors x\n", "hello\nfrob 1\n",
-                            "hello\nexecutors\n"}) {
+    for (const char* bad :
+         {"", "hello", "ok\n", "hello\nexecutors x\n", "hello\nfrob 1\n", "hello\nexecutors\n"}) {
         EXPECT_FALSE(parse_hello(bad)) << bad;
     }
 }
@@ -72,8 +76,8 @@ TEST(ExecutorProtocol, MountReportsAreToldApartFromReplies) {
     ASSERT_TRUE(back);
     EXPECT_TRUE(back->complete);
     EXPECT_EQ(back->instances, all.instances);
-    for (const char* reply : {"ok\n", "error Busy x\n", "restart\n", "mounts\na 2\n",
-                              "mounts\na\n", "mounts-all\na 1\n", "mounts"}) {
+    for (const char* reply : {"ok\n", "error Busy x\n", "restart\n", "mounts\na 2\n", "mounts\na\n",
+                              "mounts-all\na 1\n", "mounts"}) {
         EXPECT_FALSE(parse_mount_report(reply)) << reply;
     }
 }

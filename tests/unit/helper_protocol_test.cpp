@@ -85,6 +85,25 @@ TEST(HelperProtocol, ListRoundTrip) {
     EXPECT_TRUE(empty->instances.empty());
 }
 
+TEST(HelperProtocol, ReportRoundTripKeepsLinesInOrderAndOneLineEach) {
+    const std::vector<std::string> lines = {"convert-whiteout /u/.wh.a -> /u/a (char 0/0)",
+                                            "remove-xattr /u/b\\x0a user.x",
+                                            "made 2 changes in 3 entries", ""};
+    const auto result = parse_helper_result(format_report(lines));
+    ASSERT_TRUE(result.has_value());
+    EXPECT_TRUE(result->ok);
+    EXPECT_EQ(result->report, lines);
+    // A raw line break or control byte in a line cannot forge a record.
+    const auto forged = parse_helper_result(format_report({"x\nerror Busy y", "caf\xc3\xa9"}));
+    ASSERT_TRUE(forged.has_value());
+    EXPECT_TRUE(forged->ok);
+    EXPECT_EQ(forged->report, (std::vector<std::string>{"x\\x0aerror Busy y", "caf\\xc3\\xa9"}));
+    const auto none = parse_helper_result(format_report({}));
+    ASSERT_TRUE(none.has_value());
+    EXPECT_TRUE(none->report.empty());
+    EXPECT_FALSE(parse_helper_result("ok\nreport x"));
+}
+
 TEST(HelperProtocol, RefusesForgedOrTruncatedRecords) {
     struct Bad {
         const char* what;
