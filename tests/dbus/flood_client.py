@@ -2,7 +2,7 @@
 """Sends many calls to org.left4me.Overlay1 on one connection, as fast as
 the socket takes them, and reports what came back.
 
-  flood_client.py [--no-reply] COUNT METHOD:INSTANCE [METHOD:INSTANCE...]
+  flood_client.py [--no-reply] [--prime] COUNT METHOD:INSTANCE [METHOD:INSTANCE...]
 
 Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS, unix:path= only) and
 sends COUNT calls, cycling through the METHOD:INSTANCE pairs (no
@@ -11,8 +11,10 @@ NO_REPLY_EXPECTED, so the bus daemon's limit on pending replies never
 applies: prints "SENT COUNT" once all are written, then waits for a line on
 stdin and exits. Without it, prints "SENT COUNT", then "REPLY NAME" for each
 reply as it comes (NAME: the error's name, or "ok"), then one JSON object:
-{"replies": N, "errors": {NAME: count}}. Standard library only, on the
-marshaller of leaving_client.py.
+{"replies": N, "errors": {NAME: count}}. With --prime, the first call goes
+alone: "PRIMED" is printed and a line on stdin awaited before the rest
+(so the test can wait until the service knows the connection). Standard
+library only, on the marshaller of leaving_client.py.
 """
 
 import json
@@ -94,9 +96,9 @@ class Reader:
 
 def main():
     args = sys.argv[1:]
-    no_reply = args and args[0] == "--no-reply"
-    if no_reply:
-        args = args[1:]
+    no_reply = "--no-reply" in args
+    prime = "--prime" in args
+    args = [a for a in args if a not in ("--no-reply", "--prime")]
     count = int(args[0])
     calls = [a.split(":", 1) for a in args[1:]]
     sock = connect()
@@ -109,6 +111,11 @@ def main():
         method, instance = calls[i % len(calls)]
         batch.append(message(i + 2, "/org/left4me/Overlay1", "org.left4me.Overlay1", method,
                              "org.left4me.Overlay1", (instance,) if instance else (), flags=flags))
+    if prime:
+        sock.sendall(batch[0])
+        batch = batch[1:]
+        print("PRIMED", flush=True)
+        sys.stdin.readline()
     sock.sendall(b"".join(batch))
     print("SENT %d" % count, flush=True)
     if no_reply:

@@ -173,9 +173,9 @@ class ExecutorTest(PipelineTest):
 
 
 class LimitsTest(PipelineTest):
-    def flood(self, role, count, calls, no_reply=False):
+    def flood(self, role, count, calls, no_reply=False, prime=False):
         argv = ["/usr/bin/python3", FLOOD_CLIENT] + (["--no-reply"] if no_reply else []) + \
-               [str(count)] + ["%s:%s" % c for c in calls]
+               (["--prime"] if prime else []) + [str(count)] + ["%s:%s" % c for c in calls]
         return self.fx.popen(role, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
 
@@ -206,13 +206,19 @@ class LimitsTest(PipelineTest):
         before = fx.authorized_count("mount", name)
         with fx.hold_lock(name):
             # Every admitted Mount waits for the lock, so exactly the cap's
-            # worth stays pending; the rest of this connection's calls is
-            # refused as they arrive.
-            one = self.flood("member", 50, [("Mount", name)])
+            # worth stays pending. The first call goes alone: once it is
+            # authorized the service knows the connection's uid, and the
+            # rest is charged to it as it arrives: the excess refused at once.
+            one = self.flood("member", 50, [("Mount", name)], prime=True)
+            self.assertEqual(one.stdout.readline().strip(), "PRIMED")
+            fx.wait_authorized("mount", {name: before + 1})
+            one.stdin.write("\n")
+            one.stdin.flush()
             self.read_replies(one, LIMITS_EXCEEDED, 50 - per_user)
             fx.wait_authorized("mount", {name: before + per_user})
             # Another connection of the same user: refused once the bus
-            # daemon has told its uid.
+            # daemon has named its caller (or, beyond the few calls a fresh
+            # connection may have waiting for that, at once).
             two = self.flood("member", 10, [("Mount", name)])
             self.read_replies(two, LIMITS_EXCEEDED, 10)
             # Root is held only to the total.
@@ -225,6 +231,29 @@ class LimitsTest(PipelineTest):
                                            ERROR_PREFIX + "AlreadyMounted": per_user - 1})
         self.assertEqual(second, {"replies": 10, "errors": {LIMITS_EXCEEDED: 10}})
         self.assertMounted(name)
+        self.root_unmount(name)
+
+    def test_a_flood_on_many_connections_leaves_room_for_others(self):
+        fx = self.fx
+        name = "flooded-many"
+        fx.make_instance(name)
+        floods = [self.flood("other", 500, [("GetStatus", name), ("Mount", name)], no_reply=True)
+                  for _ in range(16)]
+        try:
+            for f in floods:
+                line = f.stdout.readline().strip()
+                if line != "SENT 500":
+                    self.fail("flood client printed %r: %s" % (line, f.communicate()[1]))
+            # Members on fresh connections, while the flood is being read.
+            for _ in range(5):
+                self.assertCallOk(fx.call("member", "GetStatus", name))
+            self.assertCallOk(fx.call("member", "Mount", name))
+        finally:
+            for f in floods:
+                f.stdin.write("\n")
+                f.stdin.flush()
+                f.communicate(timeout=60)
+        self.assertIsNone(fx.daemon_proc.poll())
         self.root_unmount(name)
 
     def test_flood_by_a_user_with_no_rights(self):
