@@ -200,7 +200,8 @@ int mountloop(const std::string& name) {
             overlay.Unmount(name);
             std::printf("%lld\n", ns);
         } catch (const sdbus::Error& e) {
-            std::printf("E %s %lld\n", e.getName().c_str(), ns_between(start, Clock::now()));
+            std::printf("E %s %lld %s\n", e.getName().c_str(), ns_between(start, Clock::now()),
+                        e.getMessage().c_str());
         }
         std::fflush(stdout);
     } while (!stop);
