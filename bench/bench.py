@@ -595,17 +595,32 @@ class Bench:
         finally:
             perf.send_signal(2)
             perf.wait(60)
-        # comm is cut to 15 characters: daemon and helper both show as
-        # left4me-overlay; the dso column tells them apart.
-        for comm in ("left4me-overlay", "polkitd", "dbus-daemon"):
+        # By process (the machine is shared: percentages of the whole
+        # recording mean little), relative to that process's samples.
+        fx = self.fx
+        procs = [("left4me-overlayd", fx.daemon_proc.pid)]
+        for child in children_of(fx.daemon_proc.pid):
+            with open("/proc/%d/cmdline" % child, "rb") as f:
+                watching = b"--watch" in f.read().split(b"\0")
+            procs.append(("watching executor" if watching else "executor", child))
+        procs += [("polkitd", fx.polkitd_proc.pid), ("dbus-daemon", fx.dbus_proc.pid)]
+        threads = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
+                                  "--pid", str(fx.daemon_proc.pid), "--sort", "pid",
+                                  "--percentage", "relative", "-g", "none"],
+                                 capture_output=True, text=True)
+        print("---- perf: left4me-overlayd by thread ----")
+        print("\n".join(l for l in threads.stdout.splitlines() if l.strip() and
+                        not l.startswith("#"))[:2000])
+        for name, pid in procs:
             rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--no-children",
-                                  "--comm", comm, "--sort", "dso,sym", "-g", "none",
-                                  "--percent-limit", "1.5"], capture_output=True, text=True)
+                                  "--pid", str(pid), "--sort", "dso,sym", "-g", "none",
+                                  "--percentage", "relative", "--percent-limit", "2"],
+                                 capture_output=True, text=True)
             if rep.returncode != 0:
                 print(rep.stderr[-2000:])
-            print("---- perf: %s ----" % comm)
+            print("---- perf: %s (pid %d) ----" % (name, pid))
             print("\n".join(l for l in rep.stdout.splitlines() if l.strip() and
-                            not l.startswith("#"))[:3000])
+                            not l.startswith("#"))[:2500])
 
     def pair_core(self):
         self.fx.make_instance("core")
