@@ -8,6 +8,25 @@
 //
 //   pairs NAME N              Mount+Unmount of NAME, N times (1 warm-up pair)
 //   mount NAME N              Mount timed, Unmount untimed
+//   status NAME N             GetStatus of NAME, N times (1 warm-up call)
+//   list N                    ListInstances, N times (1 warm-up call)
+//                             These four end with a line "# processes D": the
+//                             delta of the `processes` line of /proc/stat
+//                             (every fork/clone on the machine) over the
+//                             timed loop only.
+//   mountloop NAME            Mount (timed) + Unmount until stdin says
+//                             "stop"; waits for "go" first; one line per
+//                             Mount: ns, or "E <error name>" (the flood's
+//                             victim: a member's Mount while others flood)
+//   flood NAME N CONNS        N calls with NO_REPLY_EXPECTED, GetStatus(NAME)
+//                             and Mount(NAME) alternately, spread over CONNS
+//                             connections (one thread each), as fast as the
+//                             bus takes them (raw sd-bus, flushed); prints
+//                             "ready" once connected, waits for "go" on
+//                             stdin, prints "half" after N/2 sent, and at
+//                             the end "sent N ns", then, once a call
+//                             with a reply on each connection is answered
+//                             (all before it read), "drained ns [errors]"
 //   throughput PREFIX K SECS  K threads, each with its own connection (its
 //                             own bus name, as K callers), pairs on PREFIXi;
 //                             prints "pairs seconds"
@@ -22,9 +41,11 @@
 //                             NAME, N times, timing each pair with both
 //                             execs (the sudo drop-in's and the bare
 //                             helper's shape)
-//   startup DAEMON ARGS...    spawns the daemon, prints ns from spawn to
-//                             NameOwnerChanged and to the first
-//                             ListInstances and Version replies
+//   startup NAME DAEMON ARGS...
+//                             spawns the daemon, prints ns from spawn to
+//                             NameOwnerChanged, to the reply of the first
+//                             call, Mount(NAME) (run as root), then to the
+//                             first ListInstances reply; unmounts NAME
 #include "overlay1_proxy.hpp"
 
 #include <atomic>
@@ -44,6 +65,9 @@
 #include <stdexcept>
 #include <string>
 #include <sys/wait.h>
+#include <systemd/sd-bus.h>
+#include <fstream>
+#include <sstream>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -79,6 +103,22 @@ void print_all(const std::vector<long long>& samples) {
     }
 }
 
+// Processes (and threads) created on the whole machine since boot.
+long long processes_created() {
+    std::ifstream in("/proc/stat");
+    std::string line;
+    while (std::getline(in, line)) {
+        if (line.rfind("processes ", 0) == 0) {
+            return std::atoll(line.c_str() + 10);
+        }
+    }
+    throw std::runtime_error("no processes line in /proc/stat");
+}
+
+void print_processes(long long before) {
+    std::printf("# processes %lld\n", processes_created() - before);
+}
+
 int pairs(const std::string& name, int n, bool mount_only) {
     auto bus = sdbus::createSystemBusConnection();
     Overlay overlay(*bus);
@@ -86,6 +126,7 @@ int pairs(const std::string& name, int n, bool mount_only) {
     overlay.Unmount(name);
     std::vector<long long> samples;
     samples.reserve(static_cast<std::size_t>(n));
+    const long long forks = processes_created();
     for (int i = 0; i < n; ++i) {
         const auto start = Clock::now();
         overlay.Mount(name);
@@ -97,7 +138,152 @@ int pairs(const std::string& name, int n, bool mount_only) {
             samples.push_back(ns_between(start, Clock::now()));
         }
     }
+    print_processes(forks);
     print_all(samples);
+    return 0;
+}
+
+// GetStatus(NAME) or, with an empty name, ListInstances: N timed calls.
+int queries(const std::string& name, int n) {
+    auto bus = sdbus::createSystemBusConnection();
+    Overlay overlay(*bus);
+    auto call = [&] {
+        if (name.empty()) {
+            auto list = overlay.ListInstances();
+            if (list.empty()) {
+                throw std::runtime_error("ListInstances answered no instance");
+            }
+        } else {
+            overlay.GetStatus(name);
+        }
+    };
+    call(); // warm-up
+    std::vector<long long> samples;
+    samples.reserve(static_cast<std::size_t>(n));
+    const long long forks = processes_created();
+    for (int i = 0; i < n; ++i) {
+        const auto start = Clock::now();
+        call();
+        samples.push_back(ns_between(start, Clock::now()));
+    }
+    print_processes(forks);
+    print_all(samples);
+    return 0;
+}
+
+// The flood's victim: one Mount per "go" round until "stop"; errors are
+// figures too (a refused Mount is what the flood must not cause).
+int mountloop(const std::string& name) {
+    auto bus = sdbus::createSystemBusConnection();
+    Overlay overlay(*bus);
+    overlay.Mount(name); // warm-up
+    overlay.Unmount(name);
+    std::printf("ready\n");
+    std::fflush(stdout);
+    std::string line;
+    if (!std::getline(std::cin, line) || line != "go") {
+        return 1;
+    }
+    // Mounts back to back until "stop" arrives (read by a thread).
+    std::atomic<bool> stop{false};
+    std::thread reader([&] {
+        std::string l;
+        while (std::getline(std::cin, l) && l != "stop") {
+        }
+        stop = true;
+    });
+    do {
+        const auto start = Clock::now();
+        try {
+            overlay.Mount(name);
+            const long long ns = ns_between(start, Clock::now());
+            overlay.Unmount(name);
+            std::printf("%lld\n", ns);
+        } catch (const sdbus::Error& e) {
+            std::printf("E %s %lld %s\n", e.getName().c_str(), ns_between(start, Clock::now()),
+                        e.getMessage().c_str());
+        }
+        std::fflush(stdout);
+    } while (!stop);
+    reader.join();
+    return 0;
+}
+
+void sd_check(int r, const char* what) {
+    if (r < 0) {
+        throw std::runtime_error(std::string(what) + ": " + std::strerror(-r));
+    }
+}
+
+// N no-reply calls over CONNS connections. Raw sd-bus: sd_bus_send queues
+// what the socket does not take, sd_bus_flush pushes it all to the bus.
+int flood(const std::string& name, int n, int conns) {
+    std::vector<sd_bus*> buses(static_cast<std::size_t>(conns), nullptr);
+    for (auto& b : buses) {
+        sd_check(sd_bus_open_system(&b), "sd_bus_open_system");
+        // sd_bus_open_system started it; the unique name waits for Hello.
+        const char* unique = nullptr;
+        sd_check(sd_bus_get_unique_name(b, &unique), "sd_bus_get_unique_name");
+    }
+    std::printf("ready\n");
+    std::fflush(stdout);
+    std::string line;
+    if (!std::getline(std::cin, line) || line != "go") {
+        return 1;
+    }
+    std::atomic<long long> sent{0};
+    std::atomic<bool> half_said{false};
+    const auto start = Clock::now();
+    std::vector<std::thread> threads;
+    for (int c = 0; c < conns; ++c) {
+        threads.emplace_back([&, c] {
+            sd_bus* b = buses[static_cast<std::size_t>(c)];
+            const int mine = n / conns + (c < n % conns ? 1 : 0);
+            for (int i = 0; i < mine; ++i) {
+                sd_bus_message* m = nullptr;
+                const bool mount = (i % 2) == 1;
+                sd_check(sd_bus_message_new_method_call(b, &m, kBusName, kObjectPath, kBusName,
+                                                        mount ? "Mount" : "GetStatus"),
+                         "sd_bus_message_new_method_call");
+                sd_check(sd_bus_message_append(m, "s", name.c_str()), "sd_bus_message_append");
+                sd_check(sd_bus_message_set_expect_reply(m, 0), "set_expect_reply");
+                sd_check(sd_bus_send(b, m, nullptr), "sd_bus_send");
+                sd_bus_message_unref(m);
+                if (++sent == n / 2 && !half_said.exchange(true)) {
+                    std::printf("half\n");
+                    std::fflush(stdout);
+                }
+                if ((i & 63) == 63) {
+                    sd_check(sd_bus_flush(b), "sd_bus_flush");
+                }
+            }
+            sd_check(sd_bus_flush(b), "sd_bus_flush");
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    std::printf("sent %lld %lld\n", sent.load(), ns_between(start, Clock::now()));
+    std::fflush(stdout);
+    // One call with a reply per connection: the daemon reads a connection's
+    // messages in order, so its answer (a status, or LimitsExceeded) means
+    // every flood message before it has been read.
+    std::string errors;
+    for (auto* b : buses) {
+        sd_bus_error error = SD_BUS_ERROR_NULL;
+        sd_bus_message* reply = nullptr;
+        if (sd_bus_call_method(b, kBusName, kObjectPath, kBusName, "GetStatus", &error, &reply,
+                               "s", name.c_str()) < 0) {
+            errors += std::string(" ") + (error.name != nullptr ? error.name : "?");
+        }
+        sd_bus_error_free(&error);
+        sd_bus_message_unref(reply);
+    }
+    std::printf("drained %lld%s\n", ns_between(start, Clock::now()), errors.c_str());
+    std::fflush(stdout);
+    for (auto* b : buses) {
+        sd_bus_flush_close_unref(b);
+    }
     return 0;
 }
 
@@ -249,7 +435,7 @@ int spawnpair(const std::string& name, int n, char** cmd) {
     return 0;
 }
 
-int startup(char** daemon_argv) {
+int startup(const std::string& name, char** daemon_argv) {
     auto bus = sdbus::createSystemBusConnection();
     auto dbus = sdbus::createProxy(*bus, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     std::promise<Clock::time_point> owned;
@@ -284,15 +470,15 @@ int startup(char** daemon_argv) {
         return 1;
     }
     const auto name_owned = future.get();
-    auto version_proxy = sdbus::createProxy(*bus, kBusName, kObjectPath);
-    std::string version = version_proxy->getProperty("Version").onInterface(kBusName);
-    const auto first_version = Clock::now();
     Overlay overlay(*bus);
+    overlay.Mount(name); // the first call: root, so no polkit check
+    const auto first_mount = Clock::now();
     overlay.ListInstances();
     const auto first_list = Clock::now();
+    overlay.Unmount(name);
     bus->leaveEventLoop();
     std::printf("%d %lld %lld %lld\n", pid, ns_between(start, name_owned),
-                ns_between(start, first_version), ns_between(start, first_list));
+                ns_between(start, first_mount), ns_between(start, first_list));
     return 0;
 }
 
@@ -303,6 +489,18 @@ int main(int argc, char** argv) {
         const std::vector<std::string> args(argv + 1, argv + argc);
         if (args.size() == 3 && (args[0] == "pairs" || args[0] == "mount")) {
             return pairs(args[1], std::atoi(args[2].c_str()), args[0] == "mount");
+        }
+        if (args.size() == 3 && args[0] == "status") {
+            return queries(args[1], std::atoi(args[2].c_str()));
+        }
+        if (args.size() == 2 && args[0] == "list") {
+            return queries(std::string(), std::atoi(args[1].c_str()));
+        }
+        if (args.size() == 2 && args[0] == "mountloop") {
+            return mountloop(args[1]);
+        }
+        if (args.size() == 4 && args[0] == "flood") {
+            return flood(args[1], std::atoi(args[2].c_str()), std::atoi(args[3].c_str()));
         }
         if (args.size() == 4 && args[0] == "throughput") {
             return throughput(args[1], std::atoi(args[2].c_str()), std::atof(args[3].c_str()));
@@ -316,8 +514,8 @@ int main(int argc, char** argv) {
         if (args.size() >= 4 && args[0] == "spawnpair") {
             return spawnpair(args[1], std::atoi(args[2].c_str()), argv + 4);
         }
-        if (args.size() >= 2 && args[0] == "startup") {
-            return startup(argv + 2);
+        if (args.size() >= 3 && args[0] == "startup") {
+            return startup(args[1], argv + 3);
         }
         std::fprintf(stderr, "usage: see the comment at the top of bench/client_bench.cpp\n");
         return 2;
