@@ -1,6 +1,7 @@
 #include "read_at_most.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <unistd.h>
 
@@ -9,22 +10,23 @@ namespace overlay {
 std::string read_at_most(int fd, std::size_t limit, ErrorCode code, const std::string& context) {
     std::string text;
     // Files under /proc hand out a few pages per read; only 0 means the end.
-    std::size_t chunk = 64 * 1024;
+    // Read into a buffer of our own and append what came: growing the
+    // string by a chunk per read would zero-fill memory the read overwrites
+    // (this runs for every mount-table read).
+    std::array<char, 64 * 1024> chunk;
     while (text.size() <= limit) {
-        const std::size_t used = text.size();
-        text.resize(used + std::min(chunk, limit + 1 - used));
-        const ssize_t n = ::read(fd, text.data() + used, text.size() - used);
+        const std::size_t want = std::min(chunk.size(), limit + 1 - text.size());
+        const ssize_t n = ::read(fd, chunk.data(), want);
         if (n < 0) {
-            text.resize(used);
             if (errno == EINTR) {
                 continue;
             }
             throw_errno(code, context + ": cannot read", errno);
         }
-        text.resize(used + static_cast<std::size_t>(n));
         if (n == 0) {
             break;
         }
+        text.append(chunk.data(), static_cast<std::size_t>(n));
     }
     return text;
 }

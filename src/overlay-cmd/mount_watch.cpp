@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 namespace overlay::cmd {
@@ -17,6 +18,16 @@ MountWatch::MountWatch(const Config& config)
         throw_errno(ErrorCode::Failed, "cannot open /proc/self/mountinfo", errno);
     }
     mounted_ = mounted_instances(config, read_mountinfo(::getpid()));
+}
+
+bool MountWatch::marked() const {
+    pollfd pfd{fd_.get(), POLLPRI, 0};
+    int ready = 0;
+    do {
+        ready = ::poll(&pfd, 1, 0);
+    } while (ready < 0 && errno == EINTR);
+    // An error of poll itself: read the table, as if it had changed.
+    return ready != 0;
 }
 
 protocol::MountReport MountWatch::snapshot() const {

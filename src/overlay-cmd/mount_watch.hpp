@@ -22,6 +22,10 @@ class MountWatch {
 
     int fd() const noexcept { return fd_.get(); }
 
+    // Whether the table changed since the kernel last said so (a poll()
+    // that does not wait; it clears the mark, so follow it with changes()).
+    bool marked() const;
+
     // Every instance mounted now (as last read).
     protocol::MountReport snapshot() const;
 

@@ -179,8 +179,10 @@ class Executor {
             return protocol::format_report(report_lines(migrate_instance(
                 config, request.instance, request.verb == RequestVerb::MigrateDryRun)));
         case RequestVerb::Sync:
-            // Every change up to now is reported before this answer.
-            if (watch_ && !report_mount_changes()) {
+            // Every change up to now is reported before this answer. The
+            // kernel marks the watched table at the change itself, so an
+            // unmarked table has nothing new: no second read.
+            if (watch_ && watch_->marked() && !report_mount_changes()) {
                 throw Error(ErrorCode::Failed, "executor: cannot report mount changes");
             }
             return protocol::format_ok();
