@@ -1,5 +1,7 @@
 #include "migrate.hpp"
 
+#include "dir_stream.hpp"
+
 #include "error.hpp"
 #include "fs_open.hpp"
 #include "host_layout.hpp"
@@ -50,10 +52,7 @@ constexpr std::array<const char*, 3> kOverrideStatXattrs = {"security.fuseoverla
                                                             "user.containers.override_stat",
                                                             "user.fuseoverlayfs.override_stat"};
 
-struct DirCloser {
-    void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
+using DirPtr = DirStream;
 
 std::string join(const std::string& base, std::string_view name) {
     return base.empty() ? std::string(name) : base + "/" + std::string(name);

@@ -1,5 +1,8 @@
 #include "operations.hpp"
 
+#include "dir_stream.hpp"
+#include "working_directory.hpp"
+
 #include "error.hpp"
 #include "host_layout.hpp"
 #include "instance_dir.hpp"
@@ -103,17 +106,15 @@ void unmount_instance(const Config& config, std::string_view name) {
     }
     // A mount point cannot be renamed or removed, so "merged" relative to the
     // verified instance directory is still the overlay checked above.
-    UniqueFd saved_cwd(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!saved_cwd || ::fchdir(instance.fd()) != 0) {
+    WorkingDirectory saved_cwd;
+    if (::fchdir(instance.fd()) != 0) {
         throw_errno(ErrorCode::Failed,
                     "instance " + instance.name() + ": cannot enter " + printable(instance.path()),
                     errno);
     }
     int rc = ::umount2("merged", UMOUNT_NOFOLLOW);
     int err = errno;
-    if (::fchdir(saved_cwd.get()) != 0) {
-        throw_errno(ErrorCode::Failed, "cannot restore the working directory", errno);
-    }
+    saved_cwd.restore();
     if (rc == 0) {
         return;
     }
@@ -145,7 +146,7 @@ std::vector<std::pair<std::string, bool>> list_instances(const Config& config) {
     if (fd < 0) {
         throw_errno(ErrorCode::Failed, "cannot list " + printable(config.instances_dir), errno);
     }
-    std::unique_ptr<DIR, int (*)(DIR*)> dir(::fdopendir(fd), ::closedir);
+    DirStream dir(::fdopendir(fd));
     if (!dir) {
         ::close(fd);
         throw_errno(ErrorCode::Failed, "cannot list " + printable(config.instances_dir), errno);

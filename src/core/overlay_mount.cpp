@@ -1,5 +1,7 @@
 #include "overlay_mount.hpp"
 
+#include "working_directory.hpp"
+
 #include "error.hpp"
 
 #include <cerrno>
@@ -118,16 +120,14 @@ void mount_legacy(const OverlayLayers& layers, const std::string& source, const 
     // The layer names in `data` are relative to /proc/self/fd, so the
     // working directory must be there for this one call; the helper is
     // single-threaded, and the old directory is restored.
-    UniqueFd saved_cwd(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!saved_cwd || ::chdir("/proc/self/fd") != 0) {
+    WorkingDirectory saved_cwd;
+    if (::chdir("/proc/self/fd") != 0) {
         failure.raise("chdir /proc/self/fd", errno);
     }
     int rc = ::mount(source.c_str(), std::to_string(layers.merged).c_str(), "overlay",
                      config.legacy_mount_flags, data.c_str());
     int err = errno;
-    if (::fchdir(saved_cwd.get()) != 0) {
-        failure.raise("restore working directory", errno);
-    }
+    saved_cwd.restore();
     if (rc != 0) {
         failure.raise("mount(2)", err);
     }

@@ -27,19 +27,10 @@ bool has_option(std::string_view options, std::string_view name) {
     return false;
 }
 
-// The id mountinfo shows (STATX_MNT_ID), not the unique one.
-std::uint64_t mountinfo_id(int fd) {
-    struct statx stx {};
-    if (::statx(fd, "", AT_EMPTY_PATH, STATX_MNT_ID, &stx) != 0) {
-        throw_errno(ErrorCode::Failed, "statx", errno);
-    }
-    return stx.stx_mnt_id;
-}
-
 std::string instances_mount_warning(const Config& config) {
     const std::string dir = "InstancesDir " + printable(config.instances_dir);
     const HostLayout layout(config);
-    const auto entry = find_mount_by_id(mountinfo_id(layout.instances_fd()));
+    const auto entry = find_mount_by_id(mountinfo_id(layout.instances_fd(), config.instances_dir));
     if (!entry) {
         return dir + ": its mount is not in this namespace's mount table; cannot tell whether "
                      "it is nosuid,nodev";

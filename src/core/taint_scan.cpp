@@ -1,5 +1,9 @@
 #include "taint_scan.hpp"
 
+#include "dir_stream.hpp"
+#include "mount_point.hpp"
+#include "working_directory.hpp"
+
 #include "error.hpp"
 #include "migrate.hpp"
 #include "unique_fd.hpp"
@@ -21,10 +25,7 @@ constexpr std::string_view kFuseXattrPrefix = "user.fuseoverlayfs.";
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::size_t kSmallList = 1024;
 
-struct DirCloser {
-    void operator()(DIR* d) const { ::closedir(d); }
-};
-using DirPtr = std::unique_ptr<DIR, DirCloser>;
+using DirPtr = DirStream;
 
 class UpperScan {
   public:
@@ -40,7 +41,8 @@ class UpperScan {
         // file instead of openat+flistxattr+close, the bulk of the scan's
         // cost. The caller is single-threaded (operations.hpp), and the old
         // working directory is restored on every way out.
-        const CwdRestore restore;
+        // Back where it was, also when the scan throws.
+        const WorkingDirectory restore;
         std::vector<Frame> stack;
         // A new open file description, not dup(): its own offset, so that a
         // descriptor already read by the caller still gets a full scan.
@@ -120,29 +122,6 @@ class UpperScan {
     }
 
   private:
-    // Saves the working directory and puts it back, also when the scan
-    // throws. The helper that runs the scan is single-threaded.
-    class CwdRestore {
-      public:
-        CwdRestore() : saved_(::open(".", O_PATH | O_DIRECTORY | O_CLOEXEC)) {
-            if (!saved_) {
-                throw_errno(ErrorCode::Failed, "taint scan: cannot save the working directory",
-                            errno);
-            }
-        }
-        ~CwdRestore() {
-            // Cannot fail for a directory we hold open; nothing to report
-            // from a destructor if it somehow did.
-            if (::fchdir(saved_.get()) != 0) {
-                return;
-            }
-        }
-        CwdRestore(const CwdRestore&) = delete;
-        CwdRestore& operator=(const CwdRestore&) = delete;
-
-      private:
-        UniqueFd saved_;
-    };
 
     struct Frame {
         DirPtr dir;
@@ -201,11 +180,7 @@ class UpperScan {
     }
 
     std::uint64_t mount_id(int fd, const std::string& rel) const {
-        struct statx stx {};
-        if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, STATX_MNT_ID, &stx) != 0) {
-            fail_errno("statx", rel, errno);
-        }
-        return stx.stx_mnt_id;
+        return mountinfo_id(fd, std::string(upper_path_) + "/" + rel);
     }
 
     // listxattr(2) allocates a kernel buffer of the size it is given (up to

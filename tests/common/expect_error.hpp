@@ -1,3 +1,4 @@
+// Shared by the unit and root tiers: one way to expect a core refusal.
 #pragma once
 
 #include "error.hpp"
