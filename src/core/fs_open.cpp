@@ -77,7 +77,10 @@ void set_path_resolver(PathResolver resolver) noexcept {
     g_resolver = resolver;
 }
 
-int open_beneath(int dirfd, std::string_view relpath, int flags) {
+namespace {
+
+// The fd, or -errno.
+int open_beneath_raw(int dirfd, std::string_view relpath, int flags) {
     const PathResolver resolver = g_resolver.load();
     if (resolver == PathResolver::NofollowWalk ||
         (resolver == PathResolver::Auto && g_openat2_unavailable.load())) {
@@ -104,6 +107,13 @@ int open_beneath(int dirfd, std::string_view relpath, int flags) {
             return -errno;
         }
     }
+}
+
+} // namespace
+
+OpenResult open_beneath(int dirfd, std::string_view relpath, int flags) {
+    const int r = open_beneath_raw(dirfd, relpath, flags);
+    return r >= 0 ? OpenResult::opened(r) : OpenResult::failed(-r);
 }
 
 std::string describe_open_failure(int err) {

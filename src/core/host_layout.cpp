@@ -25,21 +25,21 @@ HostLayout::HostLayout(const Config& config) : config_(config) {
 }
 
 UniqueFd HostLayout::open_configured_dir(const std::string& path, int flags) const {
-    int fd;
-    if (is_path_beneath(path, config_.root)) {
-        auto below = path_below(path, config_.root);
-        fd = open_beneath(root_.get(), below.empty() ? "." : below, flags);
-    } else {
-        fd = ::open(path.c_str(), flags | O_CLOEXEC);
-        if (fd < 0) {
-            fd = -errno;
+    auto opened = [&] {
+        if (is_path_beneath(path, config_.root)) {
+            auto below = path_below(path, config_.root);
+            return open_beneath(root_.get(), below.empty() ? "." : below, flags);
         }
+        // An absolute path outside Root: the admin's word, opened as given.
+        const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+        return fd >= 0 ? OpenResult::opened(fd) : OpenResult::failed(errno);
+    }();
+    if (!opened.ok()) {
+        throw Error(opened.error() == ENOENT ? ErrorCode::Failed : ErrorCode::UnsafePath,
+                    "configured directory " + printable(path) + " " +
+                        describe_open_failure(opened.error()));
     }
-    if (fd < 0) {
-        throw Error(fd == -ENOENT ? ErrorCode::Failed : ErrorCode::UnsafePath,
-                    "configured directory " + printable(path) + " " + describe_open_failure(-fd));
-    }
-    return UniqueFd(fd);
+    return opened.take();
 }
 
 } // namespace overlay

@@ -15,16 +15,16 @@ namespace overlay {
 
 InstanceDir::InstanceDir(const HostLayout& layout, std::string_view name)
     : name_(name), path_(layout.config().instances_dir + "/" + std::string(name)) {
-    int fd = open_beneath(layout.instances_fd(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (fd == -ENOENT) {
+    auto opened = open_beneath(layout.instances_fd(), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (opened.error() == ENOENT) {
         throw Error(ErrorCode::NoSuchInstance,
                     "instance " + name_ + ": no directory " + printable(path_));
     }
-    if (fd < 0) {
+    if (!opened.ok()) {
         throw Error(ErrorCode::UnsafePath, "instance " + name_ + ": " + printable(path_) + " " +
-                                               describe_open_failure(-fd));
+                                               describe_open_failure(opened.error()));
     }
-    fd_.reset(fd);
+    fd_ = opened.take();
     // A directory mounted there (a user's FUSE mount, a bind mount) is not
     // the instance the layout holds.
     require_same_mount(layout.instances_fd(), layout.config().instances_dir, fd_.get(), path_,
@@ -34,22 +34,22 @@ InstanceDir::InstanceDir(const HostLayout& layout, std::string_view name)
 std::string InstanceDir::read_env() const {
     const std::string env_path = path_of("instance.env");
     // O_NONBLOCK: a FIFO planted there must not hang us.
-    int raw =
+    auto opened =
         open_beneath(fd_.get(), "instance.env", O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY);
-    if (raw == -ENOENT) {
+    if (opened.error() == ENOENT) {
         throw Error(ErrorCode::BadConfig,
                     "instance " + name_ + ": " + printable(env_path) + " does not exist");
     }
-    if (raw == -ELOOP) {
+    if (opened.error() == ELOOP) {
         throw Error(ErrorCode::UnsafePath,
                     "instance " + name_ + ": " + printable(env_path) + " is a symlink");
     }
-    if (raw < 0) {
+    if (!opened.ok()) {
         throw Error(ErrorCode::BadConfig, "instance " + name_ + ": cannot open " +
                                               printable(env_path) + ": " +
-                                              describe_open_failure(-raw));
+                                              describe_open_failure(opened.error()));
     }
-    UniqueFd fd(raw);
+    UniqueFd fd = opened.take();
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) {
         throw_errno(ErrorCode::Failed, "instance " + name_ + ": stat " + printable(env_path),
@@ -67,12 +67,12 @@ std::string InstanceDir::read_env() const {
 }
 
 UniqueFd InstanceDir::open_subdir(std::string_view entry, int flags) const {
-    int fd = open_beneath(fd_.get(), entry, flags | O_DIRECTORY | O_NOFOLLOW);
-    if (fd < 0) {
+    auto opened = open_beneath(fd_.get(), entry, flags | O_DIRECTORY | O_NOFOLLOW);
+    if (!opened.ok()) {
         throw Error(ErrorCode::UnsafePath, "instance " + name_ + ": " + printable(path_of(entry)) +
-                                               " " + describe_open_failure(-fd));
+                                               " " + describe_open_failure(opened.error()));
     }
-    return UniqueFd(fd);
+    return opened.take();
 }
 
 } // namespace overlay

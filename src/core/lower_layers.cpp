@@ -42,13 +42,13 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
         }
         auto below = path_below(lower, roots[match]);
         // Not O_PATH: layer fds for fsconfig need a real open file before 6.15.
-        int fd = open_beneath(root_fd.get(), below.empty() ? "." : below,
-                              O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-        if (fd < 0) {
-            throw Error(fd == -ENOENT ? ErrorCode::BadConfig : ErrorCode::UnsafePath,
-                        who + printable(lower) + " " + describe_open_failure(-fd));
+        auto opened = open_beneath(root_fd.get(), below.empty() ? "." : below,
+                                   O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+        if (!opened.ok()) {
+            throw Error(opened.error() == ENOENT ? ErrorCode::BadConfig : ErrorCode::UnsafePath,
+                        who + printable(lower) + " " + describe_open_failure(opened.error()));
         }
-        UniqueFd layer(fd);
+        UniqueFd layer = opened.take();
         // Beneath the root is not enough: a user's FUSE mount or a live
         // overlay moved under the root would be beneath it too, and copy-up
         // would write what those show (setuid files, device nodes) into an

@@ -917,11 +917,9 @@ std::string describe(const Attr& a) {
 }
 
 bool same_contents(int a_root, int b_root, const std::string& rel) {
-    UniqueFd a(open_beneath(a_root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK));
-    UniqueFd b(open_beneath(b_root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK));
-    if (a.get() < 0 || b.get() < 0) {
-        a.release();
-        b.release();
+    UniqueFd a = open_beneath(a_root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK).take();
+    UniqueFd b = open_beneath(b_root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK).take();
+    if (!a || !b) {
         return false;
     }
     struct stat sa {
