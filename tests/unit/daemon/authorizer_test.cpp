@@ -1,0 +1,351 @@
+// The Authorizer against a bus daemon of the test's own. polkitd is never
+// there: a check that reaches polkit either fails closed, or, where a test
+// needs a check to stay in polkit, meets a stand-in that owns polkit's name
+// and never answers.
+#include "authorizer.hpp"
+#include "private_bus.hpp"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <future>
+#include <gtest/gtest.h>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <unistd.h>
+
+using namespace std::chrono_literals;
+using overlay::daemon::Authorizer;
+using overlay::daemon::AuthRequest;
+using overlay::daemon::AuthResult;
+using Verdict = AuthResult::Verdict;
+namespace glib = overlay::daemon::glib;
+namespace t = overlay::daemon::testing;
+
+namespace {
+
+constexpr const char* kAction = "org.left4me.overlay.mount";
+// Only a guard against a hang: every wait below ends on an event.
+constexpr auto kDeadline = 60s;
+
+// Collects the results by key and counts every callback.
+class Results {
+  public:
+    Authorizer::Callback callback(const std::string& key) {
+        return [this, key](AuthResult result) {
+            std::lock_guard lock(mutex_);
+            ++calls_[key];
+            results_.emplace(key, std::move(result));
+            changed_.notify_all();
+        };
+    }
+
+    AuthResult wait(const std::string& key) {
+        std::unique_lock lock(mutex_);
+        if (!changed_.wait_for(lock, kDeadline, [&] { return results_.count(key) != 0; })) {
+            ADD_FAILURE() << "no result for " << key;
+            return {};
+        }
+        return results_.find(key)->second;
+    }
+
+    int calls(const std::string& key) {
+        std::lock_guard lock(mutex_);
+        return calls_[key];
+    }
+
+  private:
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::multimap<std::string, AuthResult> results_;
+    std::map<std::string, int> calls_;
+};
+
+// Something on the bus that owns polkit's name and swallows every
+// CheckAuthorization, so a check stays in polkit until it is cancelled.
+// Counts what it swallowed.
+class SilentPolkit {
+  public:
+    explicit SilentPolkit(const std::string& address) : bus_(t::connect(address)) {
+        g_dbus_connection_add_filter(bus_.get(), filter, this, nullptr);
+        g_autoptr(GError) error = nullptr;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+            bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+            "RequestName", g_variant_new("(su)", "org.freedesktop.PolicyKit1", 4U),
+            G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, -1, nullptr, &error);
+        guint32 result = 0;
+        if (reply != nullptr) {
+            g_variant_get(reply, "(u)", &result);
+        }
+        if (result != 1) {
+            throw std::runtime_error("cannot own polkit's name on the test bus");
+        }
+    }
+    ~SilentPolkit() { g_dbus_connection_close_sync(bus_.get(), nullptr, nullptr); }
+
+    // Waits until n checks have reached it.
+    bool wait_for_checks(int n) {
+        std::unique_lock lock(mutex_);
+        return changed_.wait_for(lock, kDeadline, [&] { return checks_ >= n; });
+    }
+
+  private:
+    // On GDBus's worker thread.
+    static GDBusMessage* filter(GDBusConnection* bus, GDBusMessage* message, gboolean incoming,
+                                gpointer data) {
+        auto* self = static_cast<SilentPolkit*>(data);
+        if (!incoming ||
+            g_dbus_message_get_message_type(message) != G_DBUS_MESSAGE_TYPE_METHOD_CALL) {
+            return message;
+        }
+        const gchar* member = g_dbus_message_get_member(message);
+        if (g_strcmp0(member, "CancelCheckAuthorization") == 0) {
+            // Acknowledged, as polkitd does (the library logs a warning
+            // otherwise).
+            g_autoptr(GDBusMessage) reply = g_dbus_message_new_method_reply(message);
+            g_dbus_connection_send_message(bus, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, nullptr,
+                                           nullptr);
+            g_object_unref(message);
+            return nullptr;
+        }
+        if (g_strcmp0(member, "CheckAuthorization") == 0) {
+            std::lock_guard lock(self->mutex_);
+            ++self->checks_;
+            self->changed_.notify_all();
+            g_object_unref(message); // dropped: never answered
+            return nullptr;
+        }
+        return message;
+    }
+
+    glib::Object<GDBusConnection> bus_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    int checks_ = 0;
+};
+
+std::string unique_name(const glib::Object<GDBusConnection>& bus) {
+    return g_dbus_connection_get_unique_name(bus.get());
+}
+
+void leave(glib::Object<GDBusConnection>& bus) {
+    g_dbus_connection_close_sync(bus.get(), nullptr, nullptr);
+}
+
+// admit() that says when it was asked (the check has its caller's uid and
+// is about to go on to polkit, on the same turn of the GLib thread).
+struct AdmitSignal {
+    std::promise<uid_t> asked;
+    std::future<uid_t> when_asked = asked.get_future();
+
+    std::function<std::optional<std::string>(uid_t)> admit() {
+        return [this](uid_t uid) -> std::optional<std::string> {
+            asked.set_value(uid);
+            return std::nullopt;
+        };
+    }
+    bool wait() { return when_asked.wait_for(kDeadline) == std::future_status::ready; }
+};
+
+} // namespace
+
+class AuthorizerTest : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        bus_ = std::make_unique<t::PrivateBus>();
+        // Before any g_bus_get: the Authorizer's "system bus" is this one.
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_->address().c_str(), 1);
+        // Held for the whole suite: GDBus's worker thread is started by
+        // this first connection, from this thread and with its uid.
+        keep_ = t::connect(bus_->address());
+    }
+    static void TearDownTestSuite() {
+        leave(keep_);
+        keep_.reset();
+        bus_.reset();
+    }
+
+    static const std::string& address() { return bus_->address(); }
+
+    static inline std::unique_ptr<t::PrivateBus> bus_;
+    static inline glib::Object<GDBusConnection> keep_;
+    Results results;
+};
+
+TEST_F(AuthorizerTest, NoActionIdentifiesTheCallerFromTheBus) {
+    Authorizer authorizer(4);
+    auto caller = t::connect(address());
+    authorizer.check(AuthRequest{unique_name(caller), "", "alpha", false, {}},
+                     results.callback("a"));
+    const AuthResult r = results.wait("a");
+    EXPECT_EQ(r.verdict, Verdict::Allowed);
+    EXPECT_EQ(r.polkit, "not-needed");
+    ASSERT_TRUE(r.uid);
+    EXPECT_EQ(*r.uid, geteuid());
+    ASSERT_TRUE(r.pid);
+    EXPECT_EQ(*r.pid, getpid());
+}
+
+TEST_F(AuthorizerTest, AdmitRefusingIsLimitsExceededWithItsReason) {
+    Authorizer authorizer(4);
+    auto caller = t::connect(address());
+    std::optional<uid_t> asked;
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false,
+                                 [&asked](uid_t uid) -> std::optional<std::string> {
+                                     asked = uid;
+                                     return "too many calls of this user";
+                                 }},
+                     results.callback("a"));
+    const AuthResult r = results.wait("a");
+    EXPECT_EQ(r.verdict, Verdict::LimitsExceeded);
+    EXPECT_EQ(r.detail, "too many calls of this user");
+    EXPECT_EQ(r.polkit, "not-asked");
+    ASSERT_TRUE(asked);
+    EXPECT_EQ(*asked, geteuid());
+    EXPECT_EQ(r.uid, asked);
+}
+
+TEST_F(AuthorizerTest, UnprivilegedCallerIsDeniedWhenPolkitCannotBeAsked) {
+    Authorizer authorizer(4);
+    auto caller = t::connect_unprivileged(address());
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
+                     results.callback("a"));
+    const AuthResult r = results.wait("a");
+    EXPECT_EQ(r.verdict, Verdict::Denied);
+    // Refused by the bus at once ("error"), not after the check's timeout.
+    EXPECT_EQ(r.polkit, "error") << r.detail;
+    EXPECT_NE(r.detail.find("polkit"), std::string::npos) << r.detail;
+    ASSERT_TRUE(r.uid);
+    EXPECT_NE(*r.uid, 0U);
+    EXPECT_EQ(results.calls("a"), 1);
+}
+
+TEST_F(AuthorizerTest, RootIsAllowedWithoutPolkit) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root: only a root process connects to the bus as uid 0";
+    }
+    Authorizer authorizer(4);
+    auto caller = t::connect(address()); // as root; no polkit on the bus
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
+                     results.callback("a"));
+    const AuthResult r = results.wait("a");
+    EXPECT_EQ(r.verdict, Verdict::Allowed);
+    EXPECT_EQ(r.polkit, "root");
+    EXPECT_EQ(r.uid, std::optional<uid_t>(0));
+}
+
+TEST_F(AuthorizerTest, SenderNotOnTheBusIsCallerGone) {
+    Authorizer authorizer(4);
+    auto caller = t::connect(address());
+    const std::string gone = unique_name(caller);
+    leave(caller);
+    authorizer.check(AuthRequest{gone, kAction, "alpha", false, {}}, results.callback("gone"));
+    authorizer.check(AuthRequest{":1.99999", "", "alpha", false, {}}, results.callback("never"));
+    EXPECT_EQ(results.wait("gone").verdict, Verdict::CallerGone);
+    EXPECT_EQ(results.wait("never").verdict, Verdict::CallerGone);
+}
+
+TEST_F(AuthorizerTest, CallerLeavingWhileItsCheckWaitsIsCallerGone) {
+    SilentPolkit polkit(address());
+    Authorizer authorizer(1);
+    auto first = t::connect_unprivileged(address());
+    auto second = t::connect_unprivileged(address());
+
+    // The first check takes the one polkit slot and stays in polkit.
+    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
+                     results.callback("first"));
+    ASSERT_TRUE(polkit.wait_for_checks(1));
+
+    // The second waits for the slot: it is queued on the same turn of the
+    // GLib thread that asked admit(), before any later bus message is seen.
+    AdmitSignal queued;
+    authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, queued.admit()},
+                     results.callback("second"));
+    ASSERT_TRUE(queued.wait());
+
+    leave(second);
+    const AuthResult waiting = results.wait("second");
+    EXPECT_EQ(waiting.verdict, Verdict::CallerGone);
+    EXPECT_EQ(waiting.detail, "caller left the bus");
+
+    leave(first);
+    const AuthResult in_polkit = results.wait("first");
+    EXPECT_EQ(in_polkit.verdict, Verdict::CallerGone);
+    EXPECT_EQ(in_polkit.polkit, "cancelled");
+
+    authorizer.stop();
+    EXPECT_EQ(results.calls("first"), 1);
+    EXPECT_EQ(results.calls("second"), 1);
+}
+
+TEST_F(AuthorizerTest, FreedSlotGoesToTheNextCheckInOrder) {
+    SilentPolkit polkit(address());
+    Authorizer authorizer(1);
+    auto first = t::connect_unprivileged(address());
+    auto second = t::connect_unprivileged(address());
+    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
+                     results.callback("first"));
+    ASSERT_TRUE(polkit.wait_for_checks(1));
+    authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, {}},
+                     results.callback("second"));
+    leave(first);
+    EXPECT_EQ(results.wait("first").verdict, Verdict::CallerGone);
+    // The waiting check now reaches polkit.
+    EXPECT_TRUE(polkit.wait_for_checks(2));
+    authorizer.stop();
+    EXPECT_EQ(results.wait("second").verdict, Verdict::Stopping);
+}
+
+TEST_F(AuthorizerTest, CancelAllEndsPendingAndLaterChecksWithStopping) {
+    SilentPolkit polkit(address());
+    Authorizer authorizer(1);
+    auto first = t::connect_unprivileged(address());
+    auto second = t::connect_unprivileged(address());
+    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
+                     results.callback("in-polkit"));
+    ASSERT_TRUE(polkit.wait_for_checks(1));
+    AdmitSignal queued;
+    authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, queued.admit()},
+                     results.callback("waiting"));
+    ASSERT_TRUE(queued.wait());
+
+    authorizer.cancel_all();
+    EXPECT_EQ(results.wait("in-polkit").verdict, Verdict::Stopping);
+    EXPECT_EQ(results.wait("waiting").verdict, Verdict::Stopping);
+    authorizer.check(AuthRequest{unique_name(first), "", "alpha", false, {}},
+                     results.callback("later"));
+    const AuthResult later = results.wait("later");
+    EXPECT_EQ(later.verdict, Verdict::Stopping);
+    EXPECT_EQ(later.detail, "service is stopping");
+
+    authorizer.stop();
+    EXPECT_EQ(results.calls("in-polkit"), 1);
+    EXPECT_EQ(results.calls("waiting"), 1);
+    EXPECT_EQ(results.calls("later"), 1);
+}
+
+TEST_F(AuthorizerTest, StopAnswersEveryPendingCheckOnce) {
+    SilentPolkit polkit(address());
+    auto first = t::connect_unprivileged(address());
+    auto second = t::connect_unprivileged(address());
+    {
+        Authorizer authorizer(1);
+        authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
+                         results.callback("in-polkit"));
+        ASSERT_TRUE(polkit.wait_for_checks(1));
+        AdmitSignal queued;
+        authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, queued.admit()},
+                         results.callback("waiting"));
+        ASSERT_TRUE(queued.wait());
+        authorizer.stop();
+        // Every callback has run when stop() returns.
+        EXPECT_EQ(results.calls("in-polkit"), 1);
+        EXPECT_EQ(results.calls("waiting"), 1);
+        authorizer.stop(); // twice is harmless
+    }                      // and so is the destructor's stop()
+    EXPECT_EQ(results.wait("in-polkit").verdict, Verdict::Stopping);
+    EXPECT_EQ(results.wait("waiting").verdict, Verdict::Stopping);
+    EXPECT_EQ(results.calls("in-polkit"), 1);
+    EXPECT_EQ(results.calls("waiting"), 1);
+}
