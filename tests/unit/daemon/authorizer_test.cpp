@@ -153,23 +153,15 @@ struct AdmitSignal {
 class AuthorizerTest : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
-        bus_ = std::make_unique<t::PrivateBus>();
         // Before any g_bus_get: the Authorizer's "system bus" is this one.
-        setenv("DBUS_SYSTEM_BUS_ADDRESS", bus_->address().c_str(), 1);
-        // Held for the whole suite: GDBus's worker thread is started by
-        // this first connection, from this thread and with its uid.
-        keep_ = t::connect(bus_->address());
-    }
-    static void TearDownTestSuite() {
-        leave(keep_);
-        keep_.reset();
-        bus_.reset();
+        setenv("DBUS_SYSTEM_BUS_ADDRESS", address().c_str(), 1);
+        // Held for the whole program: GDBus's worker thread is started by
+        // the first connection, from this thread and with its uid.
+        static const glib::Object<GDBusConnection> keep = t::connect(address());
     }
 
-    static const std::string& address() { return bus_->address(); }
+    static const std::string& address() { return t::shared_bus().address(); }
 
-    static inline std::unique_ptr<t::PrivateBus> bus_;
-    static inline glib::Object<GDBusConnection> keep_;
     Results results;
 };
 

@@ -90,6 +90,11 @@ PrivateBus::~PrivateBus() {
     std::filesystem::remove_all(dir_, ignored);
 }
 
+PrivateBus& shared_bus() {
+    static PrivateBus bus;
+    return bus;
+}
+
 glib::Object<GDBusConnection> connect(const std::string& address) {
     g_autoptr(GError) error = nullptr;
     glib::Object<GDBusConnection> bus(g_dbus_connection_new_for_address_sync(

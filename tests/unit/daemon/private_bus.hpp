@@ -25,6 +25,12 @@ class PrivateBus {
     std::string address_;
 };
 
+// One bus for the whole test program, started on first use and stopped at
+// exit. Not one per suite: GLib keeps its system bus connection (and polkit
+// its authority) for as long as anything holds them, and a connection to a
+// bus that was stopped would fail every later check.
+PrivateBus& shared_bus();
+
 // A new private connection to the bus at address, registered (it has a
 // unique name). Throws std::runtime_error.
 glib::Object<GDBusConnection> connect(const std::string& address);

@@ -19,13 +19,9 @@ constexpr const char* kPath = "/org/left4me/Test";
 
 class ReplyGuardTest : public ::testing::Test {
   protected:
-    static void SetUpTestSuite() {
-        bus_ = std::make_unique<overlay::daemon::testing::PrivateBus>();
-    }
-    static void TearDownTestSuite() { bus_.reset(); }
-
     void SetUp() override {
-        server_ = sdbus::createSessionBusConnectionWithAddress(bus_->address());
+        server_ = sdbus::createSessionBusConnectionWithAddress(
+            overlay::daemon::testing::shared_bus().address());
         object_ = sdbus::createObject(*server_, kPath);
         // Each call says how the guard is to be used.
         object_->registerMethod("Answer")
@@ -47,7 +43,8 @@ class ReplyGuardTest : public ::testing::Test {
             });
         object_->finishRegistration();
         server_->enterEventLoopAsync();
-        client_ = sdbus::createSessionBusConnectionWithAddress(bus_->address());
+        client_ = sdbus::createSessionBusConnectionWithAddress(
+            overlay::daemon::testing::shared_bus().address());
         proxy_ = sdbus::createProxy(*client_, server_->getUniqueName(), kPath);
     }
 
@@ -66,7 +63,6 @@ class ReplyGuardTest : public ::testing::Test {
         return answer;
     }
 
-    static inline std::unique_ptr<overlay::daemon::testing::PrivateBus> bus_;
     std::unique_ptr<sdbus::IConnection> server_;
     std::unique_ptr<sdbus::IObject> object_;
     std::unique_ptr<sdbus::IConnection> client_;
