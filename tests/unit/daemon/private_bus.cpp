@@ -6,14 +6,12 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
-#include <spawn.h>
 #include <stdexcept>
+#include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
-
-extern char** environ;
 
 namespace overlay::daemon::testing {
 
@@ -52,19 +50,28 @@ PrivateBus::PrivateBus() {
     if (pipe2(out, O_CLOEXEC) != 0) {
         throw std::runtime_error("pipe2 failed");
     }
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, out[1], STDOUT_FILENO);
-    std::string config_arg = "--config-file=" + conf;
-    const char* argv[] = {"dbus-daemon", config_arg.c_str(),  "--nofork",
-                          "--nopidfile", "--print-address=1", nullptr};
-    const int rc = posix_spawnp(&pid_, "dbus-daemon", &actions, nullptr,
-                                const_cast<char* const*>(argv), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    close(out[1]);
-    if (rc != 0) {
+    g_autofree gchar* program = g_find_program_in_path("dbus-daemon");
+    if (program == nullptr) {
         close(out[0]);
-        pid_ = -1;
+        close(out[1]);
+        throw std::runtime_error("dbus-daemon is not installed");
+    }
+    std::string config_arg = "--config-file=" + conf;
+    const char* argv[] = {program,       config_arg.c_str(),  "--nofork",
+                          "--nopidfile", "--print-address=1", nullptr};
+    // fork and exec rather than posix_spawn, for PR_SET_PDEATHSIG: a test
+    // program that is killed (a ctest timeout) takes its bus with it. The
+    // child makes only async-signal-safe calls.
+    pid_ = fork();
+    if (pid_ == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        dup2(out[1], STDOUT_FILENO);
+        execv(argv[0], const_cast<char* const*>(argv));
+        _exit(127);
+    }
+    close(out[1]);
+    if (pid_ < 0) {
+        close(out[0]);
         throw std::runtime_error("cannot start dbus-daemon");
     }
     // The address is printed once the bus listens: read up to the newline.
@@ -75,6 +82,8 @@ PrivateBus::PrivateBus() {
     }
     close(out[0]);
     if (address_.empty()) {
+        kill(pid_, SIGTERM);
+        waitpid(pid_, nullptr, 0);
         throw std::runtime_error("dbus-daemon printed no address");
     }
 }
