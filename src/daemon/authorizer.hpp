@@ -12,7 +12,6 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
-#include <thread>
 
 namespace overlay::daemon {
 
@@ -67,11 +66,9 @@ class Authorizer {
     // cancel_all(), wait for every callback, end the thread.
     void stop();
 
-    struct State;
-
   private:
-    std::unique_ptr<State> state_;
-    std::thread thread_;
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
 };
 
 } // namespace overlay::daemon
