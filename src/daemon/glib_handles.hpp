@@ -60,6 +60,8 @@ class SignalSubscription {
     SignalSubscription& operator=(const SignalSubscription&) = delete;
     ~SignalSubscription() { reset(); }
 
+    explicit operator bool() const noexcept { return id_ != 0; }
+
     void reset() noexcept {
         if (id_ != 0) {
             g_dbus_connection_signal_unsubscribe(bus_.get(), std::exchange(id_, 0));
