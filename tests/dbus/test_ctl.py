@@ -228,7 +228,8 @@ class CtlMemberTest(CtlTest):
         # The first word runs: the completion asks the very program typed.
         ctl = self.ctl_bin
         self.assertEqual(complete("member", ctl, ""),
-                         {"mount", "unmount", "status", "list"})
+                         {"mount", "unmount", "status", "list", "migrate"})
+        self.assertIn("--dry-run", complete("member", ctl, "--dr"))
         self.assertEqual(complete("member", ctl, "st"), {"status"})
         self.assertIn("--no-legend", complete("member", ctl, "--no"))
         self.assertEqual(complete("member", ctl, "--json="),
