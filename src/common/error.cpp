@@ -73,6 +73,10 @@ std::string printable(std::string_view bytes) {
     return out;
 }
 
+std::string instance_context(std::string_view name) {
+    return "instance " + printable(name) + ": ";
+}
+
 std::string printable_bounded(std::string_view bytes, std::size_t max_bytes) {
     if (bytes.size() <= max_bytes) {
         return printable(bytes);

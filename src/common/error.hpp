@@ -47,6 +47,10 @@ class Error : public std::runtime_error {
 // and the backslash, becomes \xNN, so a message is always one safe line.
 std::string printable(std::string_view bytes);
 
+// "instance NAME: ": the one way a message says which instance it is about
+// (the name is valid by then, but goes through printable() all the same).
+std::string instance_context(std::string_view name);
+
 // printable() of at most the first max_bytes bytes, with "...(N bytes)"
 // when cut: for words from a command line, which can be megabytes.
 inline constexpr std::size_t kMaxShownBytes = 80;

@@ -18,7 +18,7 @@ constexpr auto kLockPoll = std::chrono::milliseconds(5);
 InstanceLock::InstanceLock(const Config& config, std::string_view name,
                            std::chrono::milliseconds wait)
     : path_(config.lock_dir + "/" + std::string(name) + ".lock") {
-    const std::string who = "instance " + std::string(name) + ": ";
+    const std::string who = instance_context(name);
     const UniqueFd dir = open_lock_dir(config.lock_dir);
     const std::string file = std::string(name) + ".lock";
     fd_.reset(::openat(dir.get(), file.c_str(),

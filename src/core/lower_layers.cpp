@@ -19,7 +19,7 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
     std::map<std::size_t, UniqueFd> root_fds; // opened on first use: a root may not exist yet
     std::vector<UniqueFd> layers;
     layers.reserve(lowerdirs.size());
-    const std::string who = "instance " + std::string(instance) + ": lowerdir ";
+    const std::string who = instance_context(instance) + "lowerdir ";
     for (const auto& lower : lowerdirs) {
         std::size_t match = roots.size();
         for (std::size_t i = 0; i < roots.size(); ++i) {
@@ -37,8 +37,8 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
             root_fd = layout.open_configured_dir(roots[match], O_PATH | O_DIRECTORY);
             // An admin's disk may be mounted there; a user's FUSE mount
             // there would pass the same-mount check below.
-            require_not_user_mount(root_fd.get(), "instance " + std::string(instance) +
-                                                      ": allowed root " + printable(roots[match]));
+            require_not_user_mount(root_fd.get(), instance_context(instance) +
+                                                      "allowed root " + printable(roots[match]));
         }
         auto below = path_below(lower, roots[match]);
         // Not O_PATH: layer fds for fsconfig need a real open file before 6.15.

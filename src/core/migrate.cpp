@@ -249,7 +249,7 @@ class Refuser {
     std::string where(const std::string& rel) const {
         return rel.empty() ? printable(upper_path_) : printable(upper_path_ + "/" + rel);
     }
-    std::string prefix() const { return "instance " + std::string(instance_) + ": migrate: "; }
+    std::string prefix() const { return instance_context(instance_) + "migrate: "; }
 
     [[noreturn]] void fail(ErrorCode code, const std::string& rel, const std::string& what) const {
         throw Error(code, prefix() + where(rel) + " " + what);
@@ -1102,8 +1102,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         const UniqueFd merged = instance.open_subdir("merged", O_PATH);
         if (auto id = mount_root_id(merged.get())) {
             throw Error(ErrorCode::AlreadyMounted,
-                        "instance " + instance.name() + ": " +
-                            printable(instance.path_of("merged")) +
+                        instance_context(instance.name()) + printable(instance.path_of("merged")) +
                             " is a mount point: unmount the instance before migrating it");
         }
     }
@@ -1113,7 +1112,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
     auto marker = get_xattr(upper.get(), true, std::string(kMigrationMarkerXattr).c_str());
     if (marker && *marker == kMarkerVerifyFailed) {
         throw Error(ErrorCode::UpperdirTainted,
-                    "instance " + instance.name() + ": an earlier migration of " +
+                    instance_context(instance.name()) + "an earlier migration of " +
                         printable(upper_path) +
                         " failed verification and the instance stays refused; inspect the upper, "
                         "then remove the xattr " +
@@ -1126,7 +1125,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
             UniqueFd fd(::openat(lowers[i].get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
             if (!fd) {
                 throw_errno(ErrorCode::Failed,
-                            "instance " + instance.name() + ": open lowerdir " +
+                            instance_context(instance.name()) + "open lowerdir " +
                                 printable(lowerdirs[i]),
                             errno);
             }
@@ -1191,7 +1190,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
                 shown += "; and " + std::to_string(diffs.size() - kShown) + " more";
             }
             throw Error(ErrorCode::UpperdirTainted,
-                        "instance " + instance.name() + ": migrate: verification failed, " +
+                        instance_context(instance.name()) + "migrate: verification failed, " +
                             count(diffs.size(), "difference", "differences") +
                             " between what fuse-overlayfs showed and what the kernel shows: " +
                             shown + "; the instance stays refused");

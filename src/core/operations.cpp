@@ -69,8 +69,7 @@ void mount_instance(const Config& config, std::string_view name) {
     require_same_mount(instance.fd(), instance.path(), work.get(), instance.path_of("work"), name);
 
     if (auto id = mount_root_id(merged.get())) {
-        throw Error(ErrorCode::AlreadyMounted, "instance " + instance.name() + ": " +
-                                                   printable(merged_path) + " already holds " +
+        throw Error(ErrorCode::AlreadyMounted, instance_context(instance.name()) + printable(merged_path) + " already holds " +
                                                    describe_mount(find_mount_by_id(*id)));
     }
     check_upper_untainted(upper.get(), instance.path_of("upper"), name);
@@ -93,14 +92,14 @@ void unmount_instance(const Config& config, std::string_view name) {
         const UniqueFd merged = instance.open_subdir("merged", O_PATH);
         auto id = mount_root_id(merged.get());
         if (!id) {
-            throw Error(ErrorCode::NotMounted, "instance " + instance.name() +
-                                                   ": nothing is mounted on " +
+            throw Error(ErrorCode::NotMounted, instance_context(instance.name()) +
+                                                   "nothing is mounted on " +
                                                    printable(merged_path));
         }
         auto entry = find_mount_by_id(*id);
         if (!entry || entry->fs_type != "overlay") {
             throw Error(ErrorCode::NotMounted,
-                        "instance " + instance.name() + ": " + printable(merged_path) + " holds " +
+                        instance_context(instance.name()) + printable(merged_path) + " holds " +
                             describe_mount(entry) + ", not an overlay; left alone");
         }
     }
@@ -109,7 +108,7 @@ void unmount_instance(const Config& config, std::string_view name) {
     WorkingDirectory saved_cwd;
     if (::fchdir(instance.fd()) != 0) {
         throw_errno(ErrorCode::Failed,
-                    "instance " + instance.name() + ": cannot enter " + printable(instance.path()),
+                    instance_context(instance.name()) + "cannot enter " + printable(instance.path()),
                     errno);
     }
     int rc = ::umount2("merged", UMOUNT_NOFOLLOW);
@@ -118,7 +117,7 @@ void unmount_instance(const Config& config, std::string_view name) {
     if (rc == 0) {
         return;
     }
-    const std::string what = "instance " + instance.name() + ": unmount " + printable(merged_path);
+    const std::string what = instance_context(instance.name()) + "unmount " + printable(merged_path);
     if (err == EBUSY) {
         throw Error(ErrorCode::Busy, what + ": the overlay is in use (still mounted)");
     }

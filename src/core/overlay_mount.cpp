@@ -48,7 +48,7 @@ std::string fs_context_messages(int fsfd) {
 class MountFailure {
   public:
     MountFailure(std::string_view instance, std::string_view merged_path, MountApi api)
-        : prefix_("instance " + std::string(instance) + ": mount on " + printable(merged_path) +
+        : prefix_(instance_context(instance) + "mount on " + printable(merged_path) +
                   " (" + mount_api_name(api) + "): ") {}
 
     [[noreturn]] void raise(const std::string& step, int err, int fsfd = -1) const {
@@ -178,7 +178,7 @@ std::string legacy_mount_data(const std::vector<int>& lowers, int upper, int wor
     data += ",upperdir=" + std::to_string(upper) + ",workdir=" + std::to_string(work);
     if (data.size() >= kPageSize) {
         throw Error(ErrorCode::Failed,
-                    "instance " + std::string(instance) + ": " + std::to_string(lowers.size()) +
+                    instance_context(instance) + std::to_string(lowers.size()) +
                         " lowerdirs do not fit the one page of mount(2) options (" +
                         std::to_string(data.size() + 1) + " bytes > " + std::to_string(kPageSize) +
                         ")");

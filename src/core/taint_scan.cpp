@@ -97,15 +97,15 @@ class UpperScan {
                 // such a mount hides from this scan.
                 if (mount_id(dir.get(), dir_rel) != upper_mnt_id_) {
                     throw Error(ErrorCode::UnsafePath,
-                                "instance " + std::string(instance_) + ": upperdir entry " +
+                                instance_context(instance_) + "upperdir entry " +
                                     where(dir_rel) +
                                     " is on another mount (a mount point inside upper hides "
                                     "from the taint scan what the overlay would use)");
                 }
                 check_xattrs(dir.get(), dir_rel);
                 if (stack.size() >= kMaxUpperDepth) {
-                    throw Error(ErrorCode::UnsafePath, "instance " + std::string(instance_) +
-                                                           ": upperdir " + printable(upper_path_) +
+                    throw Error(ErrorCode::UnsafePath, instance_context(instance_) +
+                                                           "upperdir " + printable(upper_path_) +
                                                            " is deeper than " +
                                                            std::to_string(kMaxUpperDepth) +
                                                            " levels at " + printable(dir_rel));
@@ -147,14 +147,14 @@ class UpperScan {
     }
 
     [[noreturn]] void taint(const std::string& rel, const std::string& what) const {
-        throw Error(ErrorCode::UpperdirTainted, "instance " + std::string(instance_) +
-                                                    ": upperdir is tainted: " + where(rel) + " " +
+        throw Error(ErrorCode::UpperdirTainted, instance_context(instance_) +
+                                                    "upperdir is tainted: " + where(rel) + " " +
                                                     what);
     }
 
     [[noreturn]] void fail_errno(const char* op, const std::string& rel, int err) const {
         throw_errno(ErrorCode::Failed,
-                    "instance " + std::string(instance_) + ": taint scan: " + op + " " + where(rel),
+                    instance_context(instance_) + "taint scan: " + op + " " + where(rel),
                     err);
     }
 
