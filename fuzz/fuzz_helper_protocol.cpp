@@ -37,13 +37,19 @@ std::vector<std::string_view> split(std::string_view s) {
     }
 }
 
+// The record as a success, or nullptr.
+const HelperResult* ok_of(const std::optional<HelperRecord>& record) {
+    return record ? std::get_if<HelperResult>(&*record) : nullptr;
+}
+
 void check_round_trips(std::string_view input) {
     const auto parts = split(input);
 
     std::vector<std::string> lowers(parts.begin() + 1, parts.end());
     const bool mounted = input.size() % 2 == 1;
-    const auto status = parse_helper_result(format_status(mounted, parts[0], lowers));
-    fuzz::check(status && status->ok && status->mounted == mounted, "status did not round-trip");
+    const auto status_record = parse_helper_result(format_status(mounted, parts[0], lowers));
+    const HelperResult* status = ok_of(status_record);
+    fuzz::check(status && status->mounted == mounted, "status did not round-trip");
     fuzz::check(status->merged == printable(parts[0]), "merged did not round-trip");
     fuzz::check(status->lowerdirs.size() == lowers.size(), "lowerdir count changed");
     for (std::size_t i = 0; i < lowers.size(); ++i) {
@@ -54,8 +60,9 @@ void check_round_trips(std::string_view input) {
     for (std::size_t i = 0; i < parts.size(); ++i) {
         instances.emplace_back(std::string(parts[i]), i % 2 == 0);
     }
-    const auto list = parse_helper_result(format_list(instances));
-    fuzz::check(list && list->ok && list->instances.size() == instances.size(),
+    const auto list_record = parse_helper_result(format_list(instances));
+    const HelperResult* list = ok_of(list_record);
+    fuzz::check(list && list->instances.size() == instances.size(),
                 "list did not round-trip");
     for (std::size_t i = 0; i < instances.size(); ++i) {
         fuzz::check(list->instances[i].first == printable(instances[i].first) &&
@@ -64,16 +71,19 @@ void check_round_trips(std::string_view input) {
     }
 
     std::vector<std::string> report(parts.begin(), parts.end());
-    const auto migrated = parse_helper_result(format_report(report));
-    fuzz::check(migrated && migrated->ok && migrated->report.size() == report.size(),
+    const auto migrated_record = parse_helper_result(format_report(report));
+    const HelperResult* migrated = ok_of(migrated_record);
+    fuzz::check(migrated && migrated->report.size() == report.size(),
                 "report did not round-trip");
     for (const auto& line : migrated->report) {
         fuzz::check(is_one_printable_line(line), "report line not one printable line");
     }
 
-    const auto error =
+    const auto error_record =
         parse_helper_result(format_error(Error(ErrorCode::Busy, std::string(input))));
-    fuzz::check(error && !error->ok && error->error == ErrorCode::Busy, "error did not round-trip");
+    const HelperFailure* error =
+        error_record ? std::get_if<HelperFailure>(&*error_record) : nullptr;
+    fuzz::check(error && error->error == ErrorCode::Busy, "error did not round-trip");
     fuzz::check(is_one_printable_line(error->message), "error message not one printable line");
 }
 
@@ -83,10 +93,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     // The parser reports a bad record as nullopt and throws nothing at all.
     if (const auto result = parse_helper_result(text)) {
-        if (!result->ok) {
-            fuzz::check(result->message.find('\n') == std::string::npos, "message spans lines");
-            fuzz::check(result->lowerdirs.empty() && result->instances.empty(),
-                        "error record carries data");
+        if (const auto* failure = std::get_if<HelperFailure>(&*result)) {
+            fuzz::check(failure->message.find('\n') == std::string::npos, "message spans lines");
         }
     }
     check_round_trips(text);

@@ -26,10 +26,7 @@ std::string subject_of(const protocol::Request& r) {
 }
 
 HelperOutcome failed(std::string message) {
-    HelperOutcome out;
-    out.error = ErrorCode::Failed;
-    out.message = std::move(message);
-    return out;
+    return protocol::HelperFailure{ErrorCode::Failed, std::move(message)};
 }
 
 } // namespace
@@ -241,12 +238,7 @@ HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart
             return died(process_->kill_and_reap() + " after an unreadable answer");
         }
         failures_ = 0;
-        HelperOutcome out;
-        out.ok = parsed->ok;
-        out.error = parsed->error;
-        out.message = std::move(parsed->message);
-        out.result = std::move(*parsed);
-        return out;
+        return std::move(*parsed);
     }
 }
 

@@ -19,12 +19,9 @@
 
 namespace overlay::daemon {
 
-struct HelperOutcome {
-    bool ok = false;
-    ErrorCode error = ErrorCode::Failed; // when !ok
-    std::string message;                 // when !ok
-    protocol::HelperResult result;       // when ok
-};
+// The answer to one request: the executor's result, or why there is none
+// (its own refusal, or what became of the executor).
+using HelperOutcome = protocol::HelperRecord;
 
 class Executor {
   public:

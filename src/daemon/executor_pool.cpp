@@ -5,10 +5,7 @@ namespace overlay::daemon {
 namespace {
 
 HelperOutcome stopping() {
-    HelperOutcome out;
-    out.error = ErrorCode::Failed;
-    out.message = "service is stopping";
-    return out;
+    return protocol::HelperFailure{ErrorCode::Failed, "service is stopping"};
 }
 
 } // namespace
@@ -61,7 +58,9 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
                                const bool mounts_changed =
                                    request.verb == RequestVerb::Mount ||
                                    request.verb == RequestVerb::Unmount;
-                               if (!outcome->ok || !mounts_changed) {
+                               const bool ok =
+                                   std::holds_alternative<protocol::HelperResult>(*outcome);
+                               if (!ok || !mounts_changed) {
                                    (*shared_done)(std::move(*outcome));
                                    return;
                                }

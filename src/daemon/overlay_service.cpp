@@ -233,16 +233,16 @@ void OverlayService::on_helper_done(std::uint64_t id, HelperOutcome outcome) noe
     }
     const Call& call = it->second;
     const auto& vi = verb_info(call.verb);
-    if (!outcome.ok) {
-        const int priority = outcome.error == ErrorCode::Failed ? LOG_WARNING : LOG_NOTICE;
-        finish_error(id, make_error(outcome.error, outcome.message), priority,
-                     std::string(vi.word) + " failed: " + outcome.message);
+    if (const auto* failure = std::get_if<protocol::HelperFailure>(&outcome)) {
+        const int priority = failure->error == ErrorCode::Failed ? LOG_WARNING : LOG_NOTICE;
+        finish_error(id, make_error(failure->error, failure->message), priority,
+                     std::string(vi.word) + " failed: " + failure->message);
         return;
     }
-    finish_ok(id, outcome);
+    finish_ok(id, std::get<protocol::HelperResult>(outcome));
 }
 
-void OverlayService::finish_ok(std::uint64_t id, const HelperOutcome& outcome) noexcept {
+void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;
@@ -262,19 +262,19 @@ void OverlayService::finish_ok(std::uint64_t id, const HelperOutcome& outcome) n
         }
         case Verb::Status: {
             std::vector<std::string> lowerdirs;
-            lowerdirs.reserve(outcome.result.lowerdirs.size());
-            for (const auto& l : outcome.result.lowerdirs) {
+            lowerdirs.reserve(result.lowerdirs.size());
+            for (const auto& l : result.lowerdirs) {
                 lowerdirs.push_back(dbus_safe(l));
             }
             std::get<1>(call.reply)
-                .succeed(outcome.result.mounted, dbus_safe(outcome.result.merged), lowerdirs);
+                .succeed(result.mounted, dbus_safe(result.merged), lowerdirs);
             log_call(call, LOG_DEBUG, "status of " + call.instance, "ok");
             break;
         }
         case Verb::List: {
             ListReply list;
-            list.reserve(outcome.result.instances.size());
-            for (const auto& [name, mounted] : outcome.result.instances) {
+            list.reserve(result.instances.size());
+            for (const auto& [name, mounted] : result.instances) {
                 list.emplace_back(dbus_safe(name), mounted);
             }
             std::get<2>(call.reply).succeed(list);
@@ -283,8 +283,8 @@ void OverlayService::finish_ok(std::uint64_t id, const HelperOutcome& outcome) n
         }
         case Verb::Migrate: {
             ReportReply report;
-            report.reserve(outcome.result.report.size());
-            for (const auto& line : outcome.result.report) {
+            report.reserve(result.report.size());
+            for (const auto& line : result.report) {
                 report.push_back(dbus_safe(line));
             }
             // The summary (the last line) goes to the log; the changes, one

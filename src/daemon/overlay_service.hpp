@@ -94,7 +94,7 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     // Answers, logs and forgets call `id`.
     void finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
                       const std::string& message) noexcept;
-    void finish_ok(std::uint64_t id, const HelperOutcome& outcome) noexcept;
+    void finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept;
     void log_call(const Call& call, int priority, const std::string& message,
                   const std::string& outcome) const noexcept;
     void forget(std::uint64_t id) noexcept;

@@ -83,7 +83,7 @@ std::string format_report(const std::vector<std::string>& lines) {
     return out;
 }
 
-std::optional<HelperResult> parse_helper_result(std::string_view text) {
+std::optional<HelperRecord> parse_helper_result(std::string_view text) {
     if (text.empty() || text.back() != '\n') {
         return std::nullopt;
     }
@@ -103,14 +103,11 @@ std::optional<HelperResult> parse_helper_result(std::string_view text) {
         if (!code) {
             return std::nullopt;
         }
-        result.error = *code;
-        result.message = std::string(rest.substr(sp + 1));
-        return result;
+        return HelperFailure{*code, std::string(rest.substr(sp + 1))};
     }
     if (first != "ok") {
         return std::nullopt;
     }
-    result.ok = true;
     for (std::size_t i = 1; i < lines.size(); ++i) {
         auto line = lines[i];
         if (line.starts_with("mounted ")) {

@@ -18,20 +18,28 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace overlay::protocol {
 
+// What an "ok" record carries (the fields its verb fills).
 struct HelperResult {
-    bool ok = false;
-    ErrorCode error = ErrorCode::Failed;
-    std::string message; // on failure
     bool mounted = false;
     std::string merged;
     std::vector<std::string> lowerdirs;
     std::vector<std::pair<std::string, bool>> instances;
     std::vector<std::string> report; // migrate
 };
+
+// What an "error" record carries.
+struct HelperFailure {
+    ErrorCode error = ErrorCode::Failed;
+    std::string message;
+};
+
+// A record is one or the other, never both.
+using HelperRecord = std::variant<HelperResult, HelperFailure>;
 
 std::string format_ok();
 std::string format_error(const Error& error);
@@ -44,6 +52,6 @@ std::string format_report(const std::vector<std::string>& lines);
 
 // Parses what the helper wrote; nullopt when it is not a well-formed record
 // (the helper crashed or was killed mid-write).
-std::optional<HelperResult> parse_helper_result(std::string_view text);
+std::optional<HelperRecord> parse_helper_result(std::string_view text);
 
 } // namespace overlay::protocol

@@ -669,26 +669,30 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
         p::send_message(sock.get(), p::format_request(p::RequestVerb::MigrateDryRun, "alpha")));
     auto dry = p::receive_message(sock.get(), wait);
     ASSERT_EQ(dry.status, p::ReceiveStatus::Message);
-    auto dry_result = p::parse_helper_result(dry.message);
+    auto dry_record = p::parse_helper_result(dry.message);
+    ASSERT_TRUE(dry_record) << dry.message;
+    const auto* dry_result = std::get_if<p::HelperResult>(&*dry_record);
     ASSERT_TRUE(dry_result) << dry.message;
-    ASSERT_TRUE(dry_result->ok) << dry.message;
     EXPECT_TRUE(has_line(dry_result->report, "convert-whiteout " + upper + "/.wh.b.txt"));
     EXPECT_EQ(dry_result->report.back(), "dry run: nothing was changed");
     EXPECT_EQ(tree(upper), before);
 
     ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "alpha")));
     auto real = p::receive_message(sock.get(), wait);
-    auto real_result = p::parse_helper_result(real.message);
-    ASSERT_TRUE(real_result && real_result->ok) << real.message;
+    auto real_record = p::parse_helper_result(real.message);
+    ASSERT_TRUE(real_record) << real.message;
+    const auto* real_result = std::get_if<p::HelperResult>(&*real_record);
+    ASSERT_TRUE(real_result) << real.message;
     EXPECT_TRUE(has_line(real_result->report, "verified: the kernel overlay shows the same"));
     EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
 
     // A refusal is an error record like any other verb's.
     ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "ghost")));
     auto refused = p::receive_message(sock.get(), wait);
-    auto refused_result = p::parse_helper_result(refused.message);
+    auto refused_record = p::parse_helper_result(refused.message);
+    ASSERT_TRUE(refused_record) << refused.message;
+    const auto* refused_result = std::get_if<p::HelperFailure>(&*refused_record);
     ASSERT_TRUE(refused_result) << refused.message;
-    EXPECT_FALSE(refused_result->ok);
     EXPECT_EQ(refused_result->error, ErrorCode::NoSuchInstance) << refused.message;
 
     sock.reset();

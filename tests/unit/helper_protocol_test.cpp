@@ -9,11 +9,30 @@
 namespace overlay::protocol {
 namespace {
 
+// The record parsed as a success (fails the test otherwise).
+const HelperResult& ok_of(const std::optional<HelperRecord>& record) {
+    static const HelperResult kNone;
+    if (!record || !std::holds_alternative<HelperResult>(*record)) {
+        ADD_FAILURE() << "not an ok record";
+        return kNone;
+    }
+    return std::get<HelperResult>(*record);
+}
+
+// The record parsed as a failure (fails the test otherwise).
+const HelperFailure& failure_of(const std::optional<HelperRecord>& record) {
+    static const HelperFailure kNone;
+    if (!record || !std::holds_alternative<HelperFailure>(*record)) {
+        ADD_FAILURE() << "not an error record";
+        return kNone;
+    }
+    return std::get<HelperFailure>(*record);
+}
+
 TEST(HelperProtocol, OkRoundTrip) {
     const auto result = parse_helper_result(format_ok());
     ASSERT_TRUE(result.has_value());
-    EXPECT_TRUE(result->ok);
-    EXPECT_TRUE(result->lowerdirs.empty());
+    EXPECT_TRUE(ok_of(result).lowerdirs.empty());
 }
 
 TEST(HelperProtocol, EveryErrorRoundTrips) {
@@ -25,17 +44,16 @@ TEST(HelperProtocol, EveryErrorRoundTrips) {
         const auto text = format_error(Error(code, "instance 'a': some reason: x y"));
         const auto result = parse_helper_result(text);
         ASSERT_TRUE(result.has_value()) << text;
-        EXPECT_FALSE(result->ok);
-        EXPECT_EQ(result->error, code);
-        EXPECT_EQ(result->message, "instance 'a': some reason: x y");
+        EXPECT_EQ(failure_of(result).error, code);
+        EXPECT_EQ(failure_of(result).message, "instance 'a': some reason: x y");
     }
 }
 
 TEST(HelperProtocol, EmptyErrorMessage) {
     const auto result = parse_helper_result(format_error(Error(ErrorCode::Busy, "")));
     ASSERT_TRUE(result.has_value());
-    EXPECT_EQ(result->error, ErrorCode::Busy);
-    EXPECT_EQ(result->message, "");
+    EXPECT_EQ(failure_of(result).error, ErrorCode::Busy);
+    EXPECT_EQ(failure_of(result).message, "");
 }
 
 TEST(HelperProtocol, MessageCannotInjectLines) {
@@ -43,9 +61,8 @@ TEST(HelperProtocol, MessageCannotInjectLines) {
     EXPECT_EQ(text, "error Failed boom\\x0aok\\x0amounted 1\\x0d\n");
     const auto result = parse_helper_result(text);
     ASSERT_TRUE(result.has_value());
-    EXPECT_FALSE(result->ok);
-    EXPECT_EQ(result->error, ErrorCode::Failed);
-    EXPECT_EQ(result->message, "boom\\x0aok\\x0amounted 1\\x0d");
+    EXPECT_EQ(failure_of(result).error, ErrorCode::Failed);
+    EXPECT_EQ(failure_of(result).message, "boom\\x0aok\\x0amounted 1\\x0d");
 }
 
 TEST(HelperProtocol, StatusRoundTrip) {
@@ -53,24 +70,23 @@ TEST(HelperProtocol, StatusRoundTrip) {
     const auto result =
         parse_helper_result(format_status(true, "/var/lib/left4me/instances/s/merged", lowers));
     ASSERT_TRUE(result.has_value());
-    EXPECT_TRUE(result->ok);
-    EXPECT_TRUE(result->mounted);
-    EXPECT_EQ(result->merged, "/var/lib/left4me/instances/s/merged");
-    EXPECT_EQ(result->lowerdirs, lowers);
+    EXPECT_TRUE(ok_of(result).mounted);
+    EXPECT_EQ(ok_of(result).merged, "/var/lib/left4me/instances/s/merged");
+    EXPECT_EQ(ok_of(result).lowerdirs, lowers);
 
     const auto unmounted = parse_helper_result(format_status(false, "/m", {}));
     ASSERT_TRUE(unmounted.has_value());
-    EXPECT_FALSE(unmounted->mounted);
-    EXPECT_TRUE(unmounted->lowerdirs.empty());
+    EXPECT_FALSE(ok_of(unmounted).mounted);
+    EXPECT_TRUE(ok_of(unmounted).lowerdirs.empty());
 }
 
 TEST(HelperProtocol, StatusPathsCannotInjectLines) {
     const auto text = format_status(false, "/m\nmounted 1", {"/a\nlower /etc"});
     const auto result = parse_helper_result(text);
     ASSERT_TRUE(result.has_value()) << text;
-    EXPECT_FALSE(result->mounted);
-    EXPECT_EQ(result->merged, "/m\\x0amounted 1");
-    EXPECT_EQ(result->lowerdirs, std::vector<std::string>{"/a\\x0alower /etc"});
+    EXPECT_FALSE(ok_of(result).mounted);
+    EXPECT_EQ(ok_of(result).merged, "/m\\x0amounted 1");
+    EXPECT_EQ(ok_of(result).lowerdirs, std::vector<std::string>{"/a\\x0alower /etc"});
 }
 
 TEST(HelperProtocol, ListRoundTrip) {
@@ -78,11 +94,10 @@ TEST(HelperProtocol, ListRoundTrip) {
         {"a", true}, {"b-2", false}, {"c_3", true}};
     const auto result = parse_helper_result(format_list(instances));
     ASSERT_TRUE(result.has_value());
-    EXPECT_TRUE(result->ok);
-    EXPECT_EQ(result->instances, instances);
+    EXPECT_EQ(ok_of(result).instances, instances);
     const auto empty = parse_helper_result(format_list({}));
     ASSERT_TRUE(empty.has_value());
-    EXPECT_TRUE(empty->instances.empty());
+    EXPECT_TRUE(ok_of(empty).instances.empty());
 }
 
 TEST(HelperProtocol, ReportRoundTripKeepsLinesInOrderAndOneLineEach) {
@@ -91,16 +106,14 @@ TEST(HelperProtocol, ReportRoundTripKeepsLinesInOrderAndOneLineEach) {
                                             "made 2 changes in 3 entries", ""};
     const auto result = parse_helper_result(format_report(lines));
     ASSERT_TRUE(result.has_value());
-    EXPECT_TRUE(result->ok);
-    EXPECT_EQ(result->report, lines);
+    EXPECT_EQ(ok_of(result).report, lines);
     // A raw line break or control byte in a line cannot forge a record.
     const auto forged = parse_helper_result(format_report({"x\nerror Busy y", "caf\xc3\xa9"}));
     ASSERT_TRUE(forged.has_value());
-    EXPECT_TRUE(forged->ok);
-    EXPECT_EQ(forged->report, (std::vector<std::string>{"x\\x0aerror Busy y", "caf\\xc3\\xa9"}));
+    EXPECT_EQ(ok_of(forged).report, (std::vector<std::string>{"x\\x0aerror Busy y", "caf\\xc3\\xa9"}));
     const auto none = parse_helper_result(format_report({}));
     ASSERT_TRUE(none.has_value());
-    EXPECT_TRUE(none->report.empty());
+    EXPECT_TRUE(ok_of(none).report.empty());
     EXPECT_FALSE(parse_helper_result("ok\nreport x"));
 }
 
@@ -147,6 +160,8 @@ TEST(HelperProtocol, AlreadyPrintableMessagesAreNotEscapedTwice) {
                       "instance a: /x/" + printable("a\nb") + " is a symlink");
     const auto result = protocol::parse_helper_result(protocol::format_error(error));
     ASSERT_TRUE(result.has_value());
-    EXPECT_EQ(result->message, "instance a: /x/a\\x0ab is a symlink");
+    ASSERT_TRUE(std::holds_alternative<protocol::HelperFailure>(*result));
+    EXPECT_EQ(std::get<protocol::HelperFailure>(*result).message,
+              "instance a: /x/a\\x0ab is a symlink");
 }
 } // namespace

@@ -27,6 +27,22 @@ using namespace l4m_test;
 using overlay::ErrorCode;
 using overlay::daemon::Executor;
 using overlay::daemon::HelperOutcome;
+
+// What the tests ask of an outcome.
+bool ok(const HelperOutcome& out) {
+    return std::holds_alternative<overlay::protocol::HelperResult>(out);
+}
+std::string message_of(const HelperOutcome& out) {
+    const auto* f = std::get_if<overlay::protocol::HelperFailure>(&out);
+    return f ? f->message : std::string();
+}
+ErrorCode error_of(const HelperOutcome& out) {
+    const auto* f = std::get_if<overlay::protocol::HelperFailure>(&out);
+    return f ? f->error : ErrorCode::Failed;
+}
+const overlay::protocol::HelperResult& result_of(const HelperOutcome& out) {
+    return std::get<overlay::protocol::HelperResult>(out);
+}
 using overlay::protocol::Request;
 using overlay::protocol::RequestVerb;
 
@@ -121,7 +137,7 @@ class ExecutorTest : public ::testing::Test {
 TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
     layout.add_instance("beta", "/overlays/mod:/installation/base");
     Executor executor(options());
-    ASSERT_TRUE(executor.run(req(RequestVerb::List)).ok);
+    ASSERT_TRUE(ok(executor.run(req(RequestVerb::List))));
     const pid_t pid = executor.pid();
     ASSERT_GT(pid, 0);
     const ProcessState before = state_of(pid);
@@ -146,9 +162,9 @@ TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
     while (done < 10'000) {
         for (const auto& [request, expected] : cycle) {
             const HelperOutcome out = executor.run(request);
-            ASSERT_EQ(out.ok, !expected) << done << ": " << out.message;
+            ASSERT_EQ(ok(out), !expected) << done << ": " << message_of(out);
             if (expected) {
-                ASSERT_EQ(out.error, *expected) << out.message;
+                ASSERT_EQ(error_of(out), *expected) << message_of(out);
             }
             ++done;
         }
@@ -164,7 +180,7 @@ TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
 
 TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
     Executor executor(options());
-    ASSERT_TRUE(executor.run(req(RequestVerb::List)).ok);
+    ASSERT_TRUE(ok(executor.run(req(RequestVerb::List))));
     const pid_t first = executor.pid();
     auto lock = hold_instance_lock("alpha");
     std::thread killer([&] {
@@ -177,62 +193,62 @@ TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
     });
     const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
     killer.join();
-    EXPECT_FALSE(out.ok);
-    EXPECT_EQ(out.error, ErrorCode::Failed);
-    EXPECT_EQ(out.message, "instance alpha: executor pid " + std::to_string(first) +
+    EXPECT_FALSE(ok(out));
+    EXPECT_EQ(error_of(out), ErrorCode::Failed);
+    EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
                                " was killed by signal SIGKILL during mount");
     lock.reset();
     const HelperOutcome next = executor.run(req(RequestVerb::Mount, "alpha"));
-    EXPECT_TRUE(next.ok) << next.message;
+    EXPECT_TRUE(ok(next)) << message_of(next);
     EXPECT_NE(executor.pid(), first);
     EXPECT_EQ(overlays_at(layout.merged("alpha")), 1);
-    EXPECT_TRUE(executor.run(req(RequestVerb::Unmount, "alpha")).ok);
+    EXPECT_TRUE(ok(executor.run(req(RequestVerb::Unmount, "alpha"))));
 }
 
 TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
     Executor executor(options());
     executor.set_timeout(std::chrono::milliseconds(300));
-    ASSERT_TRUE(executor.run(req(RequestVerb::List)).ok);
+    ASSERT_TRUE(ok(executor.run(req(RequestVerb::List))));
     const pid_t first = executor.pid();
     auto lock = hold_instance_lock("alpha");
     const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
-    EXPECT_FALSE(out.ok);
-    EXPECT_EQ(out.message, "instance alpha: executor pid " + std::to_string(first) +
+    EXPECT_FALSE(ok(out));
+    EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
                                " did not finish within 300 ms and was killed by signal SIGKILL "
                                "during mount");
     EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(first)));
     lock.reset();
     executor.set_timeout(std::chrono::seconds(60));
     const HelperOutcome next = executor.run(req(RequestVerb::Mount, "alpha"));
-    EXPECT_TRUE(next.ok) << next.message;
+    EXPECT_TRUE(ok(next)) << message_of(next);
     EXPECT_NE(executor.pid(), first);
-    EXPECT_TRUE(executor.run(req(RequestVerb::Unmount, "alpha")).ok);
+    EXPECT_TRUE(ok(executor.run(req(RequestVerb::Unmount, "alpha"))));
 }
 
 TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
     Executor executor(options());
     HelperOutcome out = executor.run(req(RequestVerb::Status, "alpha"));
-    ASSERT_TRUE(out.ok) << out.message;
+    ASSERT_TRUE(ok(out)) << message_of(out);
     const pid_t pid = executor.pid();
-    ASSERT_EQ(out.result.lowerdirs.size(), 2U);
+    ASSERT_EQ(result_of(out).lowerdirs.size(), 2U);
 
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root +
                                 "/installation/base\nOTHER_KEY=" + layout.root +
                                 "/overlays/mod\n");
     write_config("LowerdirsKey=OTHER_KEY\n");
     out = executor.run(req(RequestVerb::Status, "alpha"));
-    ASSERT_TRUE(out.ok) << out.message;
-    ASSERT_EQ(out.result.lowerdirs, std::vector<std::string>{layout.root + "/overlays/mod"});
+    ASSERT_TRUE(ok(out)) << message_of(out);
+    ASSERT_EQ(result_of(out).lowerdirs, std::vector<std::string>{layout.root + "/overlays/mod"});
 
     write_config("LowerdirsKey=\n");
     out = executor.run(req(RequestVerb::Status, "alpha"));
-    EXPECT_FALSE(out.ok);
-    EXPECT_EQ(out.error, ErrorCode::BadConfig);
-    EXPECT_NE(out.message.find("overlay.conf:4: LowerdirsKey"), std::string::npos) << out.message;
+    EXPECT_FALSE(ok(out));
+    EXPECT_EQ(error_of(out), ErrorCode::BadConfig);
+    EXPECT_NE(message_of(out).find("overlay.conf:4: LowerdirsKey"), std::string::npos) << message_of(out);
 
     write_config("");
     out = executor.run(req(RequestVerb::Status, "alpha"));
-    EXPECT_TRUE(out.ok) << out.message;
+    EXPECT_TRUE(ok(out)) << message_of(out);
     EXPECT_EQ(executor.pid(), pid);
 }
 
@@ -256,10 +272,10 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
     layout.add_instance("beta", layout.root + "/overlays/mod");
     Executor watcher(std::move(o));
     Executor worker(options());
-    ASSERT_TRUE(worker.run(req(RequestVerb::Mount, "beta")).ok);
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "beta"))));
     const Request sync = req(RequestVerb::Sync);
 
-    ASSERT_TRUE(watcher.run(sync).ok);
+    ASSERT_TRUE(ok(watcher.run(sync)));
     {
         std::lock_guard lock(mutex);
         ASSERT_TRUE(have_snapshot);
@@ -269,15 +285,15 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
     // Mounted by another process (the drop-in), unmounted with umount2:
     // neither goes through the daemon.
     ASSERT_EQ(run_command({L4M_DROPIN_PATH, "--config", config_path, "mount", "alpha"}), 0);
-    ASSERT_TRUE(watcher.run(sync).ok);
+    ASSERT_TRUE(ok(watcher.run(sync)));
     ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
     ASSERT_EQ(::umount2(layout.merged("beta").c_str(), 0), 0);
     // Read before beta is mounted again: the kernel hands a freed mount id
     // out again at once, so an unmount and a mount between two reads of
     // the table can look like no change (docs/architecture.md).
-    ASSERT_TRUE(watcher.run(sync).ok);
-    ASSERT_TRUE(worker.run(req(RequestVerb::Mount, "beta")).ok);
-    ASSERT_TRUE(watcher.run(sync).ok);
+    ASSERT_TRUE(ok(watcher.run(sync)));
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "beta"))));
+    ASSERT_TRUE(ok(watcher.run(sync)));
     std::lock_guard lock(mutex);
     const std::vector<std::pair<std::string, bool>> expected = {
         {"alpha", true}, {"alpha", false}, {"beta", false}, {"beta", true}};
@@ -289,11 +305,11 @@ TEST_F(ExecutorTest, MissingHelperFailsNamingItAndRetriesLater) {
     o.helper_path = layout.root + "/no-such-helper";
     Executor executor(std::move(o));
     const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
-    EXPECT_FALSE(out.ok);
-    EXPECT_NE(out.message.find("instance alpha: cannot start executor " + layout.root +
+    EXPECT_FALSE(ok(out));
+    EXPECT_NE(message_of(out).find("instance alpha: cannot start executor " + layout.root +
                                "/no-such-helper: No such file or directory"),
               std::string::npos)
-        << out.message;
+        << message_of(out);
     EXPECT_TRUE(executor.restart_due().has_value());
 }
 
