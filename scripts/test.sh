@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 top=$PWD
 ./scripts/install-deps.sh --with-checks
 build=${BUILD_DIR:-build}
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+    -DL4M_REQUIRE_ALL_TESTS=ON >/dev/null
 cmake --build "$build" -j"$(nproc)"
 if [[ -z "${L4M_QUICK:-}" ]]; then
     ./scripts/fuzz.sh                           # FUZZ_SECONDS per target, default 20
