@@ -165,21 +165,6 @@ void AuthorizationChecks::release_slot() {
 }
 
 void AuthorizationChecks::need_polkit(Check& check) {
-    if (!check.caller_watch) {
-        // Watched only from here on, where a check can take long (a queue,
-        // a password): a root caller or a query that needs no polkit costs
-        // the bus no match. Subscribed before the polkit call on the same
-        // connection, so the bus processes the match first: a caller that
-        // leaves after this point is seen leaving; one that left since its
-        // credentials were read makes polkit's check of it fail (denied).
-        check.caller_watch = glib::SignalSubscription(
-            bus_.get(), g_dbus_connection_signal_subscribe(
-                            bus_.get(), "org.freedesktop.DBus", "org.freedesktop.DBus",
-                            "NameOwnerChanged", "/org/freedesktop/DBus",
-                            check.request.sender.c_str(), G_DBUS_SIGNAL_FLAGS_NONE,
-                            name_owner_changed, glib::user_data(Ref{this, check.id}),
-                            glib::free_user_data<Ref>));
-    }
     if (!check.holds_slot) {
         if (polkit_in_flight_ >= max_polkit_checks_) {
             check.stage = Stage::WaitingForSlot;
@@ -373,6 +358,17 @@ void AuthorizationChecks::start(AuthRequest request, Authorizer::Callback done) 
     checks_.emplace(id, std::move(owned));
 
     const char* sender = check.request.sender.c_str();
+    // Subscribed before the credentials call on the same connection, so the
+    // bus processes the match first: a caller that leaves after this point
+    // is seen leaving, one that left before makes the call fail. (Watching
+    // only from the polkit stage on would spare root's calls the match, but
+    // a caller leaving between the two would go unseen.)
+    check.caller_watch = glib::SignalSubscription(
+        bus_.get(),
+        g_dbus_connection_signal_subscribe(
+            bus_.get(), "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
+            "/org/freedesktop/DBus", sender, G_DBUS_SIGNAL_FLAGS_NONE, name_owner_changed,
+            glib::user_data(Ref{this, id}), glib::free_user_data<Ref>));
 
     check.timeout.reset(g_timeout_source_new(check.request.interactive ? kInteractiveCheckTimeoutMs
                                                                        : kCheckTimeoutMs));
