@@ -825,19 +825,6 @@ class Converter {
 // ---------------------------------------------------------------------------
 // Verification.
 
-std::string kernel_messages(int fsfd) {
-    std::string out;
-    char buf[1024];
-    for (;;) {
-        ssize_t n = ::read(fsfd, buf, sizeof buf);
-        if (n <= 0) {
-            break;
-        }
-        out += out.empty() ? "" : "; ";
-        out += printable(std::string_view(buf, static_cast<std::size_t>(n)));
-    }
-    return out;
-}
 
 // A read-only overlay of `layers` (top first), mounted nowhere: the mount
 // exists only as this descriptor (an anonymous mount namespace of its own),
@@ -850,7 +837,7 @@ UniqueFd mount_detached_view(const std::vector<int>& layers, const Config& confi
         std::string msg = r.prefix() + "verification mount (" + mount_api_name(api) + "): " + step +
                           ": " + std::strerror(err);
         if (fs) {
-            auto k = kernel_messages(fs.get());
+            auto k = fs_context_messages(fs.get());
             if (!k.empty()) {
                 msg += " (kernel: " + k + ")";
             }

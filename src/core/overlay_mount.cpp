@@ -22,29 +22,6 @@ std::string fd_path(int fd) {
     return "/proc/self/fd/" + std::to_string(fd);
 }
 
-// Everything the kernel logged into the fs context ("e overlay: ...").
-std::string fs_context_messages(int fsfd) {
-    std::string out;
-    char buf[1024];
-    for (;;) {
-        ssize_t n = ::read(fsfd, buf, sizeof buf);
-        if (n <= 0) {
-            break;
-        }
-        std::string_view msg(buf, static_cast<std::size_t>(n));
-        if (!msg.empty() && msg.back() == '\n') {
-            msg.remove_suffix(1);
-        }
-        // Each message starts with its level ("e ", "w ", "i "): noise here.
-        if (msg.size() > 2 && msg[1] == ' ') {
-            msg.remove_prefix(2);
-        }
-        out += out.empty() ? "" : "; ";
-        out += printable(msg);
-    }
-    return out;
-}
-
 class MountFailure {
   public:
     MountFailure(std::string_view instance, std::string_view merged_path, MountApi api)
@@ -134,6 +111,29 @@ void mount_legacy(const OverlayLayers& layers, const std::string& source, const 
 }
 
 } // namespace
+
+std::string fs_context_messages(int fsfd) {
+    std::string out;
+    char buf[1024];
+    for (;;) {
+        ssize_t n = ::read(fsfd, buf, sizeof buf);
+        if (n <= 0) {
+            break;
+        }
+        std::string_view msg(buf, static_cast<std::size_t>(n));
+        if (!msg.empty() && msg.back() == '\n') {
+            msg.remove_suffix(1);
+        }
+        // Each message starts with its level ("e ", "w ", "i "): noise here.
+        if (msg.size() > 2 && msg[1] == ' ') {
+            msg.remove_prefix(2);
+        }
+        out += out.empty() ? "" : "; ";
+        out += printable(msg);
+    }
+    return out;
+}
+
 
 const char* mount_api_name(MountApi api) {
     switch (api) {

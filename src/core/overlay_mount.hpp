@@ -12,6 +12,10 @@
 
 namespace overlay {
 
+// Everything the kernel logged into an fs context ("e overlay: ..."), its
+// level prefixes dropped, printable(), "; "-joined: for error messages.
+std::string fs_context_messages(int fsfd);
+
 struct OverlayLayers {
     const std::vector<UniqueFd>& lowers; // top layer first
     int upper;

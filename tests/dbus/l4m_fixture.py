@@ -622,6 +622,27 @@ class Fixture:
         return record, proc
 
 
+def child_processes(parent, comm, zombies=False):
+    """{pid: argv} of parent's children named comm (only those not yet
+    reaped, when zombies)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % entry) as f:
+                stat = f.read()
+            with open("/proc/%s/cmdline" % entry, "rb") as f:
+                cmdline = f.read().split(b"\0")
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1:stat.rindex(")")]
+        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
+        if int(ppid) == parent and name == comm and (state == "Z") == zombies:
+            found[int(entry)] = [a.decode() for a in cmdline if a]
+    return found
+
+
 def executor_receive(sock, timeout=30):
     """One whole message from an executor: packets whose first byte is '+'
     (more follow) or '.' (the last)."""

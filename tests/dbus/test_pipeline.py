@@ -22,24 +22,9 @@ EXECUTOR = "left4me-overlay"
 
 
 def executors(daemon_pid, zombies=False):
-    """{pid: cmdline} of the daemon's executor processes (those not yet
+    """{pid: argv} of the daemon's executor processes (those not yet
     reaped, when zombies)."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-            with open("/proc/%s/cmdline" % entry, "rb") as f:
-                cmdline = f.read().split(b"\0")
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        state, ppid = stat[stat.rindex(")") + 2:].split()[:2]
-        if int(ppid) == daemon_pid and name == EXECUTOR and (state == "Z") == zombies:
-            found[int(entry)] = [a.decode() for a in cmdline if a]
-    return found
+    return l4m_fixture.child_processes(daemon_pid, EXECUTOR, zombies)
 
 
 def sanitizer_build(pid):

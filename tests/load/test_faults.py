@@ -22,21 +22,8 @@ EXECUTOR_COMM = "left4me-overlay"  # the executors' comm (15 characters: not tru
 
 
 def children(pid, comm=EXECUTOR_COMM):
-    """Pids of pid's child processes named comm."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % entry) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        name = stat[stat.index("(") + 1:stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == pid and name == comm:
-            found.append(int(entry))
-    return found
+    """Pids of pid's living child processes named comm."""
+    return list(l4m_fixture.child_processes(pid, comm))
 
 
 def orphaned_executors():
