@@ -622,6 +622,15 @@ class Fixture:
         return record, proc
 
 
+def sanitizer_build(pid):
+    """Whether process pid runs under ASan or TSan, whose allocators hold
+    freed memory back (quarantine, shadow): its RSS says nothing of ours
+    then, and memory bounds are the plain build's to check."""
+    with open("/proc/%d/maps" % pid) as f:
+        maps = f.read()
+    return "libasan" in maps or "libtsan" in maps
+
+
 def child_processes(parent, comm, zombies=False):
     """{pid: argv} of parent's children named comm (only those not yet
     reaped, when zombies)."""

@@ -27,14 +27,6 @@ def executors(daemon_pid, zombies=False):
     return l4m_fixture.child_processes(daemon_pid, EXECUTOR, zombies)
 
 
-def sanitizer_build(pid):
-    """Whether the daemon runs under ASan or TSan, whose allocators hold
-    freed memory back (quarantine, shadow): its RSS says nothing then."""
-    with open("/proc/%d/maps" % pid) as f:
-        maps = f.read()
-    return "libasan" in maps or "libtsan" in maps
-
-
 def status_kib(pid, field):
     with open("/proc/%d/status" % pid) as f:
         for line in f:
@@ -285,7 +277,7 @@ class LimitsTest(PipelineTest):
         self.assertIsNone(fx.daemon_proc.poll())
         # The bound is the plain build's (the one shipped); a sanitizer
         # build runs this test for its reports, not for its memory.
-        if not sanitizer_build(pid):
+        if not l4m_fixture.sanitizer_build(pid):
             self.assertLess(hwm_after - hwm_before, 16 * 1024,
                             "the flood grew the daemon by 16 MiB")
         self.root_unmount(name)
