@@ -289,6 +289,13 @@ class LiveStateTest(PipelineTest):
                 for m in [re.search(r"org\.left4me\.Overlay1\.MountChanged \('%s', (true|false)\)"
                                     % re.escape(name), line)] if m]
 
+    def wait_signal_count(self, listener, name, n, timeout=20):
+        """Waits until n MountChanged signals of name were seen."""
+        deadline = time.monotonic() + timeout
+        while len(self.signals_for(listener, name)) < n:
+            self.assertLess(time.monotonic(), deadline, listener.seen[-5:])
+            listener.wait_for(r"(?!)", 0.1)  # matches nothing: reads what came meanwhile
+
     def wait_signal(self, listener, name, mounted):
         self.assertTrue(listener.wait_for(
             r"org\.left4me\.Overlay1\.MountChanged \('%s', %s\)"
@@ -309,6 +316,9 @@ class LiveStateTest(PipelineTest):
             # The sudo drop-in, also behind its back.
             subprocess.run([fx.helper_path, "--config", fx.config_path, "mount", name],
                            check=True, env=fx.client_env())
+            # Seen before the service unmounts it again: a mount and an
+            # unmount between two reads of the table would look unchanged.
+            self.wait_signal_count(listener, name, 3)
             self.assertCallError(fx.call("member", "Mount", name),
                                  ERROR_PREFIX + "AlreadyMounted")
             self.assertCallOk(fx.call("member", "Unmount", name))
