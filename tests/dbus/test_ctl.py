@@ -11,7 +11,7 @@ import re
 
 from l4m_base import FixtureTest
 import l4m_fixture
-from l4m_fixture import ADMIN_PASSWORD, LOWER_FILE, LOWER_TEXT, USERS, overlays_on
+from l4m_fixture import ADMIN_PASSWORD, USERS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_AUTHORIZED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 ERROR = "org.left4me.Overlay1.Error."
@@ -51,16 +51,6 @@ class CtlTest(FixtureTest):
         self.assertEqual(m.group(1), verb_and_name, res)
         self.assertEqual(m.group(3), error_name, res)
         self.assertTrue(m.group(2).strip(), res)
-
-    def assertMounted(self, name):
-        mounts = overlays_on(self.fx.merged(name))
-        self.assertEqual(len(mounts), 1, mounts)
-        self.assertEqual(mounts[0][2], "left4me:" + name)
-        with open(os.path.join(self.fx.merged(name), LOWER_FILE)) as f:
-            self.assertEqual(f.read(), LOWER_TEXT)
-
-    def assertNotMounted(self, name):
-        self.assertEqual(overlays_on(self.fx.merged(name)), [])
 
 
 class CtlMemberTest(CtlTest):

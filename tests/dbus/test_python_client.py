@@ -33,7 +33,7 @@ import l4m_fixture  # noqa: E402
 import left4me_overlay  # noqa: E402
 from l4m_base import FixtureTest  # noqa: E402
 from l4m_fixture import (ACCESS_DENIED, ERROR_PREFIX, INTERACTIVE_REQUIRED, LOWER_FILE,  # noqa: E402
-                         LOWER_TEXT, overlays_on)
+                         overlays_on)
 
 DRIVER = os.path.join(HERE, "pyclient_driver.py")
 FAKE_SERVICE = os.path.join(HERE, "fake_overlay_service.py")
@@ -221,20 +221,6 @@ class PyClientTest(FixtureTest):
         self.assertTrue(err["message"], result)
         self.assertEqual(err["str"], err["message"])
         return err
-
-    def assertMounted(self, name):
-        mounts = overlays_on(self.fx.merged(name))
-        self.assertEqual(len(mounts), 1, mounts)
-        self.assertEqual(mounts[0][2], "left4me:" + name)
-        with open(os.path.join(self.fx.merged(name), LOWER_FILE)) as f:
-            self.assertEqual(f.read(), LOWER_TEXT)
-
-    def assertNotMounted(self, name):
-        self.assertEqual(overlays_on(self.fx.merged(name)), [])
-
-    def root_unmount(self, name):
-        self.assertCallOk(self.fx.call("root", "Unmount", name))
-        self.assertNotMounted(name)
 
     # The daemon stopped (SIGSTOP): calls reach the bus and wait there, so
     # no answer can come, whatever the load.

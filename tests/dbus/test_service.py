@@ -20,7 +20,7 @@ from l4m_base import FixtureTest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 from l4m_fixture import (ACCESS_DENIED, ADMIN_PASSWORD, ERROR_PREFIX, INTERACTIVE_REQUIRED,
-                         LOWER_FILE, LOWER_TEXT, gdbus_argv, overlays_on)
+                         LOWER_FILE, gdbus_argv, overlays_on)
 
 
 class ServiceTest(FixtureTest):
@@ -32,22 +32,6 @@ class ServiceTest(FixtureTest):
         # A crashed daemon fails the test that crashed it, not the next one.
         self.assertIsNone(self.fx.daemon_proc.poll(),
                           "the daemon exited:\n" + self.fx.log("daemon")[-3000:])
-
-    def assertMounted(self, name, pid="self"):
-        mounts = overlays_on(self.fx.merged(name), pid)
-        self.assertEqual(len(mounts), 1, "expected one overlay on %s, mount table has %r"
-                         % (self.fx.merged(name), mounts))
-        self.assertEqual(mounts[0][2], "left4me:" + name)
-        with open(os.path.join(self.fx.merged(name), LOWER_FILE)) as f:
-            self.assertEqual(f.read(), LOWER_TEXT)
-
-    def assertNotMounted(self, name, pid="self"):
-        self.assertEqual(overlays_on(self.fx.merged(name), pid), [])
-        self.assertFalse(os.path.exists(os.path.join(self.fx.merged(name), LOWER_FILE)))
-
-    def root_unmount(self, name):
-        self.assertCallOk(self.fx.call("root", "Unmount", name))
-        self.assertNotMounted(name)
 
 
 class SignalListener:
