@@ -1,18 +1,22 @@
 #!/usr/bin/python3
-"""The system tier: the Debian package on a booted
-Debian 12 with real systemd, dbus and polkitd.
+"""The system tier: the Debian package, built for the release, on a booted
+Debian 12 or Debian 13 with real systemd, dbus and polkitd.
 
-  run_system_test.py --source-dir SRC [--debs DIR] [--keep]
+  run_system_test.py --release bookworm|trixie --source-dir SRC [--debs DIR] [--keep]
 
 1. builds the package with packaging/build-deb.sh (VERSION, from
-   packaging/debian/changelog; or takes it from --debs DIR), and the same
+   packaging/debian/changelog; or takes it from --debs DIR, which must
+   hold a package built on that release), and the same
    files again as VERSION~systest1, the "previous build";
-2. copies the cached debootstrap tree (debian_tree.py) and boots it with
-   systemd-nspawn --boot --register=no --keep-unit --private-network;
+2. copies the cached debootstrap tree of the release (debian_tree.py) and
+   boots it with systemd-nspawn --boot --register=no --keep-unit
+   --private-network;
 3. inside, through nsenter: installs the previous package, and as a user of
    group left4me, with no daemon running, `left4me-overlayctl mount alpha`
    bus-activates left4me-overlayd under its hardened unit; the overlay
-   appears in the mount table of the container's PID 1; upgrades to the
+   appears in the mount table of the container's PID 1; a user outside the
+   group mounts a second instance with an administrator's password, typed
+   into the polkit agent the CLI starts in its terminal; upgrades to the
    current package with the overlay mounted (it survives, the new daemon
    reports it); unmounts; the daemon exits when idle; the sudoers example
    works and refuses added options; `dpkg --purge` leaves no file behind.
@@ -25,13 +29,17 @@ console and journal.
 """
 
 import argparse
+import errno
 import os
+import pty
 import re
+import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,9 +48,13 @@ import debian_tree  # noqa: E402
 
 USER = "l4m-user"       # member of group left4me (after the package made it)
 OTHER = "l4m-other"     # in no special group
+ADMIN = "l4m-admin"     # in group sudo: polkit's administrator on Debian
+ADMIN_PASSWORD = "systest-admin-password"
 INSTANCE = "alpha"
+INSTANCE2 = "beta"      # mounted with the administrator's password
 LEFT4ME = "/var/lib/left4me"
 MERGED = LEFT4ME + "/instances/" + INSTANCE + "/merged"
+MERGED2 = LEFT4ME + "/instances/" + INSTANCE2 + "/merged"
 CTL = "/usr/bin/left4me-overlayctl"
 HELPER = "/usr/libexec/left4me/left4me-overlay"
 UNIT = "left4me-overlayd.service"
@@ -91,8 +103,19 @@ def find_package(deb_dir):
     return os.path.join(deb_dir, debs[0])
 
 
-def build_package(source_dir, out_dir):
-    """packaging/build-deb.sh OUT_DIR: the one way packages are made."""
+def host_release():
+    """This machine's Debian release (VERSION_CODENAME of os-release)."""
+    with open("/etc/os-release") as f:
+        m = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", f.read(), re.M)
+    return m.group(1) if m else None
+
+
+def build_package(source_dir, out_dir, release):
+    """packaging/build-deb.sh OUT_DIR: the one way packages are made, run
+    on this machine when it is of that release."""
+    check(release == host_release(),
+          "this machine runs %s: a package for %s is built in a %s chroot; pass it with --debs"
+          % (host_release(), release, release))
     proc = subprocess.run([os.path.join(source_dir, "packaging", "build-deb.sh"), out_dir],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     check(proc.returncode == 0, "build-deb.sh failed:\n" + proc.stdout[-3000:])
@@ -121,8 +144,9 @@ def repackage(deb, out_dir, version):
 # ----------------------------------------------------------------- container
 
 class Container:
-    def __init__(self, root, log_path):
+    def __init__(self, root, log_path, name):
         self.root = root
+        self.name = name
         self.log_path = log_path
         self.nspawn = None
         self.pid = None  # host pid of the container's PID 1
@@ -131,7 +155,7 @@ class Container:
         self.log = open(self.log_path, "w")
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "-D", self.root, "--boot", "--register=no", "--keep-unit",
-             "--private-network", "--console=pipe", "--machine=l4m-systest"],
+             "--private-network", "--console=pipe", "--machine=" + self.name],
             stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while self.pid is None and time.monotonic() < deadline:
@@ -194,6 +218,11 @@ class Container:
                              proc.stdout, proc.stderr))
         return proc
 
+    def pty(self, argv, user=None):
+        """argv run as user in a terminal of its own (a new pty): the test
+        reads the prompts printed there and types into it."""
+        return PtySession(self.argv(argv, user))
+
     def show(self, *props):
         out = self.run(["systemctl", "show", UNIT] + ["-p" + p for p in props]).stdout
         return dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
@@ -236,6 +265,88 @@ class Container:
                 self.nspawn.wait(10)
 
 
+class PtySession:
+    """A program on a new pty (its controlling terminal, so polkit's text
+    agent can open /dev/tty); the test reads its output and types into it."""
+
+    def __init__(self, argv):
+        pid, master = pty.fork()
+        if pid == 0:
+            try:
+                os.execvp(argv[0], argv)
+            finally:
+                os._exit(127)
+        self.pid = pid
+        self.master = master
+        self.transcript = b""
+        self.status = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.status is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+                os.waitpid(self.pid, 0)
+            except ProcessLookupError:
+                pass
+        os.close(self.master)
+
+    def text(self):
+        return self.transcript.decode(errors="replace")
+
+    def _pump(self, wait):
+        r, _, _ = select.select([self.master], [], [], wait)
+        if r:
+            try:
+                self.transcript += os.read(self.master, 4096)
+            except OSError as e:
+                if e.errno != errno.EIO:  # EIO: every slave side is closed
+                    raise
+        if self.status is None:
+            wpid, st = os.waitpid(self.pid, os.WNOHANG)
+            if wpid == self.pid:
+                self.status = st
+
+    def expect(self, pattern, timeout=30):
+        """Reads until pattern (a bytes regex) appears in the output."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and self.status is None:
+            if re.search(pattern, self.transcript):
+                return True
+            self._pump(0.05)
+        self._pump(0)
+        return bool(re.search(pattern, self.transcript))
+
+    def send(self, text, timeout=30):
+        """Types text and Enter once the terminal's echo is off: polkit's
+        text agent turns it off with TCSAFLUSH, which discards anything
+        typed before."""
+        deadline = time.monotonic() + timeout
+        while termios.tcgetattr(self.master)[3] & termios.ECHO:
+            check(time.monotonic() < deadline, "the terminal's echo stayed on:\n" + self.text())
+            self._pump(0.01)
+        os.write(self.master, text.encode() + b"\n")
+
+    def wait(self, timeout=60):
+        """The program's exit code, once it has exited."""
+        deadline = time.monotonic() + timeout
+        while self.status is None and time.monotonic() < deadline:
+            self._pump(0.05)
+        check(self.status is not None, "still running after %ss:\n%s" % (timeout, self.text()))
+        # what it printed last
+        while select.select([self.master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(self.master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.transcript += chunk
+        return os.waitstatus_to_exitcode(self.status)
+
+
 def file_list(root):
     """Every path below root (relative), with its type, outside UNCOMPARED."""
     found = set()
@@ -265,13 +376,19 @@ def file_list(root):
 def prepare(ct):
     """Users, the instance layout and a short idle time: before the package,
     so that they are part of the "before" file list."""
-    for user in (USER, OTHER):
+    for user in (USER, OTHER, ADMIN):
         ct.run(["useradd", "--create-home", "--shell", "/bin/sh", user])
-    ct.run(["mkdir", "-p", LEFT4ME + "/installation", LEFT4ME + "/instances/" + INSTANCE])
+    # Debian's polkit takes the members of group sudo as administrators
+    # (50-default.rules on Debian 12 and 13).
+    ct.run(["usermod", "-aG", "sudo", ADMIN])
+    ct.run(["chpasswd"], input="%s:%s\n" % (ADMIN, ADMIN_PASSWORD))
+    ct.run(["mkdir", "-p", LEFT4ME + "/installation"])
     ct.run(["sh", "-c", "echo 'from the installation' >%s/installation/base.txt" % LEFT4ME])
-    inst = LEFT4ME + "/instances/" + INSTANCE
-    ct.run(["mkdir", inst + "/upper", inst + "/work", inst + "/merged"])
-    ct.run(["sh", "-c", "echo L4D2_LOWERDIRS=%s/installation >%s/instance.env" % (LEFT4ME, inst)])
+    for name in (INSTANCE, INSTANCE2):
+        inst = LEFT4ME + "/instances/" + name
+        ct.run(["mkdir", "-p", inst + "/upper", inst + "/work", inst + "/merged"])
+        ct.run(["sh", "-c", "echo L4D2_LOWERDIRS=%s/installation >%s/instance.env"
+                % (LEFT4ME, inst)])
     # The files below Root belong to the unprivileged host manager.
     ct.run(["chown", "-R", USER + ":" + USER, LEFT4ME])
     # A drop-in shortening the idle time, so that idle exit is seen
@@ -384,7 +501,7 @@ def status_json(ct, user):
 
 
 def scenario(ct, old_deb, new_deb, old_version, new_version):
-    step("preparing users and instance %s" % INSTANCE)
+    step("preparing users and instances %s, %s" % (INSTANCE, INSTANCE2))
     prepare(ct)
     before = file_list(ct.root)
     polkitd = polkit_pid(ct)
@@ -423,6 +540,21 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
 
     step("the journal holds both decisions, with MESSAGE_ID and the caller")
     check_journal(ct)
+
+    step("a non-member mounts %s with an administrator's password (the CLI's agent)"
+         % INSTANCE2)
+    with ct.pty([CTL, "mount", INSTANCE2], user=OTHER) as s:
+        check(s.expect(rb"Password:"), "no password prompt:\n" + s.text())
+        check("AUTHENTICATING FOR org.left4me.overlay.mount" in s.text()
+              and ADMIN in s.text(), "unexpected prompt:\n" + s.text())
+        s.send(ADMIN_PASSWORD)
+        code = s.wait()
+        check(code == 0 and "AUTHENTICATION COMPLETE" in s.text(),
+              "mount with the admin's password: exit %d\n%s" % (code, s.text()))
+    check(ct.overlays(MERGED2) == ["left4me:" + INSTANCE2],
+          "no overlay on %s after the authenticated mount" % MERGED2)
+    ct.run([CTL, "--no-ask-password", "unmount", INSTANCE2], user=USER)
+    check(ct.overlays(MERGED2) == [], "%s still mounted" % MERGED2)
 
     step("upgrading to %s with %s mounted" % (new_version, INSTANCE))
     ct.run([CTL, "status", INSTANCE], user=USER)  # the old daemon is running now
@@ -502,9 +634,12 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
 
 def main():
     parser = argparse.ArgumentParser()
+    parser.add_argument("--release", choices=sorted(debian_tree.RELEASES),
+                        default=debian_tree.DEFAULT_RELEASE,
+                        help="the Debian release booted (and the package built for it)")
     parser.add_argument("--source-dir", required=True)
     parser.add_argument("--debs", help="take the package from this folder (made by "
-                        "packaging/build-deb.sh) instead of building it")
+                        "packaging/build-deb.sh on that release) instead of building it")
     parser.add_argument("--cache", default=debian_tree.CACHE_DIR)
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     args = parser.parse_args()
@@ -517,13 +652,13 @@ def main():
     ct = None
     ok = False
     try:
-        step("debootstrap tree (cached in %s)" % args.cache)
-        tree = debian_tree.cached_tree(args.cache)
+        step("debootstrap tree of %s (cached in %s)" % (args.release, args.cache))
+        tree = debian_tree.cached_tree(args.release, args.cache)
         if args.debs:
             new_deb = find_package(args.debs)
         else:
             step("packaging/build-deb.sh")
-            new_deb = build_package(args.source_dir, os.path.join(work, "new"))
+            new_deb = build_package(args.source_dir, os.path.join(work, "new"), args.release)
         version = run_host(["dpkg-deb", "-f", new_deb, "Version"]).stdout.strip()
         old_version = version + "~systest1"
         step("repackaging %s as %s" % (version, old_version))
@@ -532,9 +667,12 @@ def main():
         root = os.path.join(work, "root")
         debian_tree.copy_tree(tree, root)
         step("booting the container")
-        ct = Container(root, os.path.join(work, "console.log"))
+        ct = Container(root, os.path.join(work, "console.log"), "l4m-systest-" + args.release)
         ct.boot()
         step("booted (container PID 1 is host pid %d)" % ct.pid)
+        versions = ct.run(["dpkg-query", "-W", "-f=${Package} ${Version}, ", "systemd",
+                           "dbus-daemon", "polkitd", "python3-jeepney"]).stdout
+        step("%s: %s" % (args.release, versions.rstrip(", ")))
         scenario(ct, old_deb, new_deb, old_version, version)
         ok = True
     except Failure as e:
