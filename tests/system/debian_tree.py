@@ -116,9 +116,9 @@ def cached_tree(release=DEFAULT_RELEASE, cache_dir=CACHE_DIR, log=sys.stderr):
 
 
 def copy_tree(source, target):
-    """A private copy of the cached tree for one run (hard links would let
-    the run change the cache)."""
-    subprocess.run(["cp", "-a", "--reflink=auto", source, target], check=True)
+    """A private copy of the cached tree for one run, into the existing
+    folder target (hard links would let the run change the cache)."""
+    subprocess.run(["cp", "-a", "--reflink=auto", source + "/.", target], check=True)
 
 
 def main():
