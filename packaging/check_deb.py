@@ -4,17 +4,21 @@
 
   check_deb.py --source-dir SRC --version X.Y.Z [--debs DIR]
 
-- lintian (Debian 12's) reports no error and no warning; the info tags it
-  reports are exactly the ones docs/packaging.md justifies (KNOWN_INFO);
+- lintian (the one of the release this runs on: Debian 12's 2.116 or
+  Debian 13's 2.122; the package is checked where it was built) reports
+  no error and no warning with --pedantic; the info tags it reports are
+  among the ones docs/packaging.md justifies (KNOWN_INFO);
 - the maintainer scripts are debhelper's: deb-systemd-helper /
   deb-systemd-invoke behind a DPKG_ROOT guard, systemd-sysusers for the
   group; nothing touches polkit or reloads dbus by hand;
-- control: a real Maintainer address, Depends admitting dbus-broker, the
-  version of packaging/debian/changelog equal to the project's;
+- control: a real Maintainer address, Depends on polkitd, admitting
+  dbus-broker and systemd-standalone-sysusers, the version of
+  packaging/debian/changelog equal to the project's;
 - binaries hardened as dpkg-buildflags asks (BIND_NOW, relro, PIE,
   fortify), with no .comment section;
 - the files: DEP-5 copyright, changelog, sysusers.d, bash completion,
-  left4me-overlay.conf(5).
+  left4me-overlay.conf(5), the unit in the folder systemd.pc names on this
+  release (/lib/systemd/system on Debian 12, /usr/lib/systemd/system on 13).
 """
 
 import argparse
@@ -26,8 +30,8 @@ import subprocess
 import sys
 import tempfile
 
-# Info tags of Debian 12's lintian that stay, each justified in
-# docs/packaging.md ("lintian").
+# Info tags of Debian 12's and 13's lintian that stay, each justified in
+# docs/packaging.md ("lintian"). (Debian 13's no longer has the first.)
 KNOWN_INFO = {
     "package-supports-alternative-init-but-no-init.d-script",
     "spare-manual-page",
@@ -57,13 +61,15 @@ def run(argv, **kw):
 
 
 def check_lintian(debs):
-    proc = run(["lintian", "--info", "--display-info", "--show-overrides",
+    version = run(["lintian", "--version"]).stdout.strip()
+    print("%s on %s" % (version, " ".join(os.path.basename(d) for d in debs)), flush=True)
+    proc = run(["lintian", "--pedantic", "--info", "--display-info", "--show-overrides",
                 "--tag-display-limit", "0"] + debs)
     print(proc.stdout, end="", flush=True)
     tags = re.findall(r"^([EWIXOP]): \S+: (\S+)", proc.stdout, re.M)
     errors = [t for kind, t in tags if kind == "E"]
     warnings = [t for kind, t in tags if kind == "W"]
-    infos = {t for kind, t in tags if kind == "I"}
+    infos = {t for kind, t in tags if kind in ("I", "P")}
     overridden = {t for kind, t in tags if kind == "O"}
     print("lintian: %d errors, %d warnings, %d info tags (%s)"
           % (len(errors), len(warnings), len(infos), " ".join(sorted(infos)) or "none"))
@@ -128,8 +134,14 @@ def check_control(deb, version):
     m = fields["Maintainer"]
     check(re.fullmatch(r"[^<>]+ <[^@<>\s]+@[^@<>\s]+\.[a-z]+>", m) and "localhost" not in m,
           "Maintainer is not a project address: %r" % m)
-    check("default-dbus-system-bus | dbus-system-bus" in fields["Depends"],
+    depends = [d.strip() for d in fields["Depends"].split(",")]
+    check("default-dbus-system-bus | dbus-system-bus" in depends,
           "Depends does not admit dbus-broker: %r" % fields["Depends"])
+    # Unversioned: every release with a package of that name (121 and
+    # later; Debian 12 has 122, Debian 13 126) runs our JavaScript rules.
+    check("polkitd" in depends, "Depends has no polkitd: %r" % fields["Depends"])
+    check("systemd | systemd-standalone-sysusers | systemd-sysusers" in depends,
+          "Depends does not admit systemd-standalone-sysusers: %r" % fields["Depends"])
     check(re.fullmatch(re.escape(version) + r"([-~+].*)?", fields["Version"]),
           "package version %r does not match the project's %r" % (fields["Version"], version))
 
@@ -162,13 +174,22 @@ def check_binaries(root):
     check(found == 3, "expected 3 programs, found %d" % found)
 
 
+def unit_dir():
+    """Where systemd on this release wants units (systemd.pc: systemd on
+    Debian 12, systemd-dev on 13), without the leading /."""
+    proc = run(["pkg-config", "--variable=systemdsystemunitdir", "systemd"])
+    check(proc.returncode == 0 and proc.stdout.strip(),
+          "pkg-config knows no systemdsystemunitdir (systemd.pc): %s" % proc.stdout)
+    return (proc.stdout.strip() or "/lib/systemd/system").lstrip("/")
+
+
 def check_files(root):
     for rel in ("usr/share/doc/left4me-overlay/copyright",
                 "usr/share/doc/left4me-overlay/changelog.gz",
                 "usr/lib/sysusers.d/left4me-overlay.conf",
                 "usr/share/bash-completion/completions/left4me-overlayctl",
                 "usr/share/man/man5/left4me-overlay.conf.5.gz",
-                "lib/systemd/system/left4me-overlayd.service"):
+                unit_dir() + "/left4me-overlayd.service"):
         check(os.path.exists(os.path.join(root, rel)), "the package has no /" + rel)
     copyright_path = os.path.join(root, "usr/share/doc/left4me-overlay/copyright")
     if os.path.exists(copyright_path):
