@@ -13,8 +13,9 @@
 #           (that release's lintian, scripts, control, hardening, files)
 #
 # On a machine of that release both run here; for the other release they
-# run in its cached build chroot (scripts/CHROOT, which debootstraps it and
-# runs scripts/install-deps.sh in it the first time). The tests
+# run in its cached build chroot (scripts/debian-chroot.sh, which
+# debootstraps it and runs scripts/install-deps.sh in it the first time;
+# the source tree is at /src there, OUTDIR at /out). The tests
 # (packaging.build-deb.RELEASE, packaging.deb.RELEASE, system.RELEASE) and
 # CI call this; it needs root for the chroot.
 set -euo pipefail
@@ -33,18 +34,21 @@ out=$(cd "$3" && pwd)
 
 host=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
 
-# Runs "$@" (paths inside the source tree relative to it) on RELEASE, with
-# the source tree and OUTDIR at the same paths as here.
+# Runs "$@" on RELEASE in the source tree's top folder; the word @OUT@ in
+# it stands for OUTDIR.
 on_release() {
+    local args=() a
     if [[ $release == "$host" ]]; then
-        (cd "$src" && "$@")
+        for a in "$@"; do args+=("${a//@OUT@/$out}"); done
+        (cd "$src" && "${args[@]}")
     elif [[ $EUID -ne 0 ]]; then
         # ctest's SKIP_RETURN_CODE: a developer's non-root build skips it.
         echo "release-deb.sh: the $release chroot needs root: skipped" >&2
         exit 77
     else
-        echo "release-deb.sh: no chroot runner for $release yet" >&2
-        exit 1
+        for a in "$@"; do args+=("${a//@OUT@//out}"); done
+        "$src/scripts/debian-chroot.sh" --release "$release" --bind "$out:/out" \
+            bash -c 'cd /src && exec "$@"' release-deb "${args[@]}"
     fi
 }
 
@@ -54,11 +58,11 @@ build)
     # Emptied first: the fixture's folder holds exactly one package, the
     # one of this run (build-deb.sh only adds files).
     find "$out" -mindepth 1 -delete
-    on_release packaging/build-deb.sh "$out"
+    on_release packaging/build-deb.sh @OUT@
     ;;
 check)
     [[ $# -eq 4 ]] || usage
-    on_release python3 packaging/check_deb.py --source-dir . --version "$4" --debs "$out"
+    on_release python3 packaging/check_deb.py --source-dir . --version "$4" --debs @OUT@
     ;;
 *) usage ;;
 esac
