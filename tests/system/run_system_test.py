@@ -4,9 +4,10 @@ Debian 12 or Debian 13 with real systemd, dbus and polkitd.
 
   run_system_test.py --release bookworm|trixie --source-dir SRC [--debs DIR] [--keep]
 
-1. builds the package with packaging/build-deb.sh (VERSION, from
-   packaging/debian/changelog; or takes it from --debs DIR, which must
-   hold a package built on that release), and the same
+1. builds the package for the release with packaging/release-deb.sh
+   (packaging/build-deb.sh, run here or in a chroot of that release;
+   VERSION, from packaging/debian/changelog), or takes it from --debs DIR
+   (ctest: the fixture packaging.build-deb.RELEASE made it), and the same
    files again as VERSION~systest1, the "previous build";
 2. copies the cached debootstrap tree of the release (debian_tree.py) and
    boots it with systemd-nspawn --boot --register=no --keep-unit
@@ -103,22 +104,14 @@ def find_package(deb_dir):
     return os.path.join(deb_dir, debs[0])
 
 
-def host_release():
-    """This machine's Debian release (VERSION_CODENAME of os-release)."""
-    with open("/etc/os-release") as f:
-        m = re.search(r"^VERSION_CODENAME=\"?([a-z]+)", f.read(), re.M)
-    return m.group(1) if m else None
-
-
 def build_package(source_dir, out_dir, release):
-    """packaging/build-deb.sh OUT_DIR: the one way packages are made, run
-    on this machine when it is of that release."""
-    check(release == host_release(),
-          "this machine runs %s: a package for %s is built in a %s chroot; pass it with --debs"
-          % (host_release(), release, release))
-    proc = subprocess.run([os.path.join(source_dir, "packaging", "build-deb.sh"), out_dir],
+    """packaging/release-deb.sh RELEASE build OUT_DIR: packaging/build-deb.sh,
+    the one way packages are made, run on that release (here, or in its
+    cached chroot)."""
+    proc = subprocess.run([os.path.join(source_dir, "packaging", "release-deb.sh"), release,
+                           "build", out_dir],
                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    check(proc.returncode == 0, "build-deb.sh failed:\n" + proc.stdout[-3000:])
+    check(proc.returncode == 0, "release-deb.sh failed:\n" + proc.stdout[-3000:])
     return find_package(out_dir)
 
 
@@ -661,7 +654,7 @@ def main():
         if args.debs:
             new_deb = find_package(args.debs)
         else:
-            step("packaging/build-deb.sh")
+            step("packaging/release-deb.sh %s build" % args.release)
             new_deb = build_package(args.source_dir, os.path.join(work, "new"), args.release)
         version = run_host(["dpkg-deb", "-f", new_deb, "Version"]).stdout.strip()
         old_version = version + "~systest1"
