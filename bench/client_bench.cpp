@@ -47,6 +47,7 @@
 //                             call, Mount(NAME) (run as root), then to the
 //                             first ListInstances reply; unmounts NAME
 #include "overlay1_proxy.hpp"
+#include "sdbus_compat.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -77,6 +78,7 @@ extern char** environ;
 namespace {
 
 using Clock = std::chrono::steady_clock;
+namespace sdbus_compat = overlay::sdbus_compat;
 constexpr const char* kBusName = "org.left4me.Overlay1";
 constexpr const char* kObjectPath = "/org/left4me/Overlay1";
 
@@ -88,7 +90,9 @@ long long ns_between(Clock::time_point a, Clock::time_point b) {
 // calls are plain blocking round trips, as a host manager would make them.
 class Overlay : public sdbus::ProxyInterfaces<org::left4me::Overlay1_proxy> {
   public:
-    explicit Overlay(sdbus::IConnection& bus) : ProxyInterfaces(bus, kBusName, kObjectPath) {
+    explicit Overlay(sdbus::IConnection& bus)
+        : ProxyInterfaces(bus, sdbus_compat::ServiceName(kBusName),
+                          sdbus_compat::object_path(kObjectPath)) {
         registerProxy();
     }
     ~Overlay() { unregisterProxy(); }
@@ -358,7 +362,7 @@ int hold() {
 int polkit(const std::string& subject_name, const std::string& action, const std::string& instance,
            int n) {
     auto bus = sdbus::createSystemBusConnection();
-    auto authority = sdbus::createProxy(*bus, "org.freedesktop.PolicyKit1",
+    auto authority = sdbus_compat::proxy(*bus, "org.freedesktop.PolicyKit1",
                                         "/org/freedesktop/PolicyKit1/Authority");
     using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
     const Subject subject{std::string("system-bus-name"),
@@ -437,7 +441,7 @@ int spawnpair(const std::string& name, int n, char** cmd) {
 
 int startup(const std::string& name, char** daemon_argv) {
     auto bus = sdbus::createSystemBusConnection();
-    auto dbus = sdbus::createProxy(*bus, "org.freedesktop.DBus", "/org/freedesktop/DBus");
+    auto dbus = sdbus_compat::proxy(*bus, "org.freedesktop.DBus", "/org/freedesktop/DBus");
     std::promise<Clock::time_point> owned;
     std::atomic<bool> seen{false};
     dbus->uponSignal("NameOwnerChanged")
@@ -447,7 +451,7 @@ int startup(const std::string& name, char** daemon_argv) {
                 owned.set_value(Clock::now());
             }
         });
-    dbus->finishRegistration(); // the AddMatch round trip is done here, before the spawn
+    sdbus_compat::finish_signals(*dbus); // the AddMatch round trip is done by here, before the spawn
     bus->enterEventLoopAsync();
 
     // The daemon's log must not hold our stdout open (the caller reads it

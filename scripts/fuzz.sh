@@ -10,7 +10,7 @@
 #                       executor_protocol
 #   FUZZ_JOBS=N         targets run at once (default 2)
 #   BUILD_DIR=DIR       build directory (default build-fuzz)
-# Needs clang and libclang-rt-14-dev (scripts/install-deps.sh --with-checks).
+# Needs clang and libclang-rt-dev (scripts/install-deps.sh --with-checks).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}

@@ -1,8 +1,21 @@
 #!/usr/bin/env bash
-# Installs, from Debian 12's own archive, everything needed to build, run
-# and test left4me-overlay. Idempotent; run as root.
+# Installs, from the release's own Debian archive, everything needed to
+# build, run and test left4me-overlay on Debian 12 (bookworm) or 13
+# (trixie). Idempotent; run as root. --with-checks adds what the fuzz and
+# sanitizer builds and the profiling in bench/ need.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+
+# The package names are the same on both releases (checked with
+# apt-cache policy on each): libsdbus-c++-dev is 1.2 on 12 and 2.1 on 13,
+# and libclang-rt-dev is the runtime of each release's default clang (14,
+# 19), the one the sanitizer and fuzz builds use. Another release gets a
+# warning, then the same names.
+. /etc/os-release
+case "${ID:-}:${VERSION_ID:-}" in
+debian:12 | debian:13) ;;
+*) echo "install-deps.sh: made for Debian 12 and 13, this is ${PRETTY_NAME:-unknown}; trying the same package names" >&2 ;;
+esac
 
 build=(build-essential cmake pkg-config git
        libsdbus-c++-dev libsdbus-c++-bin libsystemd-dev
@@ -15,7 +28,7 @@ test+=(python3-jeepney python3-venv python3-pip python3-wheel)  # clients/python
 pack=(debhelper dh-python fakeroot)
 extra=()
 if [[ "${1:-}" == "--with-checks" ]]; then
-    extra=(clang libclang-rt-14-dev valgrind linux-perf strace) # perf, strace: bench/ profiling
+    extra=(clang libclang-rt-dev valgrind linux-perf strace) # perf, strace: bench/ profiling
 fi
 
 missing=()

@@ -1,36 +1,13 @@
 #include "overlay_client.hpp"
 
 #include "overlay1_proxy.hpp"
+#include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
 
 #include <optional>
 #include <sdbus-c++/sdbus-c++.h>
-#include <systemd/sd-bus.h>
 
 namespace overlay::ctl {
-
-namespace {
-
-
-// sdbus-c++ 1.2's MethodCall can neither set ALLOW_INTERACTIVE_AUTHORIZATION
-// nor hand out its sd_bus_message*, which it keeps in the protected member
-// Message::msg_. A pointer to that member, formed inside a class derived
-// from Message, may be applied to any Message: the one place here that
-// touches sdbus-c++ internals (the daemon reads the flag the same way).
-// Never instantiated.
-void set_allow_interactive_authorization(sdbus::MethodCall& call) {
-    struct RawMessage : sdbus::Message {
-        static sd_bus_message* get(sdbus::Message& m) {
-            return static_cast<sd_bus_message*>(m.*(&RawMessage::msg_));
-        }
-    };
-    const int r = sd_bus_message_set_allow_interactive_authorization(RawMessage::get(call), 1);
-    if (r < 0) {
-        throw sdbus::createError(-r, "cannot allow interactive authorization on the call");
-    }
-}
-
-} // namespace
 
 // The generated proxy, on our connection: borrowing it keeps sdbus-c++ from
 // starting an event-loop thread, which a CLI making one blocking call at a
@@ -38,8 +15,8 @@ void set_allow_interactive_authorization(sdbus::MethodCall& call) {
 class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay1_proxy> {
   public:
     explicit Proxy(sdbus::IConnection& bus)
-        : ProxyInterfaces(bus, std::string(vocabulary::kBusName),
-                          std::string(vocabulary::kObjectPath)) {
+        : ProxyInterfaces(bus, sdbus_compat::ServiceName(std::string(vocabulary::kBusName)),
+                          sdbus_compat::object_path(std::string(vocabulary::kObjectPath))) {
         registerProxy();
     }
     ~Proxy() { unregisterProxy(); }
@@ -50,8 +27,8 @@ class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay
     sdbus::MethodReply call_authorized(vocabulary::Verb verb, const std::string& instance,
                                        bool allow_interactive, std::chrono::seconds timeout,
                                        std::optional<bool> flag = std::nullopt) {
-        auto call = getProxy().createMethodCall(
-            INTERFACE_NAME, std::string(vocabulary::verb_info(verb).method));
+        auto call = sdbus_compat::method_call(getProxy(), INTERFACE_NAME,
+                                              std::string(vocabulary::verb_info(verb).method));
         if (!instance.empty()) {
             call << instance;
         }
@@ -59,7 +36,7 @@ class OverlayClient::Proxy : public sdbus::ProxyInterfaces<org::left4me::Overlay
             call << *flag;
         }
         if (allow_interactive) {
-            set_allow_interactive_authorization(call);
+            sdbus_compat::allow_interactive_authorization(call);
         }
         return getProxy().callMethod(call, timeout);
     }

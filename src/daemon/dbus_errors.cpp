@@ -1,5 +1,6 @@
 #include "dbus_errors.hpp"
 
+#include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
 
 #include <exception>
@@ -35,12 +36,12 @@ std::string dbus_safe(std::string text) {
 }
 
 sdbus::Error make_error(ErrorCode code, const std::string& message) {
-    return sdbus::Error(std::string(kErrorPrefix) + std::string(error_name(code)),
-                        dbus_safe(message));
+    return sdbus_compat::error(std::string(kErrorPrefix) + std::string(error_name(code)),
+                               dbus_safe(message));
 }
 
 sdbus::Error make_error(AuthError code, const std::string& message) {
-    return sdbus::Error(std::string(auth_error_name(code)), dbus_safe(message));
+    return sdbus_compat::error(std::string(auth_error_name(code)), dbus_safe(message));
 }
 
 sdbus::Error error_from_current_exception() noexcept {
@@ -68,7 +69,7 @@ sdbus::Error error_from_current_exception() noexcept {
             return make_error(ErrorCode::Failed, "internal error");
         }
     } catch (...) {
-        return sdbus::Error("org.left4me.Overlay1.Error.Failed"); // no allocation to spare
+        return sdbus_compat::error("org.left4me.Overlay1.Error.Failed"); // no message: less to allocate
     }
 }
 

@@ -2,6 +2,7 @@
 
 #include "error.hpp"
 #include "journal_log.hpp"
+#include "sdbus_compat.hpp"
 
 #include <cerrno>
 #include <cstdint>
@@ -120,22 +121,22 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
         watchdog.ping_if_due();
         // Dispatch everything sd-bus already has before sleeping: one
         // readable event may carry many messages.
-        sdbus::IConnection::PollData poll_data{};
+        sdbus_compat::BusPoll bus_poll{};
         try {
-            while (bus.processPendingRequest()) {
+            while (sdbus_compat::process_pending(bus)) {
                 hooks.on_bus_message();
             }
             if (hooks.done()) {
                 return End::Done;
             }
-            poll_data = bus.getEventLoopPollData();
+            bus_poll = sdbus_compat::bus_poll(bus);
         } catch (const sdbus::Error& e) {
             // sd-bus reports a closed connection as ENOTCONN/ECONNRESET
             // from sd_bus_process or sd_bus_get_fd.
             log_message(3, std::string("bus connection lost: ") + e.getMessage());
             return End::BusDisconnected;
         }
-        int timeout = poll_data.getPollTimeout();
+        int timeout = bus_poll.timeout_ms;
         if (auto deadline = hooks.deadline()) {
             auto left = std::chrono::ceil<std::chrono::milliseconds>(*deadline - Clock::now());
             int ms = left.count() < 0 ? 0 : static_cast<int>(left.count());
@@ -144,29 +145,30 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
         if (int ms = watchdog.timeout_ms(); ms >= 0) {
             timeout = timeout < 0 ? ms : std::min(timeout, ms);
         }
-        pollfd fds[3] = {
-            {poll_data.fd, poll_data.events, 0},
+        pollfd fds[4] = {
             {wake_fd_.get(), POLLIN, 0},
             {signal_fd_.get(), POLLIN, 0},
+            bus_poll.bus,
+            bus_poll.queued,
         };
-        int r = ::poll(fds, 3, timeout);
+        int r = ::poll(fds, 4, timeout);
         if (r < 0) {
             if (errno == EINTR) {
                 continue;
             }
             throw_errno(ErrorCode::Failed, "poll", errno);
         }
-        if (fds[2].revents != 0) {
+        if (fds[1].revents != 0) {
             drain_signals(hooks);
         }
-        if (fds[1].revents != 0) {
+        if (fds[0].revents != 0) {
             run_posted();
         }
         if (auto deadline = hooks.deadline(); deadline && Clock::now() >= *deadline) {
             hooks.on_deadline();
         }
-        // The bus fd (readable, writable, hung up or timed out) is handled
-        // by processPendingRequest() at the top.
+        // The bus fds (readable, writable, hung up or timed out) are
+        // handled by process_pending() at the top.
     }
 }
 

@@ -5,6 +5,7 @@
 #include "executor_pool.hpp"
 #include "journal_log.hpp"
 #include "overlay_service.hpp"
+#include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
 #include "watch_worker.hpp"
 
@@ -25,7 +26,7 @@ namespace {
 
 using overlay::daemon::EventLoop;
 
-const std::string kBusName(overlay::vocabulary::kBusName);
+const overlay::sdbus_compat::ServiceName kBusName{std::string(overlay::vocabulary::kBusName)};
 // The first executor's hello carries the daemon's settings. One that
 // cannot start, or says nothing in this time, leaves the daemon serving with
 // the defaults (and each call saying what is wrong with the executor).

@@ -3,11 +3,11 @@
 #include "dbus_errors.hpp"
 #include "instance_name.hpp"
 #include "journal_log.hpp"
+#include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
 
 #include <chrono>
 #include <syslog.h>
-#include <systemd/sd-bus.h>
 
 namespace overlay::daemon {
 
@@ -32,22 +32,6 @@ protocol::RequestVerb request_verb(Verb verb, bool dry_run) {
     return protocol::RequestVerb::Sync; // not reached (-Werror=switch)
 }
 
-// sdbus-c++ 1.2's Message exposes neither the ALLOW_INTERACTIVE_AUTHORIZATION
-// header flag nor its sd_bus_message*, which it keeps in the protected
-// member msg_. A pointer to that member, formed inside a class derived from
-// Message, may be applied to any Message: this is the one standard way to
-// read it without patching the library, and the only place that touches
-// sdbus-c++ internals. Never instantiated.
-bool allows_interactive_authorization(const sdbus::Message& message) {
-    struct RawMessage : sdbus::Message {
-        static sd_bus_message* get(const sdbus::Message& m) {
-            return static_cast<sd_bus_message*>(m.*(&RawMessage::msg_));
-        }
-    };
-    sd_bus_message* raw = RawMessage::get(message);
-    return raw != nullptr && sd_bus_message_get_allow_interactive_authorization(raw) > 0;
-}
-
 long long elapsed_ms(EventLoop::Clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(EventLoop::Clock::now() - since)
         .count();
@@ -57,7 +41,8 @@ long long elapsed_ms(EventLoop::Clock::time_point since) {
 
 OverlayService::OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
                                CallLimits& limits, ExecutorPool& executors)
-    : AdaptorInterfaces(bus, std::string(vocabulary::kObjectPath)), loop_(loop), authorizer_(authorizer), limits_(limits),
+    : AdaptorInterfaces(bus, sdbus_compat::object_path(std::string(vocabulary::kObjectPath))),
+      loop_(loop), authorizer_(authorizer), limits_(limits),
       executors_(executors) {
     registerAdaptor();
 }
@@ -108,9 +93,9 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
             calls_.try_emplace(id, verb, std::move(instance), std::move(reply)).first->second;
         call.dry_run = dry_run;
         // Valid inside a handler only; read what later steps need now.
-        const sdbus::Message* message = getObject().getCurrentlyProcessedMessage();
-        call.sender = message->getSender();
-        call.interactive = allows_interactive_authorization(*message);
+        auto current = sdbus_compat::current_call(getObject());
+        call.sender = std::move(current.sender);
+        call.interactive = current.interactive;
 
         if (stopping_) {
             finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,

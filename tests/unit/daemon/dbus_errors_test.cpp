@@ -1,4 +1,5 @@
 #include "dbus_errors.hpp"
+#include "sdbus_compat.hpp"
 
 #include <gtest/gtest.h>
 #include <stdexcept>
@@ -20,7 +21,7 @@ template <typename Throw> sdbus::Error mapped(Throw do_throw) {
         return error_from_current_exception();
     }
     ADD_FAILURE() << "nothing was thrown";
-    return sdbus::Error("none", "none");
+    return overlay::sdbus_compat::error("none", "none");
 }
 
 } // namespace
@@ -71,10 +72,10 @@ TEST(DbusErrors, SdbusErrorsFromTheTablePassThrough) {
 
 TEST(DbusErrors, ForeignSdbusErrorNamesBecomeFailed) {
     const sdbus::Error e =
-        mapped([] { throw sdbus::Error("org.freedesktop.DBus.Error.NoMemory", "oom"); });
+        mapped([] { throw overlay::sdbus_compat::error("org.freedesktop.DBus.Error.NoMemory", "oom"); });
     EXPECT_EQ(e.getName(), "org.left4me.Overlay1.Error.Failed");
     const sdbus::Error lookalike =
-        mapped([] { throw sdbus::Error("org.left4me.Overlay1.Errors.Busy", "m"); });
+        mapped([] { throw overlay::sdbus_compat::error("org.left4me.Overlay1.Errors.Busy", "m"); });
     EXPECT_EQ(lookalike.getName(), "org.left4me.Overlay1.Error.Failed");
 }
 

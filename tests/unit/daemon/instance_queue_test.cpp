@@ -1,5 +1,6 @@
 #include "instance_queue.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <gtest/gtest.h>

@@ -3,6 +3,7 @@
 // test's own.
 #include "private_bus.hpp"
 #include "reply_guard.hpp"
+#include "sdbus_compat.hpp"
 
 #include <gtest/gtest.h>
 #include <memory>
@@ -11,6 +12,7 @@
 using overlay::ErrorCode;
 using overlay::daemon::make_error;
 using overlay::daemon::ReplyGuard;
+namespace sdbus_compat = overlay::sdbus_compat;
 
 namespace {
 
@@ -22,11 +24,11 @@ class ReplyGuardTest : public ::testing::Test {
     void SetUp() override {
         server_ = sdbus::createSessionBusConnectionWithAddress(
             overlay::daemon::testing::shared_bus().address());
-        object_ = sdbus::createObject(*server_, kPath);
+        object_ = sdbus::createObject(*server_, sdbus_compat::object_path(kPath));
         // Each call says how the guard is to be used.
-        object_->registerMethod("Answer")
-            .onInterface(kInterface)
-            .implementedAs([](sdbus::Result<std::string>&& result, const std::string& how) {
+        sdbus_compat::add_method(
+            *object_, kInterface, "Answer",
+            [](sdbus::Result<std::string>&& result, const std::string& how) {
                 ReplyGuard<std::string> guard(std::move(result));
                 if (how == "succeed") {
                     guard.succeed("ok");
@@ -41,11 +43,10 @@ class ReplyGuardTest : public ::testing::Test {
                     guard.dismiss();
                 } // "drop": destroyed unanswered
             });
-        object_->finishRegistration();
         server_->enterEventLoopAsync();
         client_ = sdbus::createSessionBusConnectionWithAddress(
             overlay::daemon::testing::shared_bus().address());
-        proxy_ = sdbus::createProxy(*client_, server_->getUniqueName(), kPath);
+        proxy_ = sdbus_compat::proxy(*client_, server_->getUniqueName(), kPath);
     }
 
     void TearDown() override {
@@ -104,12 +105,12 @@ TEST_F(ReplyGuardTest, DismissedItSendsNothing) {
     proxy_->callMethodAsync("Answer")
         .onInterface(kInterface)
         .withArguments(std::string("dismiss"))
-        .uponReplyInvoke([&](const sdbus::Error*, const std::string&) { answered = true; });
+        .uponReplyInvoke([&](sdbus_compat::ReplyError, const std::string&) { answered = true; });
     // The service handles calls in order and the bus keeps its replies in
     // order: once the second call is answered, an answer to the first would
     // already be here.
     EXPECT_EQ(call("succeed"), "ok");
-    while (client_->processPendingRequest()) {
+    while (sdbus_compat::process_pending(*client_)) {
     }
     EXPECT_FALSE(answered);
 }
