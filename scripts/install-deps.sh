@@ -26,6 +26,11 @@ test=(libgtest-dev libgmock-dev googletest python3 python3-dbus attr libxml2-uti
 test+=(python3-jeepney python3-venv python3-pip python3-wheel)  # clients/python and its tests
 # packaging/build-deb.sh (dh with the cmake build system)
 pack=(debhelper dh-python fakeroot)
+# systemd.pc, which names the folder for units: in package systemd on
+# Debian 12, in systemd-dev from Debian 13 on (12 has no systemd-dev).
+if [[ "${ID:-}:${VERSION_ID:-}" != debian:12 ]]; then
+    build+=(systemd-dev)
+fi
 extra=()
 if [[ "${1:-}" == "--with-checks" ]]; then
     extra=(clang libclang-rt-dev valgrind linux-perf strace) # perf, strace: bench/ profiling
