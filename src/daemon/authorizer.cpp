@@ -4,6 +4,8 @@
 #include "error.hpp"
 #include "glib_thread.hpp"
 
+#include <exception>
+#include <future>
 #include <utility>
 
 namespace overlay::daemon {
@@ -30,17 +32,37 @@ glib::Object<GDBusConnection> connect_system_bus() {
 // The checks are touched only on the thread, from tasks it runs; they are
 // destroyed after it has ended.
 struct Authorizer::Impl {
-    Impl(glib::Object<GDBusConnection> bus, unsigned max_polkit_checks)
-        : checks(std::move(bus), thread.context(), max_polkit_checks, [this] { thread.quit(); }) {}
+    Impl(glib::Object<GDBusConnection> bus, unsigned max_polkit_checks,
+         unsigned max_polkit_checks_per_uid)
+        : checks(std::move(bus), thread.context(), max_polkit_checks, max_polkit_checks_per_uid,
+                 [this] { thread.quit(); }) {}
 
     GlibThread thread;
     AuthorizationChecks checks;
     bool stopped = false;
 };
 
-// The bus first: when it is unreachable no thread is started.
-Authorizer::Authorizer(unsigned max_polkit_checks)
-    : impl_(std::make_unique<Impl>(connect_system_bus(), max_polkit_checks)) {}
+// The bus first: when it is unreachable no thread is started. The watch
+// for departures is in place before the first check is posted.
+Authorizer::Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid)
+    : impl_(std::make_unique<Impl>(connect_system_bus(), max_polkit_checks,
+                                   max_polkit_checks_per_uid)) {
+    std::promise<void> watching;
+    impl_->thread.invoke([checks = &impl_->checks, &watching] {
+        try {
+            checks->watch_departures();
+            watching.set_value();
+        } catch (...) {
+            watching.set_exception(std::current_exception());
+        }
+    });
+    try {
+        watching.get_future().get();
+    } catch (...) {
+        stop();
+        throw;
+    }
+}
 
 Authorizer::~Authorizer() {
     stop();
@@ -55,6 +77,16 @@ void Authorizer::check(AuthRequest request, Callback done) {
 
 void Authorizer::cancel_all() {
     impl_->thread.invoke([checks = &impl_->checks] { checks->cancel_all(); });
+}
+
+std::size_t Authorizer::callers_known() {
+    // Shared: a task dropped unrun (the thread has ended) breaks the promise
+    // instead of leaving get() waiting.
+    auto count = std::make_shared<std::promise<std::size_t>>();
+    auto answer = count->get_future();
+    impl_->thread.invoke(
+        [checks = &impl_->checks, count] { count->set_value(checks->callers()); });
+    return answer.get();
 }
 
 void Authorizer::stop() {

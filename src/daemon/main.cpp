@@ -175,7 +175,8 @@ int run(const Options& opts) {
     pool_options.timeout = settings.operation_timeout;
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
-    Authorizer authorizer(settings.max_concurrent_authorizations);
+    Authorizer authorizer(settings.max_concurrent_authorizations,
+                          settings.max_concurrent_authorizations_per_user);
     auto service = std::make_unique<OverlayService>(*bus, loop, authorizer, limits, executors);
     service_on_bus_thread = service.get();
     // Last: callers are served from the moment they can reach us.
@@ -186,7 +187,9 @@ int run(const Options& opts) {
                               std::to_string(settings.max_pending_calls) + " pending calls at most, " +
                               std::to_string(settings.max_pending_calls_per_user) + " per user, " +
                               std::to_string(settings.max_concurrent_authorizations) +
-                              " polkit checks at once)");
+                              " polkit checks at once, " +
+                              std::to_string(settings.max_concurrent_authorizations_per_user) +
+                              " per user)");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;
