@@ -35,6 +35,67 @@ void deliver(Authorizer::Callback& done, AuthResult result) noexcept {
 
 } // namespace
 
+std::optional<KnownCallers::Identity>
+KnownCallers::find_settled(const std::string& sender) const {
+    std::lock_guard lock(mutex_);
+    auto it = known_.find(sender);
+    if (it == known_.end() || unanswered_.contains(sender)) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+void KnownCallers::sent(const std::string& sender) {
+    std::lock_guard lock(mutex_);
+    ++unanswered_[sender];
+}
+
+void KnownCallers::answered(const std::string& sender) {
+    std::lock_guard lock(mutex_);
+    auto it = unanswered_.find(sender);
+    if (it != unanswered_.end() && --it->second == 0) {
+        unanswered_.erase(it);
+    }
+}
+
+void KnownCallers::add(const std::string& sender, Identity identity) {
+    std::lock_guard lock(mutex_);
+    known_.insert_or_assign(sender, identity);
+}
+
+void KnownCallers::remove(const std::string& sender) {
+    std::lock_guard lock(mutex_);
+    known_.erase(sender);
+}
+
+std::optional<AuthResult> decide_without_polkit(const AuthRequest& request, uid_t uid,
+                                                std::optional<pid_t> pid) {
+    AuthResult result;
+    result.uid = uid;
+    result.pid = pid;
+    if (request.admit) {
+        if (auto refused = request.admit(uid)) {
+            result.verdict = Verdict::LimitsExceeded;
+            result.polkit = "not-asked";
+            result.detail = std::move(*refused);
+            return result;
+        }
+    }
+    if (request.action.empty()) {
+        result.verdict = Verdict::Allowed;
+        result.polkit = "not-needed";
+        return result;
+    }
+    if (uid == 0) {
+        // As systemd's services do: root needs no polkit round trip (and
+        // must not be locked out when polkitd is down).
+        result.verdict = Verdict::Allowed;
+        result.polkit = "root";
+        return result;
+    }
+    return std::nullopt;
+}
+
 struct AuthorizationChecks::Check {
     std::uint64_t id = 0;
     AuthRequest request;
@@ -134,6 +195,7 @@ void AuthorizationChecks::forget_when_idle(const std::string& sender) {
     }
     caller.idle = idle_callers_.insert(idle_callers_.end(), sender);
     while (idle_callers_.size() > kMaxIdleCallers) {
+        known_.remove(idle_callers_.front());
         callers_.erase(idle_callers_.front());
         idle_callers_.pop_front();
     }
@@ -242,19 +304,8 @@ void AuthorizationChecks::quit_when_idle() {
 void AuthorizationChecks::identified(Check& check, uid_t uid, std::optional<pid_t> pid) {
     check.result.uid = uid;
     check.result.pid = pid;
-    const std::uint64_t id = check.id;
-    if (check.request.admit) {
-        if (auto refused = check.request.admit(uid)) {
-            finish(id, Verdict::LimitsExceeded, "not-asked", *refused);
-            return;
-        }
-    }
-    if (check.request.action.empty()) {
-        finish(id, Verdict::Allowed, "not-needed");
-    } else if (uid == 0) {
-        // As systemd's services do: root needs no polkit round trip (and
-        // must not be locked out when polkitd is down).
-        finish(id, Verdict::Allowed, "root");
+    if (auto decided = decide_without_polkit(check.request, uid, pid)) {
+        finish(check.id, decided->verdict, std::move(decided->polkit), std::move(decided->detail));
     } else {
         need_polkit(check);
     }
@@ -447,6 +498,7 @@ void AuthorizationChecks::on_identity(const std::string& sender, std::uint64_t l
     if (has_pid) {
         caller.pid = static_cast<pid_t>(pid);
     }
+    known_.add(sender, KnownCallers::Identity{caller.uid, caller.pid});
     const std::optional<pid_t> known_pid = caller.pid;
     forget_when_idle(sender); // no check left waiting for it
     for (auto id : ids) {
@@ -463,6 +515,7 @@ void AuthorizationChecks::on_departure(const std::string& sender) {
         return;
     }
     Caller& caller = it->second;
+    known_.remove(sender);
     if (caller.idle) {
         idle_callers_.erase(*caller.idle);
     }

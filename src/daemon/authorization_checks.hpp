@@ -18,13 +18,50 @@
 #include <functional>
 #include <list>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <polkit/polkit.h>
 #include <set>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace overlay::daemon {
+
+// The connections whose identity is known, readable from any thread, so
+// that a known caller's call needing no polkit check (root's, or one that
+// only identifies its caller) is answered on the thread it arrived on,
+// without a trip through the GLib thread. Identities are added and removed
+// by AuthorizationChecks on its thread; the Authorizer counts the checks of
+// each connection it sent there, so that a call answered at once never
+// overtakes an earlier one of the same connection.
+class KnownCallers {
+  public:
+    struct Identity {
+        uid_t uid = 0;
+        std::optional<pid_t> pid;
+    };
+    // Known, and no earlier check of it still unanswered.
+    std::optional<Identity> find_settled(const std::string& sender) const;
+    void add(const std::string& sender, Identity identity);
+    void remove(const std::string& sender);
+    // A check of sender sent to the GLib thread; answered (after its
+    // answer was handed on).
+    void sent(const std::string& sender);
+    void answered(const std::string& sender);
+
+  private:
+    mutable std::mutex mutex_;
+    std::unordered_map<std::string, Identity> known_;
+    std::unordered_map<std::string, unsigned> unanswered_;
+};
+
+// The verdict on a call of an identified caller that needs no polkit check
+// (admit() refused it, it only identifies its caller, or the caller is
+// root), with result.uid and .pid set; nullopt when polkit must be asked.
+// Calls request.admit once.
+std::optional<AuthResult> decide_without_polkit(const AuthRequest& request, uid_t uid,
+                                                std::optional<pid_t> pid);
 
 class AuthorizationChecks {
   public:
@@ -53,6 +90,8 @@ class AuthorizationChecks {
     void quit_when_idle();
     // Connections whose identity is known or being asked.
     std::size_t callers() const noexcept { return callers_.size(); }
+    // Any thread.
+    KnownCallers& known() noexcept { return known_; }
 
   private:
     enum class Stage { Identity, WaitingForSlot, WaitingForAuthority, Polkit };
@@ -99,6 +138,7 @@ class AuthorizationChecks {
     std::map<std::uint64_t, std::unique_ptr<Check>> checks_;
     std::map<std::string, Caller> callers_;
     std::list<std::string> idle_callers_; // known, no check in flight; oldest first
+    KnownCallers known_;                  // the known ones, for other threads
     unsigned lookups_in_flight_ = 0;
     std::uint64_t next_id_ = 1;
     std::uint64_t next_lookup_ = 1;

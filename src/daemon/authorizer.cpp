@@ -4,6 +4,7 @@
 #include "error.hpp"
 #include "glib_thread.hpp"
 
+#include <atomic>
 #include <exception>
 #include <future>
 #include <utility>
@@ -40,6 +41,7 @@ struct Authorizer::Impl {
     GlibThread thread;
     AuthorizationChecks checks;
     bool stopped = false;
+    std::atomic<bool> stopping = false; // cancel_all() was asked
 };
 
 // The bus first: when it is unreachable no thread is started. The watch
@@ -69,13 +71,38 @@ Authorizer::~Authorizer() {
 }
 
 void Authorizer::check(AuthRequest request, Callback done) {
-    impl_->thread.invoke(
-        [checks = &impl_->checks, request = std::move(request), done = std::move(done)]() mutable {
-            checks->start(std::move(request), std::move(done));
-        });
+    KnownCallers& known = impl_->checks.known();
+    // A connection the GLib thread already knows, on a call that needs no
+    // polkit check: answered here. (If it has just left the bus, the answer
+    // is still its own: unique names are never reused.) Not while an
+    // earlier call of it is on the GLib thread: this one would overtake it.
+    if (!impl_->stopping.load()) {
+        if (auto who = known.find_settled(request.sender)) {
+            if (auto decided = decide_without_polkit(request, who->uid, who->pid)) {
+                done(std::move(*decided));
+                return;
+            }
+        }
+    }
+    known.sent(request.sender);
+    // Counted as answered only once the answer is handed on.
+    auto answered = [&known, sender = request.sender, done = std::move(done)](AuthResult r) {
+        try {
+            done(std::move(r));
+        } catch (...) {
+            known.answered(sender);
+            throw;
+        }
+        known.answered(sender);
+    };
+    impl_->thread.invoke([checks = &impl_->checks, request = std::move(request),
+                          done = std::move(answered)]() mutable {
+        checks->start(std::move(request), std::move(done));
+    });
 }
 
 void Authorizer::cancel_all() {
+    impl_->stopping = true;
     impl_->thread.invoke([checks = &impl_->checks] { checks->cancel_all(); });
 }
 
@@ -93,6 +120,7 @@ void Authorizer::stop() {
     if (std::exchange(impl_->stopped, true)) {
         return;
     }
+    impl_->stopping = true;
     impl_->thread.invoke([checks = &impl_->checks] { checks->quit_when_idle(); });
     impl_->thread.join();
 }

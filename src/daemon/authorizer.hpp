@@ -22,8 +22,9 @@ struct AuthRequest {
     std::string action;   // polkit action id; empty: identify the caller only
     std::string instance; // polkit detail "instance"
     bool interactive = false;
-    // Called on the GLib thread once the caller's uid is known, before
-    // polkit is asked: a reason refuses the call with LimitsExceeded.
+    // Called once the caller's uid is known, before polkit is asked (on the
+    // thread that answers, see Callback): a reason refuses the call with
+    // LimitsExceeded.
     std::function<std::optional<std::string>(uid_t)> admit;
 };
 
@@ -46,7 +47,9 @@ struct AuthResult {
 
 class Authorizer {
   public:
-    // Runs on the GLib thread, exactly once per check.
+    // Runs exactly once per check: on the GLib thread, or before check()
+    // returns, on its caller's thread, when the connection is known and the
+    // call needs no polkit check (root's; identification only).
     using Callback = std::function<void(AuthResult)>;
 
     // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured),
@@ -61,7 +64,8 @@ class Authorizer {
     Authorizer& operator=(const Authorizer&) = delete;
 
     // Any thread. Uid 0 is allowed without polkit. A check is cancelled when
-    // the caller leaves the bus before it completes.
+    // the caller leaves the bus before it completes. admit() runs on the
+    // thread that answers.
     void check(AuthRequest request, Callback done);
 
     // Any thread: pending and later checks end with Stopping.

@@ -2,6 +2,7 @@
 // there: a check that reaches polkit either fails closed, or meets a
 // stand-in that owns polkit's name and answers as the test tells it (or
 // never, so that a check stays in polkit).
+#include "authorization_checks.hpp"
 #include "authorizer.hpp"
 #include "fake_polkit.hpp"
 #include "private_bus.hpp"
@@ -546,4 +547,63 @@ TEST_F(AuthorizerTest, UidsWaitingForPolkitAreServedInTurn) {
     authorizer.stop();
     EXPECT_EQ(results.wait("many1").verdict, Verdict::Stopping);
     EXPECT_EQ(results.wait("many2").verdict, Verdict::Stopping);
+}
+
+TEST_F(AuthorizerTest, KnownCallerNeedingNoPolkitIsAnsweredOnTheCallingThread) {
+    Authorizer authorizer(4, 2);
+    auto caller = t::connect(address()); // as root when the test runs as root
+    const std::string name = unique_name(caller);
+    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("first"));
+    EXPECT_EQ(results.wait("first").verdict, Verdict::Allowed);
+
+    // Known now: no trip through the GLib thread, the answer is given
+    // before check() returns.
+    std::optional<std::thread::id> answered_on;
+    std::optional<uid_t> admitted;
+    authorizer.check(AuthRequest{name, geteuid() == 0 ? kAction : "", "alpha", false,
+                                 [&admitted](uid_t uid) -> std::optional<std::string> {
+                                     admitted = uid;
+                                     return std::nullopt;
+                                 }},
+                     [&](AuthResult r) {
+                         answered_on = std::this_thread::get_id();
+                         results.callback("second")(std::move(r));
+                     });
+    EXPECT_EQ(answered_on, std::optional<std::thread::id>(std::this_thread::get_id()));
+    const AuthResult second = results.wait("second");
+    EXPECT_EQ(second.verdict, Verdict::Allowed);
+    EXPECT_EQ(second.polkit, geteuid() == 0 ? "root" : "not-needed");
+    EXPECT_EQ(second.uid, std::optional<uid_t>(geteuid()));
+    EXPECT_EQ(second.pid, std::optional<pid_t>(getpid()));
+    EXPECT_EQ(admitted, std::optional<uid_t>(geteuid()));
+
+    // A call that needs polkit still goes to the GLib thread (none here:
+    // denied, fail closed), and so does every call once stopping.
+    if (geteuid() != 0) {
+        authorizer.check(AuthRequest{name, kAction, "alpha", false, {}}, results.callback("pk"));
+        EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
+    }
+    authorizer.cancel_all();
+    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("late"));
+    EXPECT_EQ(results.wait("late").verdict, Verdict::Stopping);
+}
+
+TEST(KnownCallersTest, ACallerWithAnUnansweredCheckIsNotSettled) {
+    overlay::daemon::KnownCallers known;
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+    known.sent(":1.7"); // its first call, before anyone knows it
+    known.add(":1.7", {1000, 42});
+    // Known, but a call answered at once would overtake the first one.
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+    known.sent(":1.7");
+    known.answered(":1.7");
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+    known.answered(":1.7");
+    const auto settled = known.find_settled(":1.7");
+    ASSERT_TRUE(settled);
+    EXPECT_EQ(settled->uid, 1000U);
+    EXPECT_EQ(settled->pid, std::optional<pid_t>(42));
+    EXPECT_EQ(known.find_settled(":1.8"), std::nullopt);
+    known.remove(":1.7"); // it left
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
 }
