@@ -81,19 +81,16 @@ std::optional<AuthResult> decide_without_polkit(const AuthRequest& request, uid_
             return result;
         }
     }
-    if (request.action.empty()) {
-        result.verdict = Verdict::Allowed;
-        result.polkit = "not-needed";
-        return result;
+    if (needs_polkit(request, uid)) {
+        return std::nullopt;
     }
-    if (uid == 0) {
-        // As systemd's services do: root needs no polkit round trip (and
-        // must not be locked out when polkitd is down).
-        result.verdict = Verdict::Allowed;
-        result.polkit = "root";
-        return result;
-    }
-    return std::nullopt;
+    result.verdict = Verdict::Allowed;
+    result.polkit = request.action.empty() ? "not-needed" : "root";
+    return result;
+}
+
+bool needs_polkit(const AuthRequest& request, uid_t uid) {
+    return !request.action.empty() && uid != 0;
 }
 
 struct AuthorizationChecks::Check {

@@ -56,10 +56,14 @@ class KnownCallers {
     std::unordered_map<std::string, unsigned> unanswered_;
 };
 
+// Whether polkit must be asked about a call of uid: not when it only
+// identifies its caller, nor for root (as systemd's services do: root needs
+// no polkit round trip, and must not be locked out when polkitd is down).
+bool needs_polkit(const AuthRequest& request, uid_t uid);
+
 // The verdict on a call of an identified caller that needs no polkit check
-// (admit() refused it, it only identifies its caller, or the caller is
-// root), with result.uid and .pid set; nullopt when polkit must be asked.
-// Calls request.admit once.
+// (admit() refused it, or needs_polkit() is false), with result.uid and
+// .pid set; nullopt when polkit must be asked. Calls request.admit once.
 std::optional<AuthResult> decide_without_polkit(const AuthRequest& request, uid_t uid,
                                                 std::optional<pid_t> pid);
 

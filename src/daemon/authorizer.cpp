@@ -77,11 +77,10 @@ void Authorizer::check(AuthRequest request, Callback done) {
     // is still its own: unique names are never reused.) Not while an
     // earlier call of it is on the GLib thread: this one would overtake it.
     if (!impl_->stopping.load()) {
-        if (auto who = known.find_settled(request.sender)) {
-            if (auto decided = decide_without_polkit(request, who->uid, who->pid)) {
-                done(std::move(*decided));
-                return;
-            }
+        if (auto who = known.find_settled(request.sender);
+            who && !needs_polkit(request, who->uid)) {
+            done(*decide_without_polkit(request, who->uid, who->pid));
+            return;
         }
     }
     known.sent(request.sender);

@@ -607,3 +607,21 @@ TEST(KnownCallersTest, ACallerWithAnUnansweredCheckIsNotSettled) {
     known.remove(":1.7"); // it left
     EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
 }
+
+TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
+    Authorizer authorizer(4, 2);
+    auto caller = t::connect_unprivileged(address());
+    const std::string name = unique_name(caller);
+    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("known"));
+    EXPECT_EQ(results.wait("known").verdict, Verdict::Allowed);
+    std::atomic<int> admitted = 0;
+    authorizer.check(AuthRequest{name, kAction, "alpha", false,
+                                 [&admitted](uid_t) -> std::optional<std::string> {
+                                     ++admitted;
+                                     return std::nullopt;
+                                 }},
+                     results.callback("pk"));
+    // No polkit on this bus: denied, after one admission on the GLib thread.
+    EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
+    EXPECT_EQ(admitted.load(), 1);
+}
