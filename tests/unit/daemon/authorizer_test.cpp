@@ -555,6 +555,9 @@ TEST_F(AuthorizerTest, KnownCallerNeedingNoPolkitIsAnsweredOnTheCallingThread) {
     const std::string name = unique_name(caller);
     authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("first"));
     EXPECT_EQ(results.wait("first").verdict, Verdict::Allowed);
+    // The first check counts as answered once its callback has returned,
+    // on the GLib thread: a task run there after it says that has happened.
+    EXPECT_EQ(authorizer.callers_known(), 1U);
 
     // Known now: no trip through the GLib thread, the answer is given
     // before check() returns.
