@@ -1066,7 +1066,7 @@ def targets(results):
             "%.3f ms" % v, v <= TARGET_COLD_MS)
     if "status_root" in r:
         v = max(r[k]["median_ms"] for k in ("status_root", "status_root_mounted") if k in r)
-        add("GetStatus by root <= %.0f ms" % TARGET_STATUS_MS,
+        add("GetStatus by root <= %.1f ms" % TARGET_STATUS_MS,
             "%.3f ms (median, worse of unmounted/mounted)" % v, v <= TARGET_STATUS_MS)
     if "list_1000" in r:
         v = r["list_1000"]["median_ms"]
