@@ -169,6 +169,7 @@ enum Index {
     MaxPendingCalls,
     MaxPendingCallsPerUser,
     MaxConcurrentAuthorizations,
+    MaxConcurrentAuthorizationsPerUser,
     OperationTimeoutSec,
     LockDir,
     Count
@@ -178,7 +179,8 @@ enum Index {
 constexpr std::array<std::string_view, key::Count> kKeyNames{
     "Root",    "InstancesDir", "AllowedLowerRoots", "LowerdirsKey",
     "HostPid", "MountOptions", "MountApi", "Executors", "MaxPendingCalls",
-    "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations", "OperationTimeoutSec",
+    "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations",
+    "MaxConcurrentAuthorizationsPerUser", "OperationTimeoutSec",
     "LockDir"};
 
 // The daemon's own limits: whole numbers in a range that keeps the daemon
@@ -199,6 +201,8 @@ constexpr NumberKey number_key(std::size_t index) {
         return {&Config::max_pending_calls_per_user, 1, 65536};
     case key::MaxConcurrentAuthorizations:
         return {&Config::max_concurrent_authorizations, 1, 1024};
+    case key::MaxConcurrentAuthorizationsPerUser:
+        return {&Config::max_concurrent_authorizations_per_user, 1, 1024};
     default:
         return {&Config::operation_timeout_sec, 1, 3600};
     }
@@ -292,6 +296,7 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
     case key::MaxPendingCalls:
     case key::MaxPendingCallsPerUser:
     case key::MaxConcurrentAuthorizations:
+    case key::MaxConcurrentAuthorizationsPerUser:
     case key::OperationTimeoutSec: {
         const NumberKey k = number_key(index);
         unsigned n = 0;

@@ -45,6 +45,9 @@ struct Config {
     unsigned max_pending_calls = 256;           // MaxPendingCalls
     unsigned max_pending_calls_per_user = 32;   // MaxPendingCallsPerUser
     unsigned max_concurrent_authorizations = 8; // MaxConcurrentAuthorizations
+    // MaxConcurrentAuthorizationsPerUser: of those, one uid's (its checks
+    // held open by an agent that never answers hold only this many).
+    unsigned max_concurrent_authorizations_per_user = 2;
     unsigned operation_timeout_sec = 120;       // OperationTimeoutSec: 1..3600
 };
 
@@ -55,7 +58,8 @@ Config default_config();
 // Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
 // AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, LockDir, and
 // the daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
-// MaxConcurrentAuthorizations, OperationTimeoutSec.
+// MaxConcurrentAuthorizations, MaxConcurrentAuthorizationsPerUser,
+// OperationTimeoutSec.
 // Lines are KEY=VALUE with blanks around key and value trimmed; '#' starts a
 // comment only as the first non-blank character; no quoting; '\r' and NUL
 // are refused. Unknown keys (case matters), duplicate keys and bad values

@@ -1,7 +1,9 @@
 #include "authorization_checks.hpp"
 
+#include "error.hpp"
 #include "journal_log.hpp"
 
+#include <optional>
 #include <utility>
 
 namespace overlay::daemon {
@@ -9,10 +11,17 @@ namespace overlay::daemon {
 namespace {
 
 // A check without a password prompt is a rule evaluation (polkit stops
-// runaway rules after 15 s); one with a prompt waits for a human.
+// runaway rules after 15 s); one with a prompt waits for a human. Counted
+// from when the check wants a polkit slot, so a wait for one counts too.
 constexpr guint kCheckTimeoutMs = 20'000;
 constexpr guint kInteractiveCheckTimeoutMs = 5 * 60'000;
 constexpr gint kCredentialsTimeoutMs = 10'000;
+
+// Departures only: a unique name whose new owner is empty. The bus daemon
+// sends nothing for arrivals or for well-known names changing hands.
+constexpr const char* kDepartureRule =
+    "type='signal',sender='org.freedesktop.DBus',path='/org/freedesktop/DBus',"
+    "interface='org.freedesktop.DBus',member='NameOwnerChanged',arg2=''";
 
 using Verdict = AuthResult::Verdict;
 
@@ -26,17 +35,86 @@ void deliver(Authorizer::Callback& done, AuthResult result) noexcept {
 
 } // namespace
 
+std::optional<KnownCallers::Identity>
+KnownCallers::find_settled(const std::string& sender) const {
+    std::lock_guard lock(mutex_);
+    auto it = known_.find(sender);
+    if (it == known_.end() || unanswered_.contains(sender)) {
+        return std::nullopt;
+    }
+    return it->second;
+}
+
+void KnownCallers::sent(const std::string& sender) {
+    std::lock_guard lock(mutex_);
+    ++unanswered_[sender];
+}
+
+void KnownCallers::answered(const std::string& sender) {
+    std::lock_guard lock(mutex_);
+    auto it = unanswered_.find(sender);
+    if (it != unanswered_.end() && --it->second == 0) {
+        unanswered_.erase(it);
+    }
+}
+
+void KnownCallers::add(const std::string& sender, Identity identity) {
+    std::lock_guard lock(mutex_);
+    known_.insert_or_assign(sender, identity);
+}
+
+void KnownCallers::remove(const std::string& sender) {
+    std::lock_guard lock(mutex_);
+    known_.erase(sender);
+}
+
+std::optional<AuthResult> decide_without_polkit(const AuthRequest& request, uid_t uid,
+                                                std::optional<pid_t> pid) {
+    AuthResult result;
+    result.uid = uid;
+    result.pid = pid;
+    if (request.admit) {
+        if (auto refused = request.admit(uid)) {
+            result.verdict = Verdict::LimitsExceeded;
+            result.polkit = "not-asked";
+            result.detail = std::move(*refused);
+            return result;
+        }
+    }
+    if (needs_polkit(request, uid)) {
+        return std::nullopt;
+    }
+    result.verdict = Verdict::Allowed;
+    result.polkit = request.action.empty() ? "not-needed" : "root";
+    return result;
+}
+
+bool needs_polkit(const AuthRequest& request, uid_t uid) {
+    return !request.action.empty() && uid != 0;
+}
+
 struct AuthorizationChecks::Check {
     std::uint64_t id = 0;
     AuthRequest request;
     Authorizer::Callback done;
-    AuthResult result;
-    Stage stage = Stage::Credentials;
-    bool holds_slot = false; // counted in polkit_in_flight_
+    AuthResult result; // uid and pid once the caller is identified
+    Stage stage = Stage::Identity;
+    bool holds_slot = false; // a slot of turns_
     CancelReason reason = CancelReason::None;
-    glib::Object<GCancellable> cancellable;
-    glib::SignalSubscription caller_watch;
-    glib::Source timeout;
+    glib::Object<GCancellable> cancellable; // of the polkit call
+    glib::Source timeout;                   // from the wait for a slot on
+};
+
+// A connection, by unique name: known (its uid and pid from the bus
+// daemon) or being asked, and its checks in flight.
+struct AuthorizationChecks::Caller {
+    bool known = false;
+    uid_t uid = 0;
+    std::optional<pid_t> pid;
+    std::uint64_t lookup = 0; // the lookup in flight (0: none)
+    glib::Object<GCancellable> lookup_cancellable;
+    std::set<std::uint64_t> checks;
+    std::optional<std::list<std::string>::iterator> idle; // in idle_callers_
 };
 
 // Async callbacks carry the check's id, not a pointer: a check may have
@@ -46,12 +124,45 @@ struct AuthorizationChecks::Ref {
     std::uint64_t id;
 };
 
+// The same for a lookup: the caller may have left (and its entry gone)
+// before the answer arrives.
+struct AuthorizationChecks::LookupRef {
+    AuthorizationChecks* self;
+    std::string sender;
+    std::uint64_t lookup;
+};
+
 AuthorizationChecks::AuthorizationChecks(glib::Object<GDBusConnection> bus, GMainContext* context,
-                                         unsigned max_polkit_checks, std::function<void()> quit)
+                                         unsigned max_polkit_checks,
+                                         unsigned max_polkit_checks_per_uid,
+                                         std::function<void()> quit)
     : bus_(std::move(bus)), context_(context), quit_(std::move(quit)),
-      max_polkit_checks_(max_polkit_checks == 0 ? 1 : max_polkit_checks) {}
+      turns_(max_polkit_checks, max_polkit_checks_per_uid) {}
 
 AuthorizationChecks::~AuthorizationChecks() = default;
+
+void AuthorizationChecks::watch_departures() {
+    // Delivered on this thread (the subscribing thread's default context).
+    // No match of GDBus's own: the one below says exactly what to send.
+    departures_ = glib::SignalSubscription(
+        bus_.get(),
+        g_dbus_connection_signal_subscribe(bus_.get(), "org.freedesktop.DBus",
+                                           "org.freedesktop.DBus", "NameOwnerChanged",
+                                           "/org/freedesktop/DBus", nullptr,
+                                           G_DBUS_SIGNAL_FLAGS_NO_MATCH_RULE, name_owner_changed,
+                                           this, nullptr));
+    g_autoptr(GError) error = nullptr;
+    g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+        bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        "AddMatch", g_variant_new("(s)", kDepartureRule), nullptr, G_DBUS_CALL_FLAGS_NONE,
+        kCredentialsTimeoutMs, nullptr, &error);
+    if (reply == nullptr) {
+        departures_.reset();
+        // Fail closed: without it a caller leaving would go unseen.
+        throw Error(ErrorCode::Failed,
+                    std::string("cannot watch callers leaving the bus: ") + error->message);
+    }
+}
 
 AuthorizationChecks::Check* AuthorizationChecks::find(std::uint64_t id) {
     auto it = checks_.find(id);
@@ -59,11 +170,31 @@ AuthorizationChecks::Check* AuthorizationChecks::find(std::uint64_t id) {
 }
 
 void AuthorizationChecks::maybe_quit() {
-    if (quit_requested_ && checks_.empty()) {
+    if (quit_requested_ && checks_.empty() && lookups_in_flight_ == 0) {
         quit_requested_ = false;
-        // Dropped here, on the thread whose context its proxy uses.
+        // Dropped here, on the thread whose context their proxies use.
         authority_.reset();
+        departures_.reset();
         quit_();
+    }
+}
+
+// A known caller without checks stays known until it leaves; beyond
+// kMaxIdleCallers the one idle longest is forgotten (it is asked again).
+void AuthorizationChecks::forget_when_idle(const std::string& sender) {
+    auto it = callers_.find(sender);
+    if (it == callers_.end()) {
+        return;
+    }
+    Caller& caller = it->second;
+    if (!caller.known || !caller.checks.empty() || caller.idle) {
+        return;
+    }
+    caller.idle = idle_callers_.insert(idle_callers_.end(), sender);
+    while (idle_callers_.size() > kMaxIdleCallers) {
+        known_.remove(idle_callers_.front());
+        callers_.erase(idle_callers_.front());
+        idle_callers_.pop_front();
     }
 }
 
@@ -75,13 +206,21 @@ void AuthorizationChecks::finish(std::uint64_t id, Verdict verdict, std::string 
     }
     std::unique_ptr<Check> check = std::move(it->second);
     checks_.erase(it);
-    // No callback of this check fires after this point: the watch and the
-    // timeout go now, and late async completions find no check by its id.
-    check->caller_watch.reset();
+    // No callback of this check fires after this point: the timeout goes
+    // now, and late async completions find no check by its id.
     check->timeout.reset();
     check->cancellable.reset();
+    if (auto caller = callers_.find(check->request.sender); caller != callers_.end()) {
+        caller->second.checks.erase(id);
+        forget_when_idle(check->request.sender);
+    }
+    if (check->stage == Stage::WaitingForSlot) {
+        turns_.withdraw(*check->result.uid, id);
+    }
     if (check->holds_slot) {
-        release_slot();
+        if (auto next = turns_.release(*check->result.uid)) {
+            take_slot(*next);
+        }
     }
     check->result.verdict = verdict;
     check->result.polkit = std::move(polkit);
@@ -113,16 +252,19 @@ void AuthorizationChecks::cancel(Check& check, CancelReason reason) {
         check.reason = reason;
     }
     switch (check.stage) {
+    case Stage::Identity:
+        // The lookup is its caller's, not this check's: it goes on for the
+        // caller's other checks (and to know the caller next time).
+        finish_cancelled(check, "caller identification");
+        return;
     case Stage::WaitingForAuthority:
         // No operation of this check is in flight: end it here.
         std::erase(waiting_for_authority_, check.id);
         finish_cancelled(check, "polkit connection");
         return;
     case Stage::WaitingForSlot:
-        std::erase(waiting_for_slot_, check.id);
         finish_cancelled(check, "wait for a polkit check");
         return;
-    case Stage::Credentials:
     case Stage::Polkit:
         // The in-flight call completes with G_IO_ERROR_CANCELLED and ends
         // the check from its callback (polkit also withdraws a pending
@@ -143,6 +285,11 @@ void AuthorizationChecks::cancel_all() {
             cancel(*check, CancelReason::Stopping);
         }
     }
+    for (auto& entry : callers_) {
+        if (entry.second.lookup_cancellable) {
+            g_cancellable_cancel(entry.second.lookup_cancellable.get());
+        }
+    }
 }
 
 void AuthorizationChecks::quit_when_idle() {
@@ -151,35 +298,45 @@ void AuthorizationChecks::quit_when_idle() {
     maybe_quit();
 }
 
-// A polkit slot came free: the longest-waiting check takes it.
-void AuthorizationChecks::release_slot() {
-    --polkit_in_flight_;
-    while (!waiting_for_slot_.empty()) {
-        const std::uint64_t next = waiting_for_slot_.front();
-        waiting_for_slot_.pop_front();
-        if (Check* check = find(next)) {
-            need_polkit(*check);
-            return;
-        }
+void AuthorizationChecks::identified(Check& check, uid_t uid, std::optional<pid_t> pid) {
+    check.result.uid = uid;
+    check.result.pid = pid;
+    if (auto decided = decide_without_polkit(check.request, uid, pid)) {
+        finish(check.id, decided->verdict, std::move(decided->polkit), std::move(decided->detail));
+    } else {
+        need_polkit(check);
     }
 }
 
 void AuthorizationChecks::need_polkit(Check& check) {
-    if (!check.holds_slot) {
-        if (polkit_in_flight_ >= max_polkit_checks_) {
-            check.stage = Stage::WaitingForSlot;
-            waiting_for_slot_.push_back(check.id);
-            return;
-        }
-        ++polkit_in_flight_;
-        check.holds_slot = true;
-    }
-    if (authority_) {
-        start_polkit(check);
+    check.timeout.reset(g_timeout_source_new(check.request.interactive ? kInteractiveCheckTimeoutMs
+                                                                       : kCheckTimeoutMs));
+    g_source_set_callback(check.timeout.get(), timed_out, glib::user_data(Ref{this, check.id}),
+                          glib::free_user_data<Ref>);
+    g_source_attach(check.timeout.get(), context_);
+    if (!turns_.take_or_wait(*check.result.uid, check.id)) {
+        check.stage = Stage::WaitingForSlot; // take_slot() when its turn comes
         return;
     }
-    check.stage = Stage::WaitingForAuthority;
-    waiting_for_authority_.push_back(check.id);
+    check.holds_slot = true;
+    take_slot(check.id);
+}
+
+// Check id holds a polkit slot: on to polkit.
+void AuthorizationChecks::take_slot(std::uint64_t id) {
+    Check* check = find(id);
+    if (check == nullptr) {
+        // Cannot be: a check leaving the wait is withdrawn from turns_.
+        log_message(3, "internal error: a polkit slot went to a finished check");
+        return;
+    }
+    check->holds_slot = true;
+    if (authority_) {
+        start_polkit(*check);
+        return;
+    }
+    check->stage = Stage::WaitingForAuthority;
+    waiting_for_authority_.push_back(id);
     if (!authority_pending_) {
         authority_pending_ = true;
         // Completes on this thread, which outlives it: the loop ends only
@@ -215,6 +372,7 @@ void AuthorizationChecks::on_authority(PolkitAuthority* authority, GError* error
 
 void AuthorizationChecks::start_polkit(Check& check) {
     check.stage = Stage::Polkit;
+    check.cancellable.reset(g_cancellable_new());
     g_autoptr(PolkitSubject) subject = polkit_system_bus_name_new(check.request.sender.c_str());
     g_autoptr(PolkitDetails) details = polkit_details_new();
     polkit_details_insert(details, "instance", check.request.instance.c_str());
@@ -263,76 +421,126 @@ void AuthorizationChecks::on_polkit_result(std::uint64_t id, PolkitAuthorization
     }
 }
 
-void AuthorizationChecks::credentials_ready(GObject* source, GAsyncResult* res, gpointer data) {
-    const auto ref = glib::take_user_data<Ref>(data);
+// Once per connection: its later calls find it known.
+void AuthorizationChecks::ask_identity(const std::string& sender, Caller& caller) {
+    caller.lookup = next_lookup_++;
+    caller.lookup_cancellable.reset(g_cancellable_new());
+    ++lookups_in_flight_;
+    // The departure match was added on this connection before: a caller
+    // that leaves after the bus daemon answers is seen leaving, one that
+    // left before makes the lookup fail.
+    g_dbus_connection_call(bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                           "org.freedesktop.DBus", "GetConnectionCredentials",
+                           g_variant_new("(s)", sender.c_str()), G_VARIANT_TYPE("(a{sv})"),
+                           G_DBUS_CALL_FLAGS_NONE, kCredentialsTimeoutMs,
+                           caller.lookup_cancellable.get(), identity_ready,
+                           glib::user_data(LookupRef{this, sender, caller.lookup}));
+}
+
+void AuthorizationChecks::identity_ready(GObject* source, GAsyncResult* res, gpointer data) {
+    const auto ref = glib::take_user_data<LookupRef>(data);
     g_autoptr(GError) error = nullptr;
     g_autoptr(GVariant) reply =
         g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-    ref->self->on_credentials(ref->id, reply, error);
+    AuthorizationChecks* self = ref->self;
+    --self->lookups_in_flight_;
+    self->on_identity(ref->sender, ref->lookup, reply, error);
+    self->maybe_quit();
 }
 
-void AuthorizationChecks::on_credentials(std::uint64_t id, GVariant* reply, GError* error) {
-    Check* check = find(id);
-    if (check == nullptr) {
-        return;
+void AuthorizationChecks::on_identity(const std::string& sender, std::uint64_t lookup,
+                                      GVariant* reply, GError* error) {
+    auto it = callers_.find(sender);
+    if (it == callers_.end() || it->second.lookup != lookup) {
+        return; // it left meanwhile: its checks have ended
     }
-    if (error != nullptr) {
-        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-            finish_cancelled(*check, "caller identification");
-            return;
-        }
-        g_autofree gchar* remote = g_dbus_error_get_remote_error(error);
-        if (g_strcmp0(remote, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
-            // Left before we could ask: the same as leaving during the check.
-            finish(id, Verdict::CallerGone, "cancelled", "caller left the bus");
-            return;
-        }
-        finish(id, Verdict::Denied, "error",
-               std::string("cannot identify the caller: ") + error->message);
-        return;
-    }
-    g_autoptr(GVariant) creds = g_variant_get_child_value(reply, 0);
+    Caller& caller = it->second;
+    caller.lookup = 0;
+    caller.lookup_cancellable.reset();
+    const std::vector<std::uint64_t> ids(caller.checks.begin(), caller.checks.end());
+
+    std::optional<std::pair<Verdict, std::string>> failed;
     guint32 uid = 0;
     guint32 pid = 0;
-    if (g_variant_lookup(creds, "ProcessID", "u", &pid)) {
-        check->result.pid = static_cast<pid_t>(pid);
-    }
-    if (!g_variant_lookup(creds, "UnixUserID", "u", &uid)) {
-        finish(id, Verdict::Denied, "error", "the bus did not report the caller's uid");
-        return;
-    }
-    check->result.uid = static_cast<uid_t>(uid);
-    if (check->request.admit) {
-        if (auto refused = check->request.admit(static_cast<uid_t>(uid))) {
-            finish(id, Verdict::LimitsExceeded, "not-asked", *refused);
-            return;
+    bool has_pid = false;
+    if (error != nullptr) {
+        g_autofree gchar* remote = g_dbus_error_get_remote_error(error);
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            failed.emplace(Verdict::Stopping, "service is stopping");
+        } else if (g_strcmp0(remote, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
+            // Left before we could ask: the same as leaving during the check.
+            failed.emplace(Verdict::CallerGone, "caller left the bus");
+        } else {
+            failed.emplace(Verdict::Denied,
+                           std::string("cannot identify the caller: ") + error->message);
+        }
+    } else {
+        g_autoptr(GVariant) creds = g_variant_get_child_value(reply, 0);
+        has_pid = g_variant_lookup(creds, "ProcessID", "u", &pid);
+        if (!g_variant_lookup(creds, "UnixUserID", "u", &uid)) {
+            failed.emplace(Verdict::Denied, "the bus did not report the caller's uid");
         }
     }
-    if (check->request.action.empty()) {
-        finish(id, Verdict::Allowed, "not-needed");
-    } else if (uid == 0) {
-        // As systemd's services do: root needs no polkit round trip (and
-        // must not be locked out when polkitd is down).
-        finish(id, Verdict::Allowed, "root");
-    } else {
-        need_polkit(*check);
+    if (failed) {
+        // Not kept: a later call asks again.
+        callers_.erase(it);
+        const char* polkit = failed->first == Verdict::Denied ? "error" : "cancelled";
+        for (auto id : ids) {
+            finish(id, failed->first, polkit, failed->second);
+        }
+        return;
+    }
+    caller.known = true;
+    caller.uid = static_cast<uid_t>(uid);
+    if (has_pid) {
+        caller.pid = static_cast<pid_t>(pid);
+    }
+    known_.add(sender, KnownCallers::Identity{caller.uid, caller.pid});
+    const std::optional<pid_t> known_pid = caller.pid;
+    forget_when_idle(sender); // no check left waiting for it
+    for (auto id : ids) {
+        if (Check* check = find(id); check != nullptr && check->stage == Stage::Identity) {
+            identified(*check, static_cast<uid_t>(uid), known_pid);
+        }
+    }
+}
+
+// A connection left the bus: forgotten, and its checks end.
+void AuthorizationChecks::on_departure(const std::string& sender) {
+    auto it = callers_.find(sender);
+    if (it == callers_.end()) {
+        return;
+    }
+    Caller& caller = it->second;
+    known_.remove(sender);
+    if (caller.idle) {
+        idle_callers_.erase(*caller.idle);
+    }
+    if (caller.lookup_cancellable) {
+        g_cancellable_cancel(caller.lookup_cancellable.get());
+    }
+    const std::vector<std::uint64_t> ids(caller.checks.begin(), caller.checks.end());
+    callers_.erase(it);
+    for (auto id : ids) {
+        if (Check* check = find(id)) {
+            cancel(*check, CancelReason::CallerGone);
+        }
     }
 }
 
 void AuthorizationChecks::name_owner_changed(GDBusConnection*, const gchar*, const gchar*,
                                              const gchar*, const gchar*, GVariant* parameters,
                                              gpointer data) {
-    const auto* ref = static_cast<const Ref*>(data);
     const gchar* name = nullptr;
     const gchar* old_owner = nullptr;
     const gchar* new_owner = nullptr;
     g_variant_get(parameters, "(&s&s&s)", &name, &old_owner, &new_owner);
-    if (new_owner != nullptr && new_owner[0] != '\0') {
+    // Other matches on this connection (GDBus's own, for polkit's name)
+    // deliver here too: only a unique name leaving is a departure.
+    if (name[0] != ':' || new_owner[0] != '\0') {
         return;
     }
-    if (Check* check = ref->self->find(ref->id)) {
-        ref->self->cancel(*check, CancelReason::CallerGone);
-    }
+    static_cast<AuthorizationChecks*>(data)->on_departure(name);
 }
 
 gboolean AuthorizationChecks::timed_out(gpointer data) {
@@ -354,33 +562,20 @@ void AuthorizationChecks::start(AuthRequest request, Authorizer::Callback done) 
     check.id = id;
     check.request = std::move(request);
     check.done = std::move(done);
-    check.cancellable.reset(g_cancellable_new());
     checks_.emplace(id, std::move(owned));
 
-    const char* sender = check.request.sender.c_str();
-    // Subscribed before the credentials call on the same connection, so the
-    // bus processes the match first: a caller that leaves after this point
-    // is seen leaving, one that left before makes the call fail. (Watching
-    // only from the polkit stage on would spare root's calls the match, but
-    // a caller leaving between the two would go unseen.)
-    check.caller_watch = glib::SignalSubscription(
-        bus_.get(),
-        g_dbus_connection_signal_subscribe(
-            bus_.get(), "org.freedesktop.DBus", "org.freedesktop.DBus", "NameOwnerChanged",
-            "/org/freedesktop/DBus", sender, G_DBUS_SIGNAL_FLAGS_NONE, name_owner_changed,
-            glib::user_data(Ref{this, id}), glib::free_user_data<Ref>));
-
-    check.timeout.reset(g_timeout_source_new(check.request.interactive ? kInteractiveCheckTimeoutMs
-                                                                       : kCheckTimeoutMs));
-    g_source_set_callback(check.timeout.get(), timed_out, glib::user_data(Ref{this, id}),
-                          glib::free_user_data<Ref>);
-    g_source_attach(check.timeout.get(), context_);
-
-    g_dbus_connection_call(bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                           "org.freedesktop.DBus", "GetConnectionCredentials",
-                           g_variant_new("(s)", sender), G_VARIANT_TYPE("(a{sv})"),
-                           G_DBUS_CALL_FLAGS_NONE, kCredentialsTimeoutMs, check.cancellable.get(),
-                           credentials_ready, glib::user_data(Ref{this, id}));
+    const std::string& sender = check.request.sender;
+    Caller& caller = callers_[sender];
+    if (caller.idle) {
+        idle_callers_.erase(*caller.idle);
+        caller.idle.reset();
+    }
+    caller.checks.insert(id);
+    if (caller.known) {
+        identified(check, caller.uid, caller.pid);
+    } else if (caller.lookup == 0) {
+        ask_identity(sender, caller);
+    }
 }
 
 } // namespace overlay::daemon

@@ -4,6 +4,9 @@
 #include "error.hpp"
 #include "glib_thread.hpp"
 
+#include <atomic>
+#include <exception>
+#include <future>
 #include <utility>
 
 namespace overlay::daemon {
@@ -30,37 +33,93 @@ glib::Object<GDBusConnection> connect_system_bus() {
 // The checks are touched only on the thread, from tasks it runs; they are
 // destroyed after it has ended.
 struct Authorizer::Impl {
-    Impl(glib::Object<GDBusConnection> bus, unsigned max_polkit_checks)
-        : checks(std::move(bus), thread.context(), max_polkit_checks, [this] { thread.quit(); }) {}
+    Impl(glib::Object<GDBusConnection> bus, unsigned max_polkit_checks,
+         unsigned max_polkit_checks_per_uid)
+        : checks(std::move(bus), thread.context(), max_polkit_checks, max_polkit_checks_per_uid,
+                 [this] { thread.quit(); }) {}
 
     GlibThread thread;
     AuthorizationChecks checks;
     bool stopped = false;
+    std::atomic<bool> stopping = false; // cancel_all() was asked
 };
 
-// The bus first: when it is unreachable no thread is started.
-Authorizer::Authorizer(unsigned max_polkit_checks)
-    : impl_(std::make_unique<Impl>(connect_system_bus(), max_polkit_checks)) {}
+// The bus first: when it is unreachable no thread is started. The watch
+// for departures is in place before the first check is posted.
+Authorizer::Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid)
+    : impl_(std::make_unique<Impl>(connect_system_bus(), max_polkit_checks,
+                                   max_polkit_checks_per_uid)) {
+    std::promise<void> watching;
+    impl_->thread.invoke([checks = &impl_->checks, &watching] {
+        try {
+            checks->watch_departures();
+            watching.set_value();
+        } catch (...) {
+            watching.set_exception(std::current_exception());
+        }
+    });
+    try {
+        watching.get_future().get();
+    } catch (...) {
+        stop();
+        throw;
+    }
+}
 
 Authorizer::~Authorizer() {
     stop();
 }
 
 void Authorizer::check(AuthRequest request, Callback done) {
-    impl_->thread.invoke(
-        [checks = &impl_->checks, request = std::move(request), done = std::move(done)]() mutable {
-            checks->start(std::move(request), std::move(done));
-        });
+    KnownCallers& known = impl_->checks.known();
+    // A connection the GLib thread already knows, on a call that needs no
+    // polkit check: answered here. (If it has just left the bus, the answer
+    // is still its own: unique names are never reused.) Not while an
+    // earlier call of it is on the GLib thread: this one would overtake it.
+    if (!impl_->stopping.load()) {
+        if (auto who = known.find_settled(request.sender);
+            who && !needs_polkit(request, who->uid)) {
+            done(*decide_without_polkit(request, who->uid, who->pid));
+            return;
+        }
+    }
+    known.sent(request.sender);
+    // Counted as answered only once the answer is handed on.
+    auto answered = [&known, sender = request.sender, done = std::move(done)](AuthResult r) {
+        try {
+            done(std::move(r));
+        } catch (...) {
+            known.answered(sender);
+            throw;
+        }
+        known.answered(sender);
+    };
+    impl_->thread.invoke([checks = &impl_->checks, request = std::move(request),
+                          done = std::move(answered)]() mutable {
+        checks->start(std::move(request), std::move(done));
+    });
 }
 
 void Authorizer::cancel_all() {
+    impl_->stopping = true;
     impl_->thread.invoke([checks = &impl_->checks] { checks->cancel_all(); });
+}
+
+std::size_t Authorizer::callers_known() {
+    // Shared: a task dropped unrun (the thread has ended) breaks the promise
+    // instead of leaving get() waiting.
+    auto count = std::make_shared<std::promise<std::size_t>>();
+    auto answer = count->get_future();
+    impl_->thread.invoke(
+        [checks = &impl_->checks, count] { count->set_value(checks->callers()); });
+    return answer.get();
 }
 
 void Authorizer::stop() {
     if (std::exchange(impl_->stopped, true)) {
         return;
     }
+    impl_->stopping = true;
     impl_->thread.invoke([checks = &impl_->checks] { checks->quit_when_idle(); });
     impl_->thread.join();
 }

@@ -1,12 +1,14 @@
 // Who is calling, and may they? Answers asynchronously on one GLib thread
 // that owns a GMainContext, the GDBusConnection used to ask the bus daemon
-// for the caller's credentials, and the PolkitAuthority (libpolkit-gobject
+// for a connection's credentials (once per connection, kept until it
+// leaves), and the PolkitAuthority (libpolkit-gobject
 // completes async calls in the thread-default context of the thread that
 // made them, so all polkit calls are made on this thread; `_sync` variants
 // would block it for as long as a password dialog is open).
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -20,8 +22,9 @@ struct AuthRequest {
     std::string action;   // polkit action id; empty: identify the caller only
     std::string instance; // polkit detail "instance"
     bool interactive = false;
-    // Called on the GLib thread once the caller's uid is known, before
-    // polkit is asked: a reason refuses the call with LimitsExceeded.
+    // Called once the caller's uid is known, before polkit is asked (on the
+    // thread that answers, see Callback): a reason refuses the call with
+    // LimitsExceeded.
     std::function<std::optional<std::string>(uid_t)> admit;
 };
 
@@ -44,20 +47,25 @@ struct AuthResult {
 
 class Authorizer {
   public:
-    // Runs on the GLib thread, exactly once per check.
+    // Runs exactly once per check: on the GLib thread, or before check()
+    // returns, on its caller's thread, when the connection is known and the
+    // call needs no polkit check (root's; identification only).
     using Callback = std::function<void(AuthResult)>;
 
-    // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured) and
-    // starts the thread. At most max_polkit_checks polkit checks are in
-    // flight at once; later ones wait their turn, in order. Throws
-    // overlay::Error when the bus is unreachable.
-    explicit Authorizer(unsigned max_polkit_checks);
+    // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured),
+    // starts the thread and subscribes to callers leaving the bus. At most
+    // max_polkit_checks polkit checks are in flight at once, and at most
+    // max_polkit_checks_per_uid of one uid; later ones wait, the uids
+    // waiting served in turn (PolkitTurns). Throws overlay::Error when the
+    // bus is unreachable.
+    Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid);
     ~Authorizer(); // stop()
     Authorizer(const Authorizer&) = delete;
     Authorizer& operator=(const Authorizer&) = delete;
 
     // Any thread. Uid 0 is allowed without polkit. A check is cancelled when
-    // the caller leaves the bus before it completes.
+    // the caller leaves the bus before it completes. admit() runs on the
+    // thread that answers.
     void check(AuthRequest request, Callback done);
 
     // Any thread: pending and later checks end with Stopping.
@@ -65,6 +73,10 @@ class Authorizer {
 
     // cancel_all(), wait for every callback, end the thread.
     void stop();
+
+    // Any thread but the GLib one: connections whose uid and pid are
+    // known or being asked of the bus daemon (the tests' view of the cache).
+    std::size_t callers_known();
 
   private:
     struct Impl;

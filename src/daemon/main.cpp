@@ -176,7 +176,17 @@ int run(const Options& opts) {
     pool_options.timeout = settings.operation_timeout;
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
-    Authorizer authorizer(settings.max_concurrent_authorizations);
+    Authorizer authorizer(settings.max_concurrent_authorizations,
+                          settings.max_concurrent_authorizations_per_user);
+    if (settings.max_concurrent_authorizations > 1 &&
+        settings.max_concurrent_authorizations_per_user >= settings.max_concurrent_authorizations) {
+        log_message(LOG_WARNING, "MaxConcurrentAuthorizationsPerUser (" +
+                                     std::to_string(settings.max_concurrent_authorizations_per_user) +
+                                     ") is not below MaxConcurrentAuthorizations (" +
+                                     std::to_string(settings.max_concurrent_authorizations) +
+                                     "): one user's polkit checks held open by their agent can "
+                                     "make every other user's calls wait");
+    }
     auto service = std::make_unique<OverlayService>(*bus, loop, authorizer, limits, executors);
     service_on_bus_thread = service.get();
     // Last: callers are served from the moment they can reach us.
@@ -187,7 +197,9 @@ int run(const Options& opts) {
                               std::to_string(settings.max_pending_calls) + " pending calls at most, " +
                               std::to_string(settings.max_pending_calls_per_user) + " per user, " +
                               std::to_string(settings.max_concurrent_authorizations) +
-                              " polkit checks at once)");
+                              " polkit checks at once, " +
+                              std::to_string(settings.max_concurrent_authorizations_per_user) +
+                              " per user)");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;

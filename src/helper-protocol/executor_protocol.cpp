@@ -53,11 +53,13 @@ struct SettingKey {
     unsigned DaemonSettings::*field;
 };
 
-constexpr std::array<SettingKey, 4> kSettingKeys{{
+constexpr std::array<SettingKey, 5> kSettingKeys{{
     {"executors", &DaemonSettings::executors},
     {"max-pending-calls", &DaemonSettings::max_pending_calls},
     {"max-pending-calls-per-user", &DaemonSettings::max_pending_calls_per_user},
     {"max-concurrent-authorizations", &DaemonSettings::max_concurrent_authorizations},
+    {"max-concurrent-authorizations-per-user",
+     &DaemonSettings::max_concurrent_authorizations_per_user},
 }};
 constexpr std::string_view kTimeoutKey = "operation-timeout-s";
 

@@ -47,6 +47,7 @@ struct DaemonSettings {
     unsigned max_pending_calls = 256;
     unsigned max_pending_calls_per_user = 32;
     unsigned max_concurrent_authorizations = 8;
+    unsigned max_concurrent_authorizations_per_user = 2;
     std::chrono::seconds operation_timeout{120};
 };
 

@@ -35,6 +35,7 @@ protocol::DaemonSettings settings_of(const Config& c) {
     s.max_pending_calls = c.max_pending_calls;
     s.max_pending_calls_per_user = c.max_pending_calls_per_user;
     s.max_concurrent_authorizations = c.max_concurrent_authorizations;
+    s.max_concurrent_authorizations_per_user = c.max_concurrent_authorizations_per_user;
     s.operation_timeout = std::chrono::seconds(c.operation_timeout_sec);
     return s;
 }

@@ -61,16 +61,18 @@ def main():
     sock.sendall(message(1, "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello",
                          "org.freedesktop.DBus"))
     sock.recv(4096)  # the Hello reply (and maybe NameAcquired)
+    # os.write, not print: the signal may arrive while print("SENT") is
+    # still inside stdout's buffered writer, which is not reentrant.
     def leave(signum, frame):
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
-        print("CLOSED", flush=True)
+        os.write(1, b"CLOSED\n")
 
     signal.signal(signal.SIGUSR1, leave)
     sock.sendall(message(2, "/org/left4me/Overlay1", "org.left4me.Overlay1", method,
                          "org.left4me.Overlay1", (instance,),
                          flags=FLAG_ALLOW_INTERACTIVE_AUTHORIZATION))
-    print("SENT", flush=True)
+    os.write(1, b"SENT\n")
     while True:
         time.sleep(60)
 

@@ -22,13 +22,16 @@ TEST(ConfigDaemonKeys, DefaultsAndValues) {
     EXPECT_EQ(d.max_pending_calls, 256U);
     EXPECT_EQ(d.max_pending_calls_per_user, 32U);
     EXPECT_EQ(d.max_concurrent_authorizations, 8U);
+    EXPECT_EQ(d.max_concurrent_authorizations_per_user, 2U);
     EXPECT_EQ(d.operation_timeout_sec, 120U);
     const Config c = parse("Executors=16\nMaxPendingCalls=1\nMaxPendingCallsPerUser=65536\n"
-                           "MaxConcurrentAuthorizations=1024\nOperationTimeoutSec=1\n");
+                           "MaxConcurrentAuthorizations=1024\nOperationTimeoutSec=1\n"
+                           "MaxConcurrentAuthorizationsPerUser=7\n");
     EXPECT_EQ(c.executors, 16U);
     EXPECT_EQ(c.max_pending_calls, 1U);
     EXPECT_EQ(c.max_pending_calls_per_user, 65536U);
     EXPECT_EQ(c.max_concurrent_authorizations, 1024U);
+    EXPECT_EQ(c.max_concurrent_authorizations_per_user, 7U);
     EXPECT_EQ(c.operation_timeout_sec, 1U);
 }
 
@@ -44,6 +47,8 @@ TEST(ConfigDaemonKeys, OutOfRangeOrNotANumberIsRefusedWithItsLine) {
          "MaxPendingCallsPerUser '-1' is not a number from 1 to 65536"},
         {"MaxConcurrentAuthorizations=8x\n",
          "MaxConcurrentAuthorizations '8x' is not a number from 1 to 1024"},
+        {"MaxConcurrentAuthorizationsPerUser=0\n",
+         "MaxConcurrentAuthorizationsPerUser '0' is not a number from 1 to 1024"},
         {"OperationTimeoutSec=3601\n", "OperationTimeoutSec '3601' is not a number from 1 to 3600"},
         {"OperationTimeoutSec=\n", "OperationTimeoutSec '' is not a number from 1 to 3600"},
         {"Executors=99999999999999999999\n", "Executors '99999999999999999999' is not a number"},
@@ -67,7 +72,7 @@ TEST(ConfigDaemonKeys, ShippedFileShowsTheDefaults) {
             ++keys;
         }
     }
-    EXPECT_GE(keys, 13);
+    EXPECT_GE(keys, 14);
     const Config shipped = parse(uncommented.str());
     const Config d = default_config();
     EXPECT_EQ(shipped.root, d.root);
@@ -82,6 +87,8 @@ TEST(ConfigDaemonKeys, ShippedFileShowsTheDefaults) {
     EXPECT_EQ(shipped.max_pending_calls, d.max_pending_calls);
     EXPECT_EQ(shipped.max_pending_calls_per_user, d.max_pending_calls_per_user);
     EXPECT_EQ(shipped.max_concurrent_authorizations, d.max_concurrent_authorizations);
+    EXPECT_EQ(shipped.max_concurrent_authorizations_per_user,
+              d.max_concurrent_authorizations_per_user);
     EXPECT_EQ(shipped.operation_timeout_sec, d.operation_timeout_sec);
 }
 

@@ -44,6 +44,7 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     hello.settings.max_pending_calls = 7;
     hello.settings.max_pending_calls_per_user = 3;
     hello.settings.max_concurrent_authorizations = 2;
+    hello.settings.max_concurrent_authorizations_per_user = 4;
     hello.settings.operation_timeout = std::chrono::seconds(9);
     hello.warnings = {"HostPid is 42, not 1", "two\nlines"};
     hello.config_error = "/etc/x.conf:3: bad";
@@ -53,6 +54,7 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     EXPECT_EQ(back->settings.max_pending_calls, 7U);
     EXPECT_EQ(back->settings.max_pending_calls_per_user, 3U);
     EXPECT_EQ(back->settings.max_concurrent_authorizations, 2U);
+    EXPECT_EQ(back->settings.max_concurrent_authorizations_per_user, 4U);
     EXPECT_EQ(back->settings.operation_timeout, std::chrono::seconds(9));
     EXPECT_EQ(back->warnings, (std::vector<std::string>{"HostPid is 42, not 1", "two\\x0alines"}));
     EXPECT_EQ(back->config_error, "/etc/x.conf:3: bad");

@@ -2,10 +2,12 @@
 // there: a check that reaches polkit either fails closed, or meets a
 // stand-in that owns polkit's name and answers as the test tells it (or
 // never, so that a check stays in polkit).
+#include "authorization_checks.hpp"
 #include "authorizer.hpp"
 #include "fake_polkit.hpp"
 #include "private_bus.hpp"
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdlib>
@@ -14,6 +16,9 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <thread>
+#include <vector>
 #include <unistd.h>
 
 using namespace std::chrono_literals;
@@ -104,7 +109,7 @@ class AuthorizerTest : public ::testing::Test {
 };
 
 TEST_F(AuthorizerTest, NoActionIdentifiesTheCallerFromTheBus) {
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     auto caller = t::connect(address());
     authorizer.check(AuthRequest{unique_name(caller), "", "alpha", false, {}},
                      results.callback("a"));
@@ -118,7 +123,7 @@ TEST_F(AuthorizerTest, NoActionIdentifiesTheCallerFromTheBus) {
 }
 
 TEST_F(AuthorizerTest, AdmitRefusingIsLimitsExceededWithItsReason) {
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     auto caller = t::connect(address());
     std::optional<uid_t> asked;
     authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false,
@@ -137,7 +142,7 @@ TEST_F(AuthorizerTest, AdmitRefusingIsLimitsExceededWithItsReason) {
 }
 
 TEST_F(AuthorizerTest, UnprivilegedCallerIsDeniedWhenPolkitCannotBeAsked) {
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     auto caller = t::connect_unprivileged(address());
     authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
                      results.callback("a"));
@@ -155,7 +160,7 @@ TEST_F(AuthorizerTest, RootIsAllowedWithoutPolkit) {
     if (geteuid() != 0) {
         GTEST_SKIP() << "needs root: only a root process connects to the bus as uid 0";
     }
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     auto caller = t::connect(address()); // as root; no polkit on the bus
     authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
                      results.callback("a"));
@@ -166,7 +171,7 @@ TEST_F(AuthorizerTest, RootIsAllowedWithoutPolkit) {
 }
 
 TEST_F(AuthorizerTest, SenderNotOnTheBusIsCallerGone) {
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     auto caller = t::connect(address());
     const std::string gone = unique_name(caller);
     leave(caller);
@@ -178,7 +183,7 @@ TEST_F(AuthorizerTest, SenderNotOnTheBusIsCallerGone) {
 
 TEST_F(AuthorizerTest, CallerLeavingWhileItsCheckWaitsIsCallerGone) {
     t::FakePolkit polkit(address());
-    Authorizer authorizer(1);
+    Authorizer authorizer(1, 1);
     auto first = t::connect_unprivileged(address());
     auto second = t::connect_unprivileged(address());
 
@@ -211,7 +216,7 @@ TEST_F(AuthorizerTest, CallerLeavingWhileItsCheckWaitsIsCallerGone) {
 
 TEST_F(AuthorizerTest, FreedSlotGoesToTheNextCheckInOrder) {
     t::FakePolkit polkit(address());
-    Authorizer authorizer(1);
+    Authorizer authorizer(1, 1);
     auto first = t::connect_unprivileged(address());
     auto second = t::connect_unprivileged(address());
     authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
@@ -229,7 +234,7 @@ TEST_F(AuthorizerTest, FreedSlotGoesToTheNextCheckInOrder) {
 
 TEST_F(AuthorizerTest, CancelAllEndsPendingAndLaterChecksWithStopping) {
     t::FakePolkit polkit(address());
-    Authorizer authorizer(1);
+    Authorizer authorizer(1, 1);
     auto first = t::connect_unprivileged(address());
     auto second = t::connect_unprivileged(address());
     authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
@@ -260,7 +265,7 @@ TEST_F(AuthorizerTest, StopAnswersEveryPendingCheckOnce) {
     auto first = t::connect_unprivileged(address());
     auto second = t::connect_unprivileged(address());
     {
-        Authorizer authorizer(1);
+        Authorizer authorizer(1, 1);
         authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
                          results.callback("in-polkit"));
         ASSERT_TRUE(polkit.wait_for_checks(1));
@@ -282,7 +287,7 @@ TEST_F(AuthorizerTest, StopAnswersEveryPendingCheckOnce) {
 
 TEST_F(AuthorizerTest, PolkitIsAskedAboutTheCallerTheActionAndTheInstance) {
     t::FakePolkit polkit(address(), t::FakePolkit::Answer::Authorized);
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     auto caller = t::connect_unprivileged(address());
     authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", true, {}},
                      results.callback("a"));
@@ -317,7 +322,7 @@ TEST_F(AuthorizerTest, PolkitAnswersBecomeVerdicts) {
     for (const Case& c : cases) {
         const std::string key = std::to_string(n++);
         t::FakePolkit polkit(address(), c.answer);
-        Authorizer authorizer(4);
+        Authorizer authorizer(4, 4);
         authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", c.interactive, {}},
                          results.callback(key));
         const AuthResult r = results.wait(key);
@@ -329,7 +334,7 @@ TEST_F(AuthorizerTest, PolkitAnswersBecomeVerdicts) {
 
 TEST_F(AuthorizerTest, AfterAPolkitErrorTheNextCheckAsksAgain) {
     auto caller = t::connect_unprivileged(address());
-    Authorizer authorizer(4);
+    Authorizer authorizer(4, 4);
     {
         t::FakePolkit failing(address(), t::FakePolkit::Answer::Error);
         authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
@@ -343,4 +348,283 @@ TEST_F(AuthorizerTest, AfterAPolkitErrorTheNextCheckAsksAgain) {
     const AuthResult r = results.wait("back");
     EXPECT_EQ(r.verdict, Verdict::Allowed);
     EXPECT_EQ(r.polkit, "authorized");
+}
+
+namespace {
+
+// Counts the calls of one member to the bus daemon, seen by a monitor
+// connection (org.freedesktop.DBus.Monitoring.BecomeMonitor: the bus's own
+// uid may, and the test started the bus).
+class DriverCallCounter {
+  public:
+    DriverCallCounter(const std::string& address, std::string member)
+        : bus_(t::connect(address)), member_(std::move(member)) {
+        g_dbus_connection_add_filter(bus_.get(), filter, this, nullptr);
+        const std::string rule = "type='method_call',destination='org.freedesktop.DBus',member='" +
+                                 member_ + "'";
+        const gchar* rules[] = {rule.c_str(), nullptr};
+        g_autoptr(GError) error = nullptr;
+        g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+            bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+            "org.freedesktop.DBus.Monitoring", "BecomeMonitor",
+            g_variant_new("(^asu)", rules, 0U), nullptr, G_DBUS_CALL_FLAGS_NONE, -1, nullptr,
+            &error);
+        if (reply == nullptr) {
+            throw std::runtime_error(std::string("BecomeMonitor: ") + error->message);
+        }
+        monitoring_ = true;
+    }
+    ~DriverCallCounter() { g_dbus_connection_close_sync(bus_.get(), nullptr, nullptr); }
+
+    // The calls seen from sender, once every call made before this one
+    // has been seen: a marker call of the same member, from a connection of
+    // the test's own, is routed (and copied to the monitor) after them.
+    int calls_from(const std::string& sender, const std::string& address) {
+        auto marker = t::connect(address);
+        const std::string marker_name = g_dbus_connection_get_unique_name(marker.get());
+        g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
+            marker.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+            member_.c_str(), g_variant_new("(s)", marker_name.c_str()), nullptr,
+            G_DBUS_CALL_FLAGS_NONE, -1, nullptr, nullptr);
+        std::unique_lock lock(mutex_);
+        if (!changed_.wait_for(lock, kDeadline, [&] { return senders_.count(marker_name) != 0; })) {
+            ADD_FAILURE() << "the monitor never saw the marker call";
+        }
+        return static_cast<int>(senders_.count(sender));
+    }
+
+  private:
+    // Every copy is consumed here: a monitor must send nothing, not even
+    // GDBus's UnknownMethod answer to a call that was not its own.
+    static GDBusMessage* filter(GDBusConnection*, GDBusMessage* message, gboolean incoming,
+                                gpointer data) {
+        auto* self = static_cast<DriverCallCounter*>(data);
+        if (!incoming || !self->monitoring_) {
+            return message;
+        }
+        if (g_dbus_message_get_message_type(message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+            g_strcmp0(g_dbus_message_get_member(message), self->member_.c_str()) == 0) {
+            std::lock_guard lock(self->mutex_);
+            self->senders_.insert(g_dbus_message_get_sender(message));
+            self->changed_.notify_all();
+        }
+        g_object_unref(message);
+        return nullptr;
+    }
+
+    glib::Object<GDBusConnection> bus_;
+    const std::string member_;
+    std::mutex mutex_;
+    std::condition_variable changed_;
+    std::multiset<std::string> senders_;
+    std::atomic<bool> monitoring_ = false;
+};
+
+// Waits for the authorizer to have forgotten every caller (it learns of
+// departures from the bus, asynchronously).
+bool wait_until_no_caller_known(Authorizer& authorizer) {
+    const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+    while (authorizer.callers_known() != 0) {
+        if (std::chrono::steady_clock::now() > give_up) {
+            return false;
+        }
+        std::this_thread::sleep_for(10ms);
+    }
+    return true;
+}
+
+// Users every Debian system has (nobody, daemon, bin): the bus daemon
+// closes a connection whose uid has no user entry.
+constexpr uid_t kUserA = 65534;
+constexpr uid_t kUserB = 1;
+constexpr uid_t kUserC = 2;
+
+} // namespace
+
+TEST_F(AuthorizerTest, ConnectionIsIdentifiedOnceAndForgottenWhenItLeaves) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root: connections of two uids";
+    }
+    Authorizer authorizer(4, 2);
+    DriverCallCounter counter(address(), "GetConnectionCredentials");
+    auto caller = t::connect_as(address(), kUserA);
+    const std::string name = unique_name(caller);
+    for (int i = 0; i < 20; ++i) {
+        const std::string key = "call" + std::to_string(i);
+        authorizer.check(AuthRequest{name, "", "", false, {}}, results.callback(key));
+        const AuthResult r = results.wait(key);
+        EXPECT_EQ(r.verdict, Verdict::Allowed);
+        EXPECT_EQ(r.uid, std::optional<uid_t>(kUserA));
+        EXPECT_EQ(r.pid, std::optional<pid_t>(getpid()));
+    }
+    EXPECT_EQ(authorizer.callers_known(), 1U);
+
+    // The authorizer's own connection is the one g_bus_get gave it, the
+    // test's "system bus": the only one that asks the bus daemon for
+    // credentials here. Twenty calls, one question.
+    g_autoptr(GDBusConnection) system = g_bus_get_sync(G_BUS_TYPE_SYSTEM, nullptr, nullptr);
+    EXPECT_EQ(counter.calls_from(g_dbus_connection_get_unique_name(system), address()), 1);
+
+    leave(caller);
+    ASSERT_TRUE(wait_until_no_caller_known(authorizer));
+
+    // A new connection, of another uid: asked anew, never taken for the old.
+    auto other = t::connect_as(address(), kUserB);
+    authorizer.check(AuthRequest{unique_name(other), "", "", false, {}}, results.callback("new"));
+    EXPECT_EQ(results.wait("new").uid, std::optional<uid_t>(kUserB));
+    EXPECT_EQ(counter.calls_from(g_dbus_connection_get_unique_name(system), address()), 2);
+    // The old name, asked after it left: gone, not the old identity.
+    authorizer.check(AuthRequest{name, "", "", false, {}}, results.callback("old"));
+    EXPECT_EQ(results.wait("old").verdict, Verdict::CallerGone);
+}
+
+TEST_F(AuthorizerTest, OneUidHoldsOnlyItsShareOfPolkit) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root: connections of two uids";
+    }
+    t::FakePolkit polkit(address());
+    Authorizer authorizer(3, 2);
+    auto holder = t::connect_as(address(), kUserA);
+    auto member = t::connect_as(address(), kUserB);
+    // Four interactive checks polkit never answers: two reach it.
+    for (int i = 0; i < 4; ++i) {
+        authorizer.check(AuthRequest{unique_name(holder), kAction, "alpha", true, {}},
+                         results.callback("held"));
+    }
+    ASSERT_TRUE(polkit.wait_for_checks(2));
+    // Another uid's check goes to polkit at once, after those two only: the
+    // holder's third and fourth were queued before it on the same thread.
+    authorizer.check(AuthRequest{unique_name(member), kAction, "beta", false, {}},
+                     results.callback("member"));
+    ASSERT_TRUE(polkit.wait_for_checks(3));
+    EXPECT_EQ(polkit.subjects(), (std::vector<std::string>{unique_name(holder), unique_name(holder),
+                                                           unique_name(member)}));
+    authorizer.stop();
+    EXPECT_EQ(results.calls("held"), 4);
+    EXPECT_EQ(results.wait("member").verdict, Verdict::Stopping);
+}
+
+TEST_F(AuthorizerTest, UidsWaitingForPolkitAreServedInTurn) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "needs root: connections of three uids";
+    }
+    t::FakePolkit polkit(address());
+    Authorizer authorizer(1, 1);
+    auto first = t::connect_as(address(), kUserC);
+    std::vector<glib::Object<GDBusConnection>> many;
+    for (int i = 0; i < 3; ++i) {
+        many.push_back(t::connect_as(address(), kUserA));
+    }
+    auto late = t::connect_as(address(), kUserB);
+
+    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
+                     results.callback("first"));
+    ASSERT_TRUE(polkit.wait_for_checks(1));
+    // Uid A queues three checks, then uid B one, each queued before the next
+    // is posted.
+    for (int i = 0; i < 3; ++i) {
+        AdmitSignal queued;
+        authorizer.check(AuthRequest{unique_name(many[i]), kAction, "alpha", false, queued.admit()},
+                         results.callback("many" + std::to_string(i)));
+        ASSERT_TRUE(queued.wait());
+    }
+    AdmitSignal queued;
+    authorizer.check(AuthRequest{unique_name(late), kAction, "beta", false, queued.admit()},
+                     results.callback("late"));
+    ASSERT_TRUE(queued.wait());
+
+    // Each departure frees the one slot.
+    leave(first);
+    ASSERT_TRUE(polkit.wait_for_checks(2));
+    leave(many[0]);
+    ASSERT_TRUE(polkit.wait_for_checks(3));
+    leave(late);
+    ASSERT_TRUE(polkit.wait_for_checks(4));
+    // First come first served would have been first, A, A, A.
+    EXPECT_EQ(polkit.subjects(),
+              (std::vector<std::string>{unique_name(first), unique_name(many[0]),
+                                        unique_name(late), unique_name(many[1])}));
+    authorizer.stop();
+    EXPECT_EQ(results.wait("many1").verdict, Verdict::Stopping);
+    EXPECT_EQ(results.wait("many2").verdict, Verdict::Stopping);
+}
+
+TEST_F(AuthorizerTest, KnownCallerNeedingNoPolkitIsAnsweredOnTheCallingThread) {
+    Authorizer authorizer(4, 2);
+    auto caller = t::connect(address()); // as root when the test runs as root
+    const std::string name = unique_name(caller);
+    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("first"));
+    EXPECT_EQ(results.wait("first").verdict, Verdict::Allowed);
+    // The first check counts as answered once its callback has returned,
+    // on the GLib thread: a task run there after it says that has happened.
+    EXPECT_EQ(authorizer.callers_known(), 1U);
+
+    // Known now: no trip through the GLib thread, the answer is given
+    // before check() returns.
+    std::optional<std::thread::id> answered_on;
+    std::optional<uid_t> admitted;
+    authorizer.check(AuthRequest{name, geteuid() == 0 ? kAction : "", "alpha", false,
+                                 [&admitted](uid_t uid) -> std::optional<std::string> {
+                                     admitted = uid;
+                                     return std::nullopt;
+                                 }},
+                     [&](AuthResult r) {
+                         answered_on = std::this_thread::get_id();
+                         results.callback("second")(std::move(r));
+                     });
+    EXPECT_EQ(answered_on, std::optional<std::thread::id>(std::this_thread::get_id()));
+    const AuthResult second = results.wait("second");
+    EXPECT_EQ(second.verdict, Verdict::Allowed);
+    EXPECT_EQ(second.polkit, geteuid() == 0 ? "root" : "not-needed");
+    EXPECT_EQ(second.uid, std::optional<uid_t>(geteuid()));
+    EXPECT_EQ(second.pid, std::optional<pid_t>(getpid()));
+    EXPECT_EQ(admitted, std::optional<uid_t>(geteuid()));
+
+    // A call that needs polkit still goes to the GLib thread (none here:
+    // denied, fail closed), and so does every call once stopping.
+    if (geteuid() != 0) {
+        authorizer.check(AuthRequest{name, kAction, "alpha", false, {}}, results.callback("pk"));
+        EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
+    }
+    authorizer.cancel_all();
+    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("late"));
+    EXPECT_EQ(results.wait("late").verdict, Verdict::Stopping);
+}
+
+TEST(KnownCallersTest, ACallerWithAnUnansweredCheckIsNotSettled) {
+    overlay::daemon::KnownCallers known;
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+    known.sent(":1.7"); // its first call, before anyone knows it
+    known.add(":1.7", {1000, 42});
+    // Known, but a call answered at once would overtake the first one.
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+    known.sent(":1.7");
+    known.answered(":1.7");
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+    known.answered(":1.7");
+    const auto settled = known.find_settled(":1.7");
+    ASSERT_TRUE(settled);
+    EXPECT_EQ(settled->uid, 1000U);
+    EXPECT_EQ(settled->pid, std::optional<pid_t>(42));
+    EXPECT_EQ(known.find_settled(":1.8"), std::nullopt);
+    known.remove(":1.7"); // it left
+    EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
+}
+
+TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
+    Authorizer authorizer(4, 2);
+    auto caller = t::connect_unprivileged(address());
+    const std::string name = unique_name(caller);
+    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("known"));
+    EXPECT_EQ(results.wait("known").verdict, Verdict::Allowed);
+    std::atomic<int> admitted = 0;
+    authorizer.check(AuthRequest{name, kAction, "alpha", false,
+                                 [&admitted](uid_t) -> std::optional<std::string> {
+                                     ++admitted;
+                                     return std::nullopt;
+                                 }},
+                     results.callback("pk"));
+    // No polkit on this bus: denied, after one admission on the GLib thread.
+    EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
+    EXPECT_EQ(admitted.load(), 1);
 }

@@ -9,6 +9,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace overlay::daemon::testing {
 
@@ -57,6 +58,12 @@ class FakePolkit {
     Asked last_asked() {
         std::lock_guard lock(mutex_);
         return asked_;
+    }
+
+    // The subjects' bus names, in the order their checks arrived.
+    std::vector<std::string> subjects() {
+        std::lock_guard lock(mutex_);
+        return subjects_;
     }
 
   private:
@@ -113,6 +120,7 @@ class FakePolkit {
             asked.instance = instance;
         }
         std::lock_guard lock(mutex_);
+        subjects_.push_back(asked.subject_name);
         asked_ = std::move(asked);
         ++checks_;
         changed_.notify_all();
@@ -155,6 +163,7 @@ class FakePolkit {
     std::condition_variable changed_;
     int checks_ = 0;
     Asked asked_;
+    std::vector<std::string> subjects_;
 };
 
 } // namespace overlay::daemon::testing

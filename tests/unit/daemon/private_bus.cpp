@@ -118,6 +118,10 @@ glib::Object<GDBusConnection> connect(const std::string& address) {
 }
 
 glib::Object<GDBusConnection> connect_unprivileged(const std::string& address) {
+    return connect_as(address, kNobody);
+}
+
+glib::Object<GDBusConnection> connect_as(const std::string& address, uid_t uid) {
     if (geteuid() != 0) {
         return connect(address);
     }
@@ -129,7 +133,7 @@ glib::Object<GDBusConnection> connect_unprivileged(const std::string& address) {
     glib::Object<GDBusConnection> bus;
     std::string failure;
     std::thread([&] {
-        if (syscall(SYS_setresuid, -1, kNobody, -1) != 0) {
+        if (syscall(SYS_setresuid, -1, uid, -1) != 0) {
             failure = "setresuid failed";
             return;
         }

@@ -40,4 +40,7 @@ glib::Object<GDBusConnection> connect(const std::string& address);
 glib::Object<GDBusConnection> connect_unprivileged(const std::string& address);
 inline constexpr uid_t kNobody = 65534;
 
+// The same as uid (as root only; the caller's own uid otherwise).
+glib::Object<GDBusConnection> connect_as(const std::string& address, uid_t uid);
+
 } // namespace overlay::daemon::testing
