@@ -184,11 +184,25 @@ void mount_instance(const Config& config, std::string_view name) {
     mount_overlay(OverlayLayers{lowers, upper.get(), work.get(), merged.get()},
                   std::string(kSourcePrefix) + instance.name(), config, name, merged_path);
     // Exactly one exists now: none did before, and the instance lock keeps
-    // every other Mount of it out.
-    const auto made = overlays_of(kind, name);
-    if (!made.empty()) {
-        claims.claim(upper_st, name, made.front());
-        claims.claim(work_st, name, made.front());
+    // every other Mount of it out. It is on merged unless the owner moved
+    // it already; then the table is asked.
+    std::optional<MountFacts> made;
+    {
+        const UniqueFd now = instance.open_subdir("merged", O_PATH);
+        if (auto id = mount_root_id_of(kind, now.get(), merged_path)) {
+            made = mount_by_id(kind, *id);
+        }
+    }
+    if (!made || !instance_of(*made) || *instance_of(*made) != name) {
+        made.reset();
+        if (auto all = overlays_of(kind, name); !all.empty()) {
+            made = all.front();
+        }
+    }
+    if (made) {
+        claims.claim(upper_st, name, *made);
+        claims.claim(work_st, name, *made);
+        record_instance_overlay(config, name, *made);
     }
 }
 
@@ -237,6 +251,7 @@ void unmount_instance(const Config& config, std::string_view name) {
     for (auto it = overlays.rbegin(); it != overlays.rend(); ++it) {
         unmount_one(kind, *it, name);
     }
+    forget_instance_overlay(config, name);
 }
 
 InstanceStatus instance_status(const Config& config, std::string_view name) {
@@ -250,6 +265,23 @@ InstanceStatus instance_status(const Config& config, std::string_view name) {
     if (instance) {
         status.lowerdirs = parse_lowerdirs(instance->read_env(), config.lowerdirs_key,
                                            instance->path_of("instance.env"));
+    }
+    if (kind == MountTableKind::Statmount && instance) {
+        // By id, without listing the table: the overlay Mount recorded,
+        // wherever it is now, else whatever of ours is on merged (one
+        // mounted by an older version, or by hand).
+        if (auto recorded = recorded_instance_overlay(config, kind, name)) {
+            status.mounted = true;
+            status.merged = recorded->mount_point;
+            return status;
+        }
+        const UniqueFd merged = instance->open_subdir("merged", O_PATH);
+        if (auto id = mount_root_id_of(kind, merged.get(), status.merged)) {
+            if (auto on = mount_by_id(kind, *id); on && instance_of(*on) && *instance_of(*on) == name) {
+                status.mounted = true;
+            }
+        }
+        return status;
     }
     const auto overlays = overlays_of(kind, name);
     status.mounted = !overlays.empty();

@@ -47,7 +47,74 @@ std::optional<Record> parse_record(std::string_view text) {
     return r;
 }
 
+std::string record_text(std::string_view instance, const MountFacts& overlay) {
+    return std::string(instance) + " " + std::to_string(overlay.id) + " " +
+           std::to_string(overlay.device) + "\n";
+}
+
+// Replaces dir/name with text, atomically (readers see old or new).
+void write_record(int dir, const std::string& dir_path, const std::string& name,
+                  const std::string& text) {
+    const auto tmp = name + ".new";
+    UniqueFd fd(::openat(dir, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+                         0600));
+    if (!fd) {
+        throw_errno(ErrorCode::Failed, "cannot write " + printable(dir_path) + "/" + tmp, errno);
+    }
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
+        ::renameat(dir, tmp.c_str(), dir, name.c_str()) != 0) {
+        throw_errno(ErrorCode::Failed, "cannot write " + printable(dir_path) + "/" + name, errno);
+    }
+}
+
+std::optional<Record> read_record(int dir, const std::string& dir_path, const std::string& name) {
+    UniqueFd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd) {
+        if (errno == ENOENT) {
+            return std::nullopt;
+        }
+        throw_errno(ErrorCode::Failed, "cannot open " + printable(dir_path) + "/" + name, errno);
+    }
+    return parse_record(read_at_most(fd.get(), 256, ErrorCode::Failed, name));
+}
+
+// The recorded overlay, if that mount is still the same overlay.
+std::optional<MountFacts> live(MountTableKind kind, const Record& record) {
+    auto now = mount_by_id(kind, record.mount_id);
+    if (!now || now->device != record.device || !instance_of(*now) ||
+        *instance_of(*now) != record.instance) {
+        return std::nullopt;
+    }
+    return now;
+}
+
 } // namespace
+
+void record_instance_overlay(const Config& config, std::string_view name,
+                             const MountFacts& overlay) {
+    const UniqueFd dir = open_lock_dir(config.lock_dir);
+    write_record(dir.get(), config.lock_dir, std::string(name) + ".mounts",
+                 record_text(name, overlay));
+}
+
+void forget_instance_overlay(const Config& config, std::string_view name) {
+    const UniqueFd dir = open_lock_dir(config.lock_dir);
+    const std::string file = std::string(name) + ".mounts";
+    if (::unlinkat(dir.get(), file.c_str(), 0) != 0 && errno != ENOENT) {
+        throw_errno(ErrorCode::Failed, "cannot remove " + printable(config.lock_dir) + "/" + file,
+                    errno);
+    }
+}
+
+std::optional<MountFacts> recorded_instance_overlay(const Config& config, MountTableKind kind,
+                                                    std::string_view name) {
+    const UniqueFd dir = open_lock_dir(config.lock_dir);
+    const auto record = read_record(dir.get(), config.lock_dir, std::string(name) + ".mounts");
+    if (!record || record->instance != name) {
+        return std::nullopt;
+    }
+    return live(kind, *record);
+}
 
 OverlayClaims::OverlayClaims(const Config& config, MountTableKind kind)
     : kind_(kind), dir_path_(config.lock_dir), dir_(open_lock_dir(config.lock_dir)) {
@@ -75,45 +142,24 @@ OverlayClaims::OverlayClaims(const Config& config, MountTableKind kind)
 
 void OverlayClaims::require_free(const struct stat& st, std::string_view role,
                                  std::string_view path, std::string_view instance) const {
-    const auto name = record_name(st);
-    UniqueFd fd(::openat(dir_.get(), name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd) {
-        if (errno == ENOENT) {
-            return;
-        }
-        throw_errno(ErrorCode::Failed, "cannot open " + printable(dir_path_) + "/" + name, errno);
-    }
-    const auto record = parse_record(read_at_most(fd.get(), 256, ErrorCode::Failed, name));
+    const auto record = read_record(dir_.get(), dir_path_, record_name(st));
     if (!record) {
-        return; // unreadable: overwritten by claim()
+        return; // none, or unreadable: overwritten by claim()
     }
-    const auto live = mount_by_id(kind_, record->mount_id);
-    if (!live || live->device != record->device || !instance_of(*live) ||
-        *instance_of(*live) != record->instance) {
+    const auto now = live(kind_, *record);
+    if (!now) {
         return; // that overlay is gone: the record is stale
     }
     throw Error(ErrorCode::Busy,
                 instance_context(instance) + std::string(role) + " " + printable(path) +
                     " is in use by the live overlay of instance " + printable(record->instance) +
-                    " at " + printable(live->mount_point) +
+                    " at " + printable(now->mount_point) +
                     " (moved there with its directory); a second overlay on it is refused");
 }
 
 void OverlayClaims::claim(const struct stat& st, std::string_view instance,
                           const MountFacts& overlay) const {
-    const auto name = record_name(st);
-    const auto tmp = name + ".new";
-    UniqueFd fd(::openat(dir_.get(), tmp.c_str(),
-                         O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd) {
-        throw_errno(ErrorCode::Failed, "cannot write " + printable(dir_path_) + "/" + tmp, errno);
-    }
-    const std::string text = std::string(instance) + " " + std::to_string(overlay.id) + " " +
-                             std::to_string(overlay.device) + "\n";
-    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size()) ||
-        ::renameat(dir_.get(), tmp.c_str(), dir_.get(), name.c_str()) != 0) {
-        throw_errno(ErrorCode::Failed, "cannot write " + printable(dir_path_) + "/" + name, errno);
-    }
+    write_record(dir_.get(), dir_path_, record_name(st), record_text(instance, overlay));
 }
 
 } // namespace overlay

@@ -16,6 +16,7 @@
 #include "mount_table.hpp"
 #include "unique_fd.hpp"
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <sys/stat.h>
@@ -42,5 +43,16 @@ class OverlayClaims {
     UniqueFd dir_;
     UniqueFd lock_;
 };
+
+// The overlay the service made for an instance, kept beside its lock
+// (LockDir/NAME.mounts: its unique mount id and superblock) so that status
+// finds it by id wherever it was moved without listing the mount table.
+// Written by Mount under the instance lock, removed by Unmount.
+void record_instance_overlay(const Config& config, std::string_view name,
+                             const MountFacts& overlay);
+void forget_instance_overlay(const Config& config, std::string_view name);
+// That overlay if it is still mounted (anywhere in the namespace).
+std::optional<MountFacts> recorded_instance_overlay(const Config& config, MountTableKind kind,
+                                                    std::string_view name);
 
 } // namespace overlay
