@@ -80,6 +80,7 @@ bool MountWatch::marked() const {
 protocol::MountReport MountWatch::snapshot() const {
     protocol::MountReport report;
     report.complete = true;
+    report.how = std::string(mode_name()) + " " + mount_table_name(kind_);
     for (const auto& [name, ids] : state_) {
         report.instances.emplace_back(name, true);
     }

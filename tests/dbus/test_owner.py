@@ -77,6 +77,14 @@ class OwnerNamespaceTest(ServiceTest):
                 for m in [re.search(r"org\.left4me\.Overlay1\.MountChanged \('%s', (true|false)\)"
                                     % re.escape(name), line)] if m]
 
+    def test_the_daemon_says_which_watcher_runs(self):
+        # fanotify mount events from Linux 6.15, the statmount table (with
+        # the mount source) from 6.13, else the fallbacks.
+        version = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+        expected = ("fanotify statmount" if version >= (6, 15) else
+                    "poll statmount" if version >= (6, 13) else "poll mountinfo")
+        self.assertIn("watching the host's mounts: " + expected, self.fx.log("daemon"))
+
     def test_hundred_rename_and_mount_rounds_end_with_one_overlay(self):
         fx = self.fx
         name = "owner-rounds"
