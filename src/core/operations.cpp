@@ -16,6 +16,7 @@
 #include "overlay_mount.hpp"
 #include "same_mount.hpp"
 #include "taint_scan.hpp"
+#include "watched_overlays.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -48,7 +49,8 @@ std::optional<InstanceDir> open_instance(const HostLayout& layout, std::string_v
     try {
         return std::optional<InstanceDir>(std::in_place, layout, name);
     } catch (const Error& e) {
-        if (e.code() != ErrorCode::NoSuchInstance || overlays_of(kind, name).empty()) {
+        if (e.code() != ErrorCode::NoSuchInstance ||
+            known_overlays(layout.config(), kind, name).empty()) {
             throw;
         }
         return std::nullopt;
@@ -166,7 +168,7 @@ void mount_instance(const Config& config, std::string_view name) {
     // Its overlay may live elsewhere: the owner can rename merged (and the
     // overlay with it) from a mount namespace of its own, where it is no
     // mount point, and make a new merged.
-    if (auto overlays = overlays_of(kind, name); !overlays.empty()) {
+    if (auto overlays = known_overlays(config, kind, name); !overlays.empty()) {
         throw Error(ErrorCode::AlreadyMounted, instance_context(instance.name()) +
                                                    "already mounted: its overlay is at " +
                                                    where(overlays));
@@ -195,7 +197,7 @@ void mount_instance(const Config& config, std::string_view name) {
     }
     if (!made || !instance_of(*made) || *instance_of(*made) != name) {
         made.reset();
-        if (auto all = overlays_of(kind, name); !all.empty()) {
+        if (auto all = known_overlays(config, kind, name); !all.empty()) {
             made = all.front();
         }
     }
@@ -216,7 +218,22 @@ void unmount_instance(const Config& config, std::string_view name) {
     const InstanceLock lock(config, name);
     const std::string merged_path =
         instance ? instance->path_of("merged") : config.instances_dir + "/" + std::string(name) + "/merged";
-    const auto overlays = overlays_of(kind, name);
+    auto overlays = known_overlays(config, kind, name);
+    if (instance) {
+        // What is on merged, in case nothing recorded it (an overlay
+        // mounted by an older version, or by hand, while no watcher ran).
+        const UniqueFd merged = instance->open_subdir("merged", O_PATH);
+        if (auto id = mount_root_id_of(kind, merged.get(), merged_path)) {
+            auto on = mount_by_id(kind, *id);
+            const bool known = std::any_of(overlays.begin(), overlays.end(),
+                                           [&](const MountFacts& m) { return m.id == *id; });
+            if (on && !known && instance_of(*on) && *instance_of(*on) == name) {
+                overlays.push_back(std::move(*on));
+                std::sort(overlays.begin(), overlays.end(),
+                          [](const MountFacts& a, const MountFacts& b) { return a.id < b.id; });
+            }
+        }
+    }
     if (overlays.empty()) {
         if (instance) {
             const UniqueFd merged = instance->open_subdir("merged", O_PATH);
@@ -266,24 +283,19 @@ InstanceStatus instance_status(const Config& config, std::string_view name) {
         status.lowerdirs = parse_lowerdirs(instance->read_env(), config.lowerdirs_key,
                                            instance->path_of("instance.env"));
     }
-    if (kind == MountTableKind::Statmount && instance) {
-        // By id, without listing the table: the overlay Mount recorded,
-        // wherever it is now, else whatever of ours is on merged (one
-        // mounted by an older version, or by hand).
-        if (auto recorded = recorded_instance_overlay(config, kind, name)) {
-            status.mounted = true;
-            status.merged = recorded->mount_point;
-            return status;
-        }
+    // By id (what Mount recorded, what the watcher knows) where a watcher
+    // shares what it knows; else the table is listed (watched_overlays.hpp).
+    auto overlays = known_overlays(config, kind, name);
+    if (overlays.empty() && instance) {
+        // Mounted by an older version or by hand, not yet recorded.
         const UniqueFd merged = instance->open_subdir("merged", O_PATH);
         if (auto id = mount_root_id_of(kind, merged.get(), status.merged)) {
-            if (auto on = mount_by_id(kind, *id); on && instance_of(*on) && *instance_of(*on) == name) {
-                status.mounted = true;
+            if (auto on = mount_by_id(kind, *id);
+                on && instance_of(*on) && *instance_of(*on) == name) {
+                overlays.push_back(std::move(*on));
             }
         }
-        return status;
     }
-    const auto overlays = overlays_of(kind, name);
     status.mounted = !overlays.empty();
     if (status.mounted) {
         status.merged = primary(overlays, status.merged).mount_point;
@@ -302,7 +314,7 @@ std::vector<std::pair<std::string, bool>> list_instances(const Config& config) {
         ::close(fd);
         throw_errno(ErrorCode::Failed, "cannot list " + printable(config.instances_dir), errno);
     }
-    auto mounted = all_instance_overlays(mount_table_kind(config));
+    auto mounted = mounted_instance_names(config, mount_table_kind(config));
     std::vector<std::pair<std::string, bool>> out;
     while (dirent* entry = ::readdir(dir.get())) {
         std::string_view name = entry->d_name;
@@ -322,7 +334,7 @@ std::vector<std::pair<std::string, bool>> list_instances(const Config& config) {
     }
     // Overlays whose directory is gone (renamed or removed while mounted)
     // are listed too: they can still be unmounted by name.
-    for (const auto& [name, overlays] : mounted) {
+    for (const auto& name : mounted) {
         out.emplace_back(name, true);
     }
     std::sort(out.begin(), out.end());

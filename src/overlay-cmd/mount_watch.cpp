@@ -32,7 +32,7 @@ UniqueFd open_fanotify() {
 
 } // namespace
 
-MountWatch::MountWatch(const Config& config) : kind_(mount_table_kind(config)) {
+MountWatch::MountWatch(const Config& config) : config_(config), kind_(mount_table_kind(config)) {
     // Mount events name mounts by unique id: they need the statmount table.
     if (config.mount_watch != MountWatchApi::Poll && kind_ == MountTableKind::Statmount) {
         fd_ = open_fanotify();
@@ -55,8 +55,49 @@ MountWatch::MountWatch(const Config& config) : kind_(mount_table_kind(config)) {
         }
         mode_ = Mode::Poll;
     }
+    if (kind_ == MountTableKind::Statmount) {
+        try {
+            shared_.emplace(config);
+        } catch (const Error&) {
+            // Not shared: every reader lists the table instead.
+        }
+    }
     protocol::MountReport ignored;
     take(read_state(), ignored);
+    if (shared_) {
+        for (const auto& [name, ids] : state_) {
+            publish(name);
+        }
+        try {
+            shared_->announce();
+        } catch (const Error&) {
+            shared_.reset();
+        }
+    }
+}
+
+void MountWatch::publish(const std::string& name) {
+    if (!shared_) {
+        return;
+    }
+    std::vector<MountFacts> mounts;
+    if (auto it = state_.find(name); it != state_.end()) {
+        for (const auto id : it->second) {
+            if (auto f = facts_.find(id); f != facts_.end()) {
+                mounts.push_back(f->second);
+            }
+        }
+    }
+    try {
+        shared_->publish(name, mounts);
+    } catch (const Error&) {
+        // A reader must never trust a stale share: withdraw it.
+        shared_.reset();
+        try {
+            WatchedOverlays withdraw(config_);
+        } catch (const Error&) {
+        }
+    }
 }
 
 short MountWatch::events() const noexcept {
@@ -87,18 +128,31 @@ protocol::MountReport MountWatch::snapshot() const {
     return report;
 }
 
-MountWatch::State MountWatch::read_state() const {
+MountWatch::State MountWatch::read_state() {
     State now;
+    facts_.clear();
     for (const auto& [name, mounts] : all_instance_overlays(kind_)) {
         auto& ids = now[name];
         for (const auto& m : mounts) {
             ids.insert(m.id);
+            facts_.emplace(m.id, m);
         }
     }
     return now;
 }
 
 void MountWatch::take(State now, protocol::MountReport& report) {
+    std::set<std::string> differ;
+    for (const auto& [name, ids] : state_) {
+        if (auto it = now.find(name); it == now.end() || it->second != ids) {
+            differ.insert(name);
+        }
+    }
+    for (const auto& [name, ids] : now) {
+        if (!state_.contains(name)) {
+            differ.insert(name);
+        }
+    }
     for (const auto& [name, ids] : state_) {
         auto it = now.find(name);
         if (it == now.end()) {
@@ -128,6 +182,9 @@ void MountWatch::take(State now, protocol::MountReport& report) {
             owner_.emplace(id, name);
         }
     }
+    for (const auto& name : differ) {
+        publish(name);
+    }
 }
 
 void MountWatch::on_attach(std::uint64_t id, protocol::MountReport& report) {
@@ -143,12 +200,15 @@ void MountWatch::on_attach(std::uint64_t id, protocol::MountReport& report) {
     if (!name) {
         return;
     }
-    auto& ids = state_[std::string(*name)];
+    const std::string instance(*name);
+    auto& ids = state_[instance];
     if (ids.empty()) {
-        report.instances.emplace_back(std::string(*name), true);
+        report.instances.emplace_back(instance, true);
     }
     ids.insert(id);
-    owner_.emplace(id, std::string(*name));
+    owner_.emplace(id, instance);
+    facts_.emplace(id, *facts);
+    publish(instance);
 }
 
 void MountWatch::on_detach(std::uint64_t id, protocol::MountReport& report) {
@@ -158,12 +218,14 @@ void MountWatch::on_detach(std::uint64_t id, protocol::MountReport& report) {
     }
     const std::string name = it->second;
     owner_.erase(it);
+    facts_.erase(id);
     auto& ids = state_[name];
     ids.erase(id);
     if (ids.empty()) {
         state_.erase(name);
         report.instances.emplace_back(name, false);
     }
+    publish(name);
 }
 
 protocol::MountReport MountWatch::read_events() {

@@ -19,9 +19,11 @@
 #include "executor_protocol.hpp"
 #include "mount_table.hpp"
 #include "unique_fd.hpp"
+#include "watched_overlays.hpp"
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -53,18 +55,24 @@ class MountWatch {
 
   private:
     using State = std::map<std::string, std::set<std::uint64_t>>;
-    State read_state() const;
+    State read_state();
     // Reports the difference between state_ and `now`, then takes it.
     void take(State now, protocol::MountReport& report);
     void on_attach(std::uint64_t id, protocol::MountReport& report);
     void on_detach(std::uint64_t id, protocol::MountReport& report);
     protocol::MountReport read_events();
+    // Shares what it knows of `name` through LockDir (watched_overlays.hpp).
+    // A failure withdraws the whole share: readers then list the table.
+    void publish(const std::string& name);
 
+    Config config_;
     MountTableKind kind_;
+    std::optional<WatchedOverlays> shared_;
     Mode mode_ = Mode::Poll;
     UniqueFd fd_;
     State state_;                              // instance -> its overlays' mount ids
     std::map<std::uint64_t, std::string> owner_; // mount id -> instance
+    std::map<std::uint64_t, MountFacts> facts_;  // mount id -> what it is
 };
 
 } // namespace overlay::cmd

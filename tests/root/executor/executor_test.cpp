@@ -368,6 +368,31 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, {"alpha", true}}));
     ASSERT_TRUE(ok(worker.run(req(RequestVerb::Unmount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
+
+    // The watcher shares what it knows (LockDir/.watcher, NAME.seen), so the
+    // other executors ask the kernel by id instead of listing the table, and
+    // still see an admin's bind of the overlay: Unmount is Busy, naming it.
+    EXPECT_TRUE(std::filesystem::exists(layout.lock_dir + "/.watcher"));
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    const std::string bind = layout.outside + "/alpha-view";
+    std::filesystem::create_directories(bind);
+    ASSERT_EQ(::mount(layout.merged("alpha").c_str(), bind.c_str(), nullptr, MS_BIND, nullptr), 0);
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
+    EXPECT_NE(read_file(layout.lock_dir + "/alpha.seen").find("alpha "), std::string::npos);
+    const auto busy = worker.run(req(RequestVerb::Unmount, "alpha"));
+    EXPECT_EQ(error_of(busy), ErrorCode::Busy) << message_of(busy);
+    EXPECT_NE(message_of(busy).find(bind), std::string::npos) << message_of(busy);
+    // The original goes behind the service's back: the bind keeps the
+    // overlay, and the instance, mounted there.
+    ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
+    EXPECT_EQ(changes_now(), Changes{});
+    const auto there = worker.run(req(RequestVerb::Status, "alpha"));
+    ASSERT_TRUE(ok(there));
+    EXPECT_TRUE(result_of(there).mounted);
+    EXPECT_EQ(result_of(there).merged, bind);
+    EXPECT_EQ(error_of(worker.run(req(RequestVerb::Mount, "alpha"))), ErrorCode::AlreadyMounted);
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Unmount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "poll"),
