@@ -321,10 +321,15 @@ std::vector<std::pair<std::string, bool>> list_instances(const Config& config) {
         if (!is_valid_instance_name(name)) {
             continue;
         }
-        struct stat st {};
-        if (::fstatat(::dirfd(dir.get()), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-            !S_ISDIR(st.st_mode)) {
-            continue;
+        // The entry's type from readdir where the filesystem gives it: a
+        // thousand instances are then listed without a thousand stats.
+        if (entry->d_type != DT_DIR) {
+            struct stat st {};
+            if (entry->d_type != DT_UNKNOWN ||
+                ::fstatat(::dirfd(dir.get()), entry->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISDIR(st.st_mode)) {
+                continue;
+            }
         }
         const auto it = mounted.find(std::string(name));
         out.emplace_back(std::string(name), it != mounted.end());
