@@ -165,6 +165,8 @@ enum Index {
     HostPid,
     MountOptions,
     MountApi,
+    MountTable,
+    MountWatch,
     Executors,
     MaxPendingCalls,
     MaxPendingCallsPerUser,
@@ -178,8 +180,8 @@ enum Index {
 
 constexpr std::array<std::string_view, key::Count> kKeyNames{
     "Root",    "InstancesDir", "AllowedLowerRoots", "LowerdirsKey",
-    "HostPid", "MountOptions", "MountApi", "Executors", "MaxPendingCalls",
-    "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations",
+    "HostPid", "MountOptions", "MountApi", "MountTable", "MountWatch", "Executors",
+    "MaxPendingCalls", "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations",
     "MaxConcurrentAuthorizationsPerUser", "OperationTimeoutSec",
     "LockDir"};
 
@@ -284,6 +286,30 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
         } else {
             report.fail(line, "MountApi '" + printable(value) +
                                   "' is not one of auto, fd, string, legacy");
+        }
+        break;
+    case key::MountTable:
+        if (value == "auto") {
+            config.mount_table = MountTableApi::Auto;
+        } else if (value == "statmount") {
+            config.mount_table = MountTableApi::Statmount;
+        } else if (value == "mountinfo") {
+            config.mount_table = MountTableApi::Mountinfo;
+        } else {
+            report.fail(line, "MountTable '" + printable(value) +
+                                  "' is not one of auto, statmount, mountinfo");
+        }
+        break;
+    case key::MountWatch:
+        if (value == "auto") {
+            config.mount_watch = MountWatchApi::Auto;
+        } else if (value == "fanotify") {
+            config.mount_watch = MountWatchApi::Fanotify;
+        } else if (value == "poll") {
+            config.mount_watch = MountWatchApi::Poll;
+        } else {
+            report.fail(line, "MountWatch '" + printable(value) +
+                                  "' is not one of auto, fanotify, poll");
         }
         break;
     case key::LockDir:

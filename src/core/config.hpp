@@ -17,6 +17,17 @@ inline constexpr const char* kDefaultLockDir = "/run/left4me-overlay/locks";
 // newest the running kernel has; the others force one path, for tests.
 enum class MountApi { Auto, LayerFds, LowerdirStrings, Legacy };
 
+// How the host's mount table is read (mount_table.hpp): Auto picks
+// statmount/listmount with unique mount ids where the kernel has them
+// (Linux 6.8, the mount source 6.13), else /proc/self/mountinfo. The others
+// force one, for tests.
+enum class MountTableApi { Auto, Statmount, Mountinfo };
+
+// How the watching executor learns of mount changes (mount_watch.hpp): Auto
+// picks fanotify mount-namespace events where the kernel has them (Linux
+// 6.15), else POLLPRI on /proc/self/mountinfo. The others force one.
+enum class MountWatchApi { Auto, Fanotify, Poll };
+
 struct Config {
     // All paths absolute and normalized; relative entries of the file are
     // already joined onto root.
@@ -34,6 +45,8 @@ struct Config {
     std::uint64_t mount_attr_flags = 0;   // MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV by default
     unsigned long legacy_mount_flags = 0; // MS_NOSUID | MS_NODEV by default
     MountApi mount_api = MountApi::Auto;
+    MountTableApi mount_table = MountTableApi::Auto;
+    MountWatchApi mount_watch = MountWatchApi::Auto;
     // Where the per-instance lock files live (instance_lock.hpp). Resolved,
     // like every path, in the host mount namespace, which the drop-in and
     // the daemon's executors both enter first: so they share it.
@@ -56,7 +69,8 @@ Config default_config();
 
 // Parses the text of a config file. file_name only labels errors, which are
 // Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
-// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, LockDir, and
+// AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, MountTable,
+// MountWatch, LockDir, and
 // the daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
 // MaxConcurrentAuthorizations, MaxConcurrentAuthorizationsPerUser,
 // OperationTimeoutSec.
@@ -70,7 +84,8 @@ Config default_config();
 // HostPid: decimal 1..4194304. MountOptions: comma-separated subset of
 // nosuid,nodev,noexec,noatime,nodiratime,relatime,strictatime, at most one
 // of the atime modes, each at most once; empty means none. MountApi:
-// auto|fd|string|legacy. LockDir: absolute (never relative to Root, whose
+// auto|fd|string|legacy. MountTable: auto|statmount|mountinfo. MountWatch:
+// auto|fanotify|poll. LockDir: absolute (never relative to Root, whose
 // contents a user owns), normalized, not "/".
 Config parse_config(std::string_view text, std::string_view file_name);
 

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <fcntl.h>
 #include <string>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace overlay {
@@ -98,6 +99,16 @@ MountEntry parse_line(std::string_view line, std::size_t number) {
     entry.parent_id = parse_id(fields[1], "parent id", number);
     if (!is_device_number(fields[2])) {
         fail(number, "bad device number '" + printable(fields[2].substr(0, 32)) + "'");
+    }
+    {
+        const auto colon = fields[2].find(':');
+        // The kernel prints 32-bit numbers here; bigger ones are malformed.
+        const auto major = parse_id(fields[2].substr(0, colon), "major", number);
+        const auto minor = parse_id(fields[2].substr(colon + 1), "minor", number);
+        if (major > 0xffffffffU || minor > 0xffffffffU) {
+            fail(number, "device number out of range");
+        }
+        entry.device = ::makedev(static_cast<unsigned>(major), static_cast<unsigned>(minor));
     }
     entry.root = unescape(fields[3], "root", number);
     entry.mount_point = unescape(fields[4], "mount point", number);

@@ -19,17 +19,27 @@ struct InstanceStatus {
     std::vector<std::string> lowerdirs; // from instance.env, top first
 };
 
+// An instance's overlays are the overlay mounts of the current namespace
+// whose source is "left4me:NAME", wherever they are now (mount_table.hpp).
+
 // Throws Error on every refusal; on success the overlay is mounted on
-// InstancesDir/NAME/merged with source "left4me:NAME".
+// InstancesDir/NAME/merged with source "left4me:NAME". Refuses
+// (AlreadyMounted) while any overlay of the instance exists anywhere, and
+// (Busy) an upper or work a live overlay uses (overlay_claims.hpp).
 void mount_instance(const Config& config, std::string_view name);
 
-// Unmounts the overlay on that instance's merged; never lazily.
+// Unmounts every overlay of the instance, each by its mount id, never
+// lazily; Busy, before unmounting anything, when one overlay is mounted at
+// several places (bind mounts). Works for an instance whose directory is
+// gone while an overlay of it exists.
 void unmount_instance(const Config& config, std::string_view name);
 
-// Mounted state comes from the mount table of the current namespace.
+// Mounted while any overlay of the instance exists; merged is then where
+// it is (the one on InstancesDir/NAME/merged when there is one there).
 InstanceStatus instance_status(const Config& config, std::string_view name);
 
-// (name, mounted) for each directory under InstancesDir with a valid name, sorted.
+// (name, mounted) for each directory under InstancesDir with a valid name,
+// and each instance with an overlay but no directory any more, sorted.
 std::vector<std::pair<std::string, bool>> list_instances(const Config& config);
 
 } // namespace overlay

@@ -1,7 +1,7 @@
 #include "user_mount.hpp"
 
 #include "error.hpp"
-#include "mount_point.hpp"
+#include "mount_table.hpp"
 
 #include <string_view>
 
@@ -31,18 +31,28 @@ std::optional<std::string> user_mount_owner(const MountEntry& entry) {
     return "a FUSE mount of an unknown user";
 }
 
-void require_not_user_mount(int fd, const std::string& what) {
-    const auto id = mount_root_id(fd);
-    if (!id) {
-        return;
-    }
-    const auto entry = find_mount_by_id(*id);
+void require_not_user_mount(const Config& config, int fd, const std::string& what) {
+    // The mount fd lies on, not only one rooted at fd: a root beneath a
+    // user's FUSE mount, or beneath one of our overlays moved into the
+    // layout, is that filesystem's too.
+    const auto kind = mount_table_kind(config);
+    const auto id = mount_id_of(kind, fd, what);
+    const auto entry = mount_by_id(kind, id);
     if (!entry) {
         throw Error(ErrorCode::UnsafePath,
-                    what + " is a mount point missing from the mount table; not used");
+                    what + " lies on a mount missing from the mount table; not used");
     }
-    if (auto owner = user_mount_owner(*entry)) {
-        throw Error(ErrorCode::UnsafePath, what + " is " + *owner + " (type " +
+    if (auto name = instance_of(*entry)) {
+        throw Error(ErrorCode::UnsafePath,
+                    what + " lies on the live overlay of instance " + std::string(*name) +
+                        " (now at " + printable(entry->mount_point) +
+                        "), moved into the layout with its directory; not used");
+    }
+    MountEntry as_entry;
+    as_entry.fs_type = entry->fs_type;
+    as_entry.super_options = entry->super_options;
+    if (auto owner = user_mount_owner(as_entry)) {
+        throw Error(ErrorCode::UnsafePath, what + " is on " + *owner + " (type " +
                                                printable(entry->fs_type) +
                                                "); a user's filesystem is not used");
     }

@@ -6,6 +6,7 @@
 // asked this too.
 #pragma once
 
+#include "config.hpp"
 #include "mountinfo.hpp"
 
 #include <optional>
@@ -18,10 +19,11 @@ namespace overlay {
 // for every other mount.
 std::optional<std::string> user_mount_owner(const MountEntry& entry);
 
-// Throws UnsafePath ("WHAT is a FUSE mount of uid N ...") when fd (an
-// allowed root or InstancesDir, opened) is the root of a mount that
-// user_mount_owner() names, or of a mount missing from the current
-// namespace's table. Nothing to check when it is no mount point.
-void require_not_user_mount(int fd, const std::string& what);
+// Throws UnsafePath ("WHAT is on a FUSE mount of uid N ...") when fd (an
+// allowed root or InstancesDir, opened) lies on a mount that
+// user_mount_owner() names, on an overlay of an instance (one moved there
+// by its owner's rename), or on a mount missing from the current
+// namespace's table.
+void require_not_user_mount(const Config& config, int fd, const std::string& what);
 
 } // namespace overlay

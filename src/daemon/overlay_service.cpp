@@ -367,6 +367,11 @@ void OverlayService::on_mount_report(const protocol::MountReport& report) noexce
             }
             return;
         }
+        if (!report.how.empty()) {
+            // Which watcher runs where: fanotify mount events (Linux 6.15) or
+            // the POLLPRI fallback, over the statmount or the mountinfo table.
+            log_message(LOG_INFO, "watching the host's mounts: " + report.how);
+        }
         std::set<std::string> now;
         for (const auto& [name, mounted] : report.instances) {
             now.insert(name);

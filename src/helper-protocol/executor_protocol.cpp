@@ -171,7 +171,9 @@ std::optional<ExecutorHello> parse_hello(std::string_view text) {
 }
 
 std::string format_mount_report(const MountReport& report) {
-    std::string out = report.complete ? "mounts-all\n" : "mounts\n";
+    std::string out = report.complete
+                          ? "mounts-all" + (report.how.empty() ? "" : " " + printable(report.how)) + "\n"
+                          : "mounts\n";
     for (const auto& [name, mounted] : report.instances) {
         out += printable(name);
         if (!report.complete) {
@@ -190,6 +192,9 @@ std::optional<MountReport> parse_mount_report(std::string_view text) {
     MountReport report;
     if (lines->front() == "mounts-all") {
         report.complete = true;
+    } else if (lines->front().starts_with("mounts-all ")) {
+        report.complete = true;
+        report.how = std::string(lines->front().substr(11));
     } else if (lines->front() != "mounts") {
         return std::nullopt;
     }

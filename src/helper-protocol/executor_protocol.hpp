@@ -15,8 +15,9 @@
 //                       host namespace; start a new executor and ask again
 //   mounts              (watching executor only) the instances whose
 //   NAME 0|1 ...        mounted state changed since the last report
-//   mounts-all          (watching executor only, first after hello) every
-//   NAME ...            mounted instance
+//   mounts-all [HOW]    (watching executor only, first after hello) every
+//   NAME ...            mounted instance; HOW says how the watcher hears of
+//                       changes ("fanotify statmount", "poll mountinfo", ...)
 #pragma once
 
 #include <chrono>
@@ -64,6 +65,7 @@ inline constexpr std::string_view kRestart = "restart\n";
 
 struct MountReport {
     bool complete = false; // mounts-all: instances not named are not mounted
+    std::string how;       // mounts-all only: how the watcher hears of changes
     std::vector<std::pair<std::string, bool>> instances;
 };
 

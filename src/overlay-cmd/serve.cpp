@@ -65,7 +65,7 @@ class Executor {
         }
         start_watching();
         for (;;) {
-            pollfd pfds[2] = {{fd_, POLLIN, 0}, {watch_fd(), POLLPRI, 0}};
+            pollfd pfds[2] = {{fd_, POLLIN, 0}, {watch_fd(), watch_events(), 0}};
             if (::poll(pfds, watch_fd() >= 0 ? 2 : 1, -1) < 0) {
                 if (errno == EINTR) {
                     continue;
@@ -73,7 +73,7 @@ class Executor {
                 std::cerr << "left4me-overlay: executor: poll: " << std::strerror(errno) << "\n";
                 return 1;
             }
-            if (watch_fd() >= 0 && (pfds[1].revents & (POLLPRI | POLLERR)) != 0) {
+            if (watch_fd() >= 0 && (pfds[1].revents & (watch_events() | POLLERR)) != 0) {
                 if (!report_mount_changes()) {
                     return 0;
                 }
@@ -104,6 +104,7 @@ class Executor {
 
   private:
     int watch_fd() const { return watch_ ? watch_->fd() : -1; }
+    short watch_events() const { return watch_ ? watch_->events() : 0; }
 
     bool send(std::string_view message) { return protocol::send_message(fd_, message); }
 
@@ -129,7 +130,7 @@ class Executor {
     }
 
     bool report_mount_changes() {
-        auto report = watch_->changes(*config_);
+        auto report = watch_->changes();
         return report.instances.empty() || send(protocol::format_mount_report(report));
     }
 

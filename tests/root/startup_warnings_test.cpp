@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace {
 
@@ -76,6 +78,37 @@ TEST_F(StartupWarnings, AMissingInstancesDirIsAWarningNotAnError) {
     const auto warnings = overlay::startup_warnings(layout.config);
     ASSERT_EQ(warnings.size(), 2u) << joined(warnings);
     EXPECT_TRUE(warnings[1].starts_with("cannot check the mount of InstancesDir: ")) << warnings[1];
+}
+
+} // namespace
+
+namespace {
+
+// Root, InstancesDir and the allowed roots writable by a user: each named,
+// with who may write it and what that user can then do.
+TEST(StartupWarningsWritable, EachWritableRootIsNamedWithItsWriter) {
+    Layout layout = make_layout();
+    layout.config.host_pid = 1;
+    const std::string instances = layout.root + "/instances";
+    ASSERT_EQ(::mount("tmpfs", instances.c_str(), "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), 0);
+    ASSERT_EQ(joined(overlay::startup_warnings(layout.config)), "");
+    ASSERT_EQ(::chown(layout.root.c_str(), 4321, 4321), 0);
+    ASSERT_EQ(::chown(instances.c_str(), 4321, 0), 0);
+    ASSERT_EQ(::chmod((layout.root + "/overlays").c_str(), 01777), 0);
+    const auto warnings = overlay::startup_warnings(layout.config);
+    ASSERT_EQ(warnings.size(), 3u) << joined(warnings);
+    EXPECT_TRUE(warnings[0].starts_with("Root " + layout.root +
+                                        " is writable by uid 4321 (its owner): from a user and "
+                                        "mount namespace of its own (unshare -Urm)"))
+        << warnings[0];
+    EXPECT_NE(warnings[0].find("a live instance overlay included"), std::string::npos);
+    EXPECT_TRUE(warnings[1].starts_with("InstancesDir " + instances +
+                                        " is writable by uid 4321 (its owner): "))
+        << warnings[1];
+    EXPECT_TRUE(warnings[2].starts_with("allowed lower root " + layout.root +
+                                        "/overlays is writable by everyone (sticky): that user "
+                                        "chooses what every instance's lower layers"))
+        << warnings[2];
 }
 
 } // namespace

@@ -78,6 +78,13 @@ TEST(ExecutorProtocol, MountReportsAreToldApartFromReplies) {
     ASSERT_TRUE(back);
     EXPECT_TRUE(back->complete);
     EXPECT_EQ(back->instances, all.instances);
+    EXPECT_EQ(back->how, "");
+    all.how = "fanotify statmount";
+    back = parse_mount_report(format_mount_report(all));
+    ASSERT_TRUE(back);
+    EXPECT_TRUE(back->complete);
+    EXPECT_EQ(back->how, "fanotify statmount");
+    EXPECT_EQ(back->instances, all.instances);
     for (const char* reply : {"ok\n", "error Busy x\n", "restart\n", "mounts\na 2\n", "mounts\na\n",
                               "mounts-all\na 1\n", "mounts"}) {
         EXPECT_FALSE(parse_mount_report(reply)) << reply;

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <random>
 #include <string>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 namespace overlay {
@@ -24,6 +25,21 @@ TEST(Mountinfo, ParsesManPageLine) {
     EXPECT_EQ(m.fs_type, "ext3");
     EXPECT_EQ(m.source, "/dev/root");
     EXPECT_EQ(m.super_options, "rw,errors=continue");
+    // The superblock's device: what binds of one overlay share.
+    EXPECT_EQ(m.device, ::makedev(98, 0));
+}
+
+TEST(Mountinfo, DeviceNumbersBeyondThirtyTwoBitsAreMalformed) {
+    EXPECT_EQ(parse_mountinfo("1 0 4294967295:1048575 / / rw - x y rw\n")[0].device,
+              ::makedev(4294967295U, 1048575U));
+    for (const char* bad : {"1 0 4294967296:0 / / rw - x y rw\n", "1 0 0:4294967296 / / rw - x y rw\n"}) {
+        try {
+            parse_mountinfo(bad);
+            ADD_FAILURE() << bad;
+        } catch (const Error& e) {
+            EXPECT_NE(std::string(e.what()).find("mountinfo:1: "), std::string::npos) << e.what();
+        }
+    }
 }
 
 TEST(Mountinfo, OptionalFields) {

@@ -5,6 +5,7 @@
 // replaced, config changes picked up, and the watcher reporting changes
 // made by others.
 #include "executor.hpp"
+#include "owner_namespace.hpp"
 #include "scratch.hpp"
 
 #include <atomic>
@@ -299,6 +300,105 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
         {"alpha", true}, {"alpha", false}, {"beta", false}, {"beta", true}};
     EXPECT_EQ(changes, expected);
 }
+
+// Both ways of watching (fanotify mount events, and POLLPRI on mountinfo
+// forced), with the instance owner renaming and removing merged from a
+// namespace of its own: a rename is no change, a removal there detaches
+// the host's overlay and is signalled, and an unmount and a mount between
+// two looks are two changes, not none.
+class WatcherModes : public ExecutorTest, public ::testing::WithParamInterface<const char*> {};
+
+TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
+    const std::string mode = GetParam();
+    write_config("MountWatch=" + mode + "\n");
+    for (const auto& e : std::filesystem::recursive_directory_iterator(layout.instance_dir("alpha"))) {
+        ASSERT_EQ(::lchown(e.path().c_str(), OwnerNamespace::kOwner, OwnerNamespace::kOwner), 0);
+    }
+    ASSERT_EQ(::lchown(layout.instance_dir("alpha").c_str(), OwnerNamespace::kOwner,
+                       OwnerNamespace::kOwner),
+              0);
+    OwnerNamespace owner;
+    std::mutex mutex;
+    std::vector<std::pair<std::string, bool>> changes;
+    auto o = options(true);
+    o.on_report = [&](const overlay::protocol::MountReport& report) {
+        std::lock_guard lock(mutex);
+        if (!report.complete) {
+            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
+        }
+    };
+    Executor watcher(std::move(o));
+    Executor worker(options());
+    const Request sync = req(RequestVerb::Sync);
+    ASSERT_TRUE(ok(watcher.run(sync)));
+    // The watcher in use, seen from its descriptors.
+    bool fanotify = false;
+    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(watcher.pid()) + "/fd")) {
+        fanotify = fanotify || link_of(e.path()) == "anon_inode:[fanotify]";
+    }
+    EXPECT_EQ(fanotify, mode == "fanotify");
+
+    const std::string inst = layout.instance_dir("alpha");
+    auto changes_now = [&] {
+        EXPECT_TRUE(ok(watcher.run(sync)));
+        std::lock_guard lock(mutex);
+        auto out = changes;
+        changes.clear();
+        return out;
+    };
+    using Changes = std::vector<std::pair<std::string, bool>>;
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
+    ASSERT_EQ(owner.rename(inst + "/merged", inst + "/moved"), 0);
+    ASSERT_EQ(owner.mkdir(inst + "/merged"), 0);
+    EXPECT_EQ(changes_now(), Changes{});
+    const auto status = worker.run(req(RequestVerb::Status, "alpha"));
+    ASSERT_TRUE(ok(status));
+    EXPECT_TRUE(result_of(status).mounted);
+    EXPECT_EQ(result_of(status).merged, inst + "/moved");
+    ASSERT_EQ(owner.rmdir(inst + "/moved"), 0);
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
+
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
+    // Unmounted and mounted again between two looks: the kernel may hand
+    // the same (reusable) mount id out again; the unique one differs.
+    ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, {"alpha", true}}));
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Unmount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
+
+    // The watcher shares what it knows (LockDir/.watcher, NAME.seen), so the
+    // other executors ask the kernel by id instead of listing the table, and
+    // still see an admin's bind of the overlay: Unmount is Busy, naming it.
+    EXPECT_TRUE(std::filesystem::exists(layout.lock_dir + "/.watcher"));
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    const std::string bind = layout.outside + "/alpha-view";
+    std::filesystem::create_directories(bind);
+    ASSERT_EQ(::mount(layout.merged("alpha").c_str(), bind.c_str(), nullptr, MS_BIND, nullptr), 0);
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
+    EXPECT_NE(read_file(layout.lock_dir + "/alpha.seen").find("alpha "), std::string::npos);
+    const auto busy = worker.run(req(RequestVerb::Unmount, "alpha"));
+    EXPECT_EQ(error_of(busy), ErrorCode::Busy) << message_of(busy);
+    EXPECT_NE(message_of(busy).find(bind), std::string::npos) << message_of(busy);
+    // The original goes behind the service's back: the bind keeps the
+    // overlay, and the instance, mounted there.
+    ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
+    EXPECT_EQ(changes_now(), Changes{});
+    const auto there = worker.run(req(RequestVerb::Status, "alpha"));
+    ASSERT_TRUE(ok(there));
+    EXPECT_TRUE(result_of(there).mounted);
+    EXPECT_EQ(result_of(there).merged, bind);
+    EXPECT_EQ(error_of(worker.run(req(RequestVerb::Mount, "alpha"))), ErrorCode::AlreadyMounted);
+    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Unmount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "poll"),
+                         [](const ::testing::TestParamInfo<const char*>& param) {
+                             return std::string(param.param);
+                         });
 
 TEST_F(ExecutorTest, MissingHelperFailsNamingItAndRetriesLater) {
     auto o = options();
