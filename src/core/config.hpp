@@ -46,6 +46,10 @@ struct Config {
     unsigned max_pending_calls_per_user = 32;   // MaxPendingCallsPerUser
     unsigned max_concurrent_authorizations = 8; // MaxConcurrentAuthorizations
     unsigned operation_timeout_sec = 120;       // OperationTimeoutSec: 1..3600
+    // Migrate runs on executors of its own (never Mount's and Unmount's), at
+    // most MigrateExecutors at once, each killed after MigrateTimeoutSec.
+    unsigned migrate_executors = 2;             // MigrateExecutors: 1..16
+    unsigned migrate_timeout_sec = 21600;       // MigrateTimeoutSec: 60..86400
 };
 
 // The built-in defaults (flags filled in).
@@ -55,7 +59,8 @@ Config default_config();
 // Error(BadConfig, "FILE:LINE: reason"). Keys: Root, InstancesDir,
 // AllowedLowerRoots, LowerdirsKey, HostPid, MountOptions, MountApi, LockDir, and
 // the daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
-// MaxConcurrentAuthorizations, OperationTimeoutSec.
+// MaxConcurrentAuthorizations, OperationTimeoutSec, MigrateExecutors,
+// MigrateTimeoutSec.
 // Lines are KEY=VALUE with blanks around key and value trimmed; '#' starts a
 // comment only as the first non-blank character; no quoting; '\r' and NUL
 // are refused. Unknown keys (case matters), duplicate keys and bad values

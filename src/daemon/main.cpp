@@ -173,6 +173,8 @@ int run(const Options& opts) {
     pool_options.config_path = opts.config;
     pool_options.operation_executors = settings.executors;
     pool_options.timeout = settings.operation_timeout;
+    pool_options.migrate_executors = settings.migrate_executors;
+    pool_options.migrate_timeout = settings.migrate_timeout;
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
     Authorizer authorizer(settings.max_concurrent_authorizations);
@@ -183,6 +185,9 @@ int run(const Options& opts) {
     log_message(LOG_INFO, std::string("left4me-overlayd ") + L4M_VERSION + " serving " + kBusName +
                               " (executor " + opts.helper + ", config " + opts.config + "; " +
                               std::to_string(settings.executors) + " operation executors, " +
+                              std::to_string(settings.migrate_executors) +
+                              " for migrate (" +
+                              std::to_string(settings.migrate_timeout.count()) + " s each), " +
                               std::to_string(settings.max_pending_calls) + " pending calls at most, " +
                               std::to_string(settings.max_pending_calls_per_user) + " per user, " +
                               std::to_string(settings.max_concurrent_authorizations) +

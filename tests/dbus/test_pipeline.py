@@ -4,6 +4,7 @@ replaced), status never queued behind mounts, caps on pending calls, a flood
 by a user with no rights, and MountChanged for every change of mounted
 state, whoever made it."""
 
+import contextlib
 import json
 import os
 import re
@@ -45,8 +46,9 @@ class PipelineTest(ServiceTest):
         return l4m_fixture.CallResult(subprocess.CompletedProcess(proc.args, proc.returncode,
                                                                   out, err), 0)
 
-    def wait_executors(self, n=4, timeout=30):
-        """Waits until the daemon has n executors running and none dead."""
+    def wait_executors(self, n=6, timeout=30):
+        """Waits until the daemon has n executors running and none dead (2 for
+        Mount and Unmount, 1 for queries, 2 for Migrate, 1 watching)."""
         deadline = time.monotonic() + timeout
         pid = self.fx.daemon_proc.pid
         while len(executors(pid)) != n or executors(pid, zombies=True):
@@ -421,3 +423,68 @@ class MigrateTest(PipelineTest):
         self.assertCallError(fx.call("root", "Migrate", name, b"false"),
                              ERROR_PREFIX + "AlreadyMounted")
         self.root_unmount(name)
+
+    def executor_waiting_for(self, name, timeout=30):
+        """The pid of the daemon's executor that has instance name's lock
+        file open (waiting for it while the test holds it)."""
+        lock = os.path.join(self.fx.tmp, "locks", name + ".lock")
+        deadline = time.monotonic() + timeout
+        while True:
+            for pid in executors(self.fx.daemon_proc.pid):
+                try:
+                    fds = os.listdir("/proc/%d/fd" % pid)
+                    if any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == lock for fd in fds):
+                        return pid
+                except OSError:
+                    continue
+            self.assertLess(time.monotonic(), deadline, "no executor opened %s" % lock)
+            time.sleep(0.01)
+
+    def test_migrations_hold_no_executor_of_mount_unmount_or_status(self):
+        """Two migrations as long as can be (their executors stopped in the
+        middle, SIGSTOP), and a third refused: a member's Mount and Unmount
+        of another instance, GetStatus and ListInstances are served all the
+        while. Sharing the Mount/Unmount executors (two), the Mount would
+        wait behind the migrations for good."""
+        fx = self.fx
+        names = ["mig-long-a", "mig-long-b"]
+        for n in names:
+            self.fuse_era_instance(n)
+        self.fuse_era_instance("mig-third")
+        fx.make_instance("beside")
+        stopped = []
+        procs = []
+        try:
+            with contextlib.ExitStack() as locks:
+                for n in names:
+                    locks.enter_context(fx.hold_lock(n))
+                procs = [fx.popen("root", gdbus_argv("Migrate", [n, b"false"]),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         for n in names]
+                # Each migration is in its executor, in the middle of its
+                # run (at the instance lock): stopped there.
+                for n in names:
+                    pid = self.executor_waiting_for(n)
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            third = fx.call("root", "Migrate", "mig-third", b"false")
+            self.assertCallError(third, ERROR_PREFIX + "Busy",
+                                 "instance mig-third: migrate: 2 migrations are running already")
+            self.assertCallOk(fx.call("member", "Mount", "beside"))
+            self.assertMounted("beside")
+            self.assertCallOk(fx.call("member", "GetStatus", "beside"))
+            self.assertCallOk(fx.call("member", "ListInstances"))
+            self.assertCallOk(fx.call("member", "Unmount", "beside"))
+            self.assertNotMounted("beside")
+            for p in procs:
+                self.assertIsNone(p.poll(), "a migration answered while its executor was stopped")
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        for p, n in zip(procs, names):
+            res = self.finish_call(p)
+            self.assertCallOk(res)
+            st = os.lstat(os.path.join(fx.instances, n, "upper", l4m_fixture.LOWER_FILE))
+            self.assertEqual((os.major(st.st_rdev), os.minor(st.st_rdev)), (0, 0))
+        # A slot is free again.
+        self.assertCallOk(fx.call("root", "Migrate", "mig-third", b"true"))
