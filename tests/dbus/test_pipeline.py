@@ -468,15 +468,15 @@ class MigrateTest(PipelineTest):
                     pid = self.executor_waiting_for(n)
                     os.kill(pid, signal.SIGSTOP)
                     stopped.append(pid)
-            third = fx.call("root", "Migrate", "mig-third", b"false")
-            self.assertCallError(third, ERROR_PREFIX + "Busy",
-                                 "instance mig-third: migrate: 2 migrations are running already")
             self.assertCallOk(fx.call("member", "Mount", "beside"))
             self.assertMounted("beside")
             self.assertCallOk(fx.call("member", "GetStatus", "beside"))
             self.assertCallOk(fx.call("member", "ListInstances"))
             self.assertCallOk(fx.call("member", "Unmount", "beside"))
             self.assertNotMounted("beside")
+            third = fx.call("root", "Migrate", "mig-third", b"false")
+            self.assertCallError(third, ERROR_PREFIX + "Busy",
+                                 "instance mig-third: migrate: 2 migrations are running already")
             for p in procs:
                 self.assertIsNone(p.poll(), "a migration answered while its executor was stopped")
         finally:
