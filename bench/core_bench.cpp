@@ -92,9 +92,9 @@ int run(int argc, char** argv) {
         print_all(samples);
         return 0;
     }
-    if (config_path.empty() || (mode != "pair" && mode != "mount" && mode != "forkpair" &&
-                                mode != "vforkpair" && mode != "migrate" &&
-                                mode != "migrate-dry")) {
+    if (config_path.empty() ||
+        (mode != "pair" && mode != "mount" && mode != "forkpair" && mode != "vforkpair" &&
+         mode != "migrate" && mode != "migrate-dry")) {
         return usage();
     }
     // Once, outside the timed loop: the helper pays the config load and the
@@ -109,8 +109,8 @@ int run(int argc, char** argv) {
             const auto report = overlay::migrate_instance(config, target, mode == "migrate-dry");
             samples.push_back(ns_since(start));
             counts.push_back("# migrate entries " + std::to_string(report.totals.entries) +
-                             " changes " + std::to_string(report.totals.changes()) +
-                             " verified " + std::to_string(report.verified_entries));
+                             " changes " + std::to_string(report.totals.changes()) + " verified " +
+                             std::to_string(report.verified_entries));
         }
         print_all(samples);
         for (const auto& c : counts) {

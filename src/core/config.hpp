@@ -48,8 +48,8 @@ struct Config {
     unsigned operation_timeout_sec = 120;       // OperationTimeoutSec: 1..3600
     // Migrate runs on executors of its own (never Mount's and Unmount's), at
     // most MigrateExecutors at once, each killed after MigrateTimeoutSec.
-    unsigned migrate_executors = 2;             // MigrateExecutors: 1..16
-    unsigned migrate_timeout_sec = 21600;       // MigrateTimeoutSec: 60..86400
+    unsigned migrate_executors = 2;       // MigrateExecutors: 1..16
+    unsigned migrate_timeout_sec = 21600; // MigrateTimeoutSec: 60..86400
 };
 
 // The built-in defaults (flags filled in).

@@ -23,11 +23,11 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <map>
 #include <memory>
 #include <optional>
 #include <pwd.h>
-#include <grp.h>
 #include <set>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -483,8 +483,8 @@ bool same_data(int a, int b, off_t size) {
             return false; // the file changed under the walk
         }
         for (off_t off = start; off < end;) {
-            const auto n = static_cast<std::size_t>(
-                std::min<off_t>(end - off, static_cast<off_t>(ba.size())));
+            const auto n =
+                static_cast<std::size_t>(std::min<off_t>(end - off, static_cast<off_t>(ba.size())));
             if (!pread_all(a, ba.data(), n, off) || !pread_all(b, bb.data(), n, off) ||
                 std::memcmp(ba.data(), bb.data(), n) != 0) {
                 return false;

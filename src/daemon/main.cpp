@@ -185,13 +185,13 @@ int run(const Options& opts) {
     log_message(LOG_INFO, std::string("left4me-overlayd ") + L4M_VERSION + " serving " + kBusName +
                               " (executor " + opts.helper + ", config " + opts.config + "; " +
                               std::to_string(settings.executors) + " operation executors, " +
-                              std::to_string(settings.migrate_executors) +
-                              " for migrate (" +
-                              std::to_string(settings.migrate_timeout.count()) + " s each), " +
                               std::to_string(settings.max_pending_calls) + " pending calls at most, " +
                               std::to_string(settings.max_pending_calls_per_user) + " per user, " +
                               std::to_string(settings.max_concurrent_authorizations) +
                               " polkit checks at once)");
+    log_message(LOG_INFO, std::to_string(settings.migrate_executors) +
+                              " migrate executors, each migration at most " +
+                              std::to_string(settings.migrate_timeout.count()) + " s");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;

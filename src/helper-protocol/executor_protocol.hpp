@@ -48,7 +48,7 @@ struct DaemonSettings {
     unsigned max_pending_calls_per_user = 32;
     unsigned max_concurrent_authorizations = 8;
     std::chrono::seconds operation_timeout{120};
-    unsigned migrate_executors = 2;             // Migrate's own, at most this many at once
+    unsigned migrate_executors = 2;              // Migrate's own, at most this many at once
     std::chrono::seconds migrate_timeout{21600}; // and their time limit
 };
 

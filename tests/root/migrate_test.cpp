@@ -131,10 +131,9 @@ void install_test_users() {
     make_dirs(dir);
     const std::string owner = std::to_string(kOwner);
     const std::string other = std::to_string(kOther);
-    write_file(dir + "/passwd",
-               read_file("/etc/passwd") + "l4m-owner:x:" + owner + ":" + owner +
-                   "::/nonexistent:/usr/sbin/nologin\nl4m-other:x:" + other + ":" + other +
-                   "::/nonexistent:/usr/sbin/nologin\n");
+    write_file(dir + "/passwd", read_file("/etc/passwd") + "l4m-owner:x:" + owner + ":" + owner +
+                                    "::/nonexistent:/usr/sbin/nologin\nl4m-other:x:" + other + ":" +
+                                    other + "::/nonexistent:/usr/sbin/nologin\n");
     write_file(dir + "/group", read_file("/etc/group") + "l4m-owner:x:" + owner +
                                    ":\nl4m-crew:x:" + std::to_string(kCrew) +
                                    ":l4m-owner\nl4m-strangers:x:" + std::to_string(kOtherGroup) +
@@ -155,11 +154,11 @@ void chown_to(const std::string& path, uid_t uid, gid_t gid) {
 // Runs a shell command as the upper's owner, with its groups.
 void as_owner(const std::string& command) {
     std::string err;
-    ASSERT_EQ(run_command({"setpriv", "--reuid=" + std::to_string(kOwner),
-                           "--regid=" + std::to_string(kOwner), "--init-groups", "sh", "-c",
-                           command},
-                          &err),
-              0)
+    ASSERT_EQ(
+        run_command({"setpriv", "--reuid=" + std::to_string(kOwner),
+                     "--regid=" + std::to_string(kOwner), "--init-groups", "sh", "-c", command},
+                    &err),
+        0)
         << command << ": " << err;
 }
 
@@ -601,7 +600,8 @@ TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFile) {
     EXPECT_EQ(st.st_uid, kOwner);
     EXPECT_EQ(st.st_mode & 07000, 0U);
     // Owner and mode without set-id bits are applied.
-    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", o + ":" + std::to_string(kCrew) + ":0750");
+    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat",
+          o + ":" + std::to_string(kCrew) + ":0750");
     ASSERT_NO_THROW(migrate(false));
     ASSERT_EQ(::lstat((upper + "/sh").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, kOwner);
@@ -684,14 +684,17 @@ TEST_P(Migrate, AHardLinkOrAnotherOwnersFileIsLeftAlone) {
     ASSERT_EQ(::chmod(layout.outside.c_str(), 0755), 0);
     const std::string o = std::to_string(kOwner);
     // protected_hardlinks lets the owner link a file it may read and write.
-    as_owner("ln " + victim + " " + upper + "/hl-root && setfattr -n "
-             "user.fuseoverlayfs.override_stat -v " + o + ":" + o + ":0644 " + upper + "/hl-root");
+    as_owner("ln " + victim + " " + upper +
+             "/hl-root && setfattr -n "
+             "user.fuseoverlayfs.override_stat -v " +
+             o + ":" + o + ":0644 " + upper + "/hl-root");
     write_file(upper + "/own", "mine");
     chown_to(upper + "/own", kOwner, kOwner);
     ASSERT_EQ(::chmod((upper + "/own").c_str(), 0600), 0);
-    as_owner("ln " + upper + "/own " + upper + "/own2 && setfattr -n "
-             "user.fuseoverlayfs.override_stat -v " + o + ":" + std::to_string(kCrew) +
-             ":0666 " + upper + "/own");
+    as_owner("ln " + upper + "/own " + upper +
+             "/own2 && setfattr -n "
+             "user.fuseoverlayfs.override_stat -v " +
+             o + ":" + std::to_string(kCrew) + ":0666 " + upper + "/own");
     // A directory the owner does not own, with an override.
     make_dirs(upper + "/rootdir");
     set_x(upper + "/rootdir", "user.fuseoverlayfs.override_stat", o + ":" + o + ":40777");
@@ -1035,18 +1038,17 @@ class MigrateFuseOverlayfs : public Migrate {
         };
         const std::string user_script =
             std::string(L4M_FUSE_OVERLAYFS) + " -o lowerdir=" + mod + ":" + base +
-            ",upperdir=" + upper + ",workdir=" + s + "/work" + options + " " + s +
-            "/mnt && " + fuse_session(s + "/mnt", more) + " && " +
-            lister(s + "/mnt", s + "/fuse-view") +
+            ",upperdir=" + upper + ",workdir=" + s + "/work" + options + " " + s + "/mnt && " +
+            fuse_session(s + "/mnt", more) + " && " + lister(s + "/mnt", s + "/fuse-view") +
             " && fusermount3 -u " + s + "/mnt";
         const std::string root_script = "mknod " + s + "/fuse c 10 229 && chmod 666 " + s +
                                         "/fuse && mount --bind " + s + "/fuse /dev/fuse && " +
                                         as_user + quote(user_script);
         std::string err;
-        ASSERT_EQ(run_command({"unshare", "--mount", "--propagation", "private", "sh", "-ec",
-                               root_script},
-                              &err),
-                  0)
+        ASSERT_EQ(
+            run_command(
+                {"unshare", "--mount", "--propagation", "private", "sh", "-ec", root_script}, &err),
+            0)
             << err;
         *view = read_file(s + "/fuse-view");
     }
@@ -1087,8 +1089,7 @@ class MigrateFuseOverlayfs : public Migrate {
 TEST_P(MigrateFuseOverlayfs, WithoutXattrPermissions) {
     const std::string crew = std::to_string(kCrew);
     ASSERT_NO_FATAL_FAILURE(run_fuse_era("", " && chmod 600 keep/k2 && chgrp " + crew +
-                                                 " keep/k3 && chmod 640 newdir/f && chgrp " +
-                                                 crew +
+                                                 " keep/k3 && chmod 640 newdir/f && chgrp " + crew +
                                                  " newdir/f && chmod 750 newdir && chmod 700 "
                                                  "keep/sub"));
 }
@@ -1122,15 +1123,19 @@ TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2AChmodOrChgrpNamesRootOrNobody
     EXPECT_EQ(tree(upper), before);
     ASSERT_EQ(::lremovexattr((upper + "/keep/k2").c_str(), "user.fuseoverlayfs.override_stat"), 0);
     EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
-                             upper + "/keep/k3 carries a malformed "
-                                     "user.fuseoverlayfs.override_stat '-1:" +
+                             upper +
+                                 "/keep/k3 carries a malformed "
+                                 "user.fuseoverlayfs.override_stat '-1:" +
                                  std::to_string(kCrew) + ":100644'"));
     ASSERT_EQ(::lremovexattr((upper + "/keep/k3").c_str(), "user.fuseoverlayfs.override_stat"), 0);
     ASSERT_NO_THROW(migrate(false));
 }
 
 INSTANTIATE_TEST_SUITE_P(Resolvers, MigrateFuseOverlayfs,
-                         ::testing::Values(overlay::PathResolver::Openat2));
+                         ::testing::Values(overlay::PathResolver::Openat2),
+                         [](const ::testing::TestParamInfo<overlay::PathResolver>&) {
+                             return std::string("Openat2");
+                         });
 #endif
 
 INSTANTIATE_TEST_SUITE_P(Resolvers, Migrate,
