@@ -263,9 +263,12 @@ class Bench:
         machine's process creations over the client's timed loop."""
         out = []
         self.last_processes = None
+        self.last_comments = []
         for line in self.run(role, argv).splitlines():
             if line.startswith("# processes "):
                 self.last_processes = int(line.split()[2])
+            elif line.startswith("# "):
+                self.last_comments.append(line[2:])
             elif line.strip():
                 out.append(int(line))
         return out
@@ -940,6 +943,86 @@ class Bench:
               % (scan["cpu_ms_per_scan"], gf_cpu), flush=True)
         return scan, gf
 
+    def make_fuse_era_instance(self, name):
+        """A fuse-era upper of 100,000 entries (as the root tier's
+        Bench100k): 100 opaque directories (user.fuseoverlayfs.opaque and
+        .wh..wh..opq), each with 998 entries: 1 in 10 a fuse whiteout of a
+        file of the lower, the others files with a user.fuseoverlayfs.origin
+        xattr."""
+        d = self.fx.make_instance(name)
+        upper = os.path.join(d, "upper")
+        lower = self.fx.installation
+        for i in range(100):
+            ud = os.path.join(upper, "d%d" % i)
+            ld = os.path.join(lower, "mig-d%d" % i)
+            os.mkdir(ud)
+            os.makedirs(ld, exist_ok=True)
+            os.setxattr(ud, "user.fuseoverlayfs.opaque", b"y")
+            open(os.path.join(ud, ".wh..wh..opq"), "w").close()
+            for j in range(998):
+                n = "f%d" % j
+                if j % 10 == 0:
+                    with open(os.path.join(ld, n), "w") as f:
+                        f.write("x")
+                    open(os.path.join(ud, ".wh." + n), "w").close()
+                else:
+                    p = os.path.join(ud, n)
+                    with open(p, "w") as f:
+                        f.write("data")
+                    os.setxattr(p, "user.fuseoverlayfs.origin", b"o")
+        return d
+
+    def migrate(self):
+        """migrate_instance in the core (the executor's work, no bus): a
+        100,000-entry fuse-era upper (dry run, the conversion, a run over
+        the converted upper), an upper holding a 1 TiB sparse file (1 MiB
+        of data), and one holding 512 MiB of data (the verification's
+        bytes per second)."""
+        import l4m_fixture
+        cfg = ["--config", self.fx.config_path]
+        t0 = time.monotonic()
+        self.make_fuse_era_instance("mig100k")
+        print("  (made the 100,000-entry upper in %.1f s)" % (time.monotonic() - t0), flush=True)
+        dry = self.record("migrate_dry_100k", "migrate --dry-run, 100,000 entries (core, tmpfs)",
+                          summary(self.samples("root", [self.core] + cfg +
+                                               ["migrate-dry", "mig100k", str(self.n(3, 1))])))
+        dry["report"] = self.last_comments[-1]
+        real = self.record("migrate_100k", "migrate, 100,000 entries: convert + verify (core)",
+                           summary(self.samples("root", [self.core] + cfg +
+                                                ["migrate", "mig100k", "1"])))
+        real["report"] = self.last_comments[-1]
+        again = self.record("migrate_100k_again",
+                            "migrate again, 100,000 entries, nothing to change (core)",
+                            summary(self.samples("root", [self.core] + cfg +
+                                                 ["migrate", "mig100k", str(self.n(3, 1))])))
+        again["report"] = self.last_comments[-1]
+        d = self.fx.make_instance("migsparse")
+        sparse = os.path.join(d, "upper", "sparse.bin")
+        with open(sparse, "wb") as f:
+            f.truncate(1 << 40)
+            f.seek(1 << 39)
+            f.write(os.urandom(1 << 20))
+        open(os.path.join(d, "upper", ".wh." + l4m_fixture.LOWER_FILE), "w").close()
+        sp = self.record("migrate_sparse_1t", "migrate, a 1 TiB sparse file with 1 MiB of data",
+                         summary(self.samples("root", [self.core] + cfg +
+                                              ["migrate", "migsparse", str(self.n(3, 1))])))
+        d = self.fx.make_instance("migdense")
+        dense_bytes = 512 << 20
+        with open(os.path.join(d, "upper", "dense.bin"), "wb") as f:
+            chunk = os.urandom(1 << 20)
+            for _ in range(dense_bytes >> 20):
+                f.write(chunk)
+        dense = self.record("migrate_dense_512m", "migrate, 512 MiB of file data (warm)",
+                            summary(self.samples("root", [self.core] + cfg +
+                                                 ["migrate", "migdense", str(self.n(3, 1))])))
+        entries_per_s = 100_000 / (real["median_ms"] / 1000.0)
+        bytes_per_s = dense_bytes / (dense["median_ms"] / 1000.0)
+        self.results["migrate_rates"] = {"entries_per_s": entries_per_s,
+                                         "bytes_per_s": bytes_per_s}
+        print("    migrate: %.0f entries/s (conversion + verification), %.0f MB/s of file data "
+              "verified; %s" % (entries_per_s, bytes_per_s / 1e6, real["report"]), flush=True)
+        return dry, real, again, sp, dense
+
     def lowerdirs(self):
         lowers = self.make_lowers(max(LOWER_COUNTS))
         n_core = self.n(100, 20)
@@ -1267,7 +1350,7 @@ def main():
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--markdown", help="also write the table here")
     parser.add_argument("--only", help="comma-separated: pairs,status,held,throughput,lowerdirs,"
-                                       "list,flood,taint,startup (and profile, opt-in)")
+                                       "list,flood,taint,migrate,startup (and profile, opt-in)")
     args = parser.parse_args()
 
     if os.environ.get("L4MT_PRIVATE_NS") != str(os.getpid()):
@@ -1343,6 +1426,8 @@ def main():
             b.mount_table()
         if want("taint"):
             b.taint()
+        if want("migrate"):
+            b.migrate()
         if want("startup"):
             b.startup()
             static = os.path.join(build, "l4m-bench-helper-static")

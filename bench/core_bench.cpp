@@ -13,11 +13,16 @@
 //                                                 CLONE_VFORK): no page-table
 //                                                 copy, the parent waits
 //   l4m-bench-core taint UPPER N                  check_upper_untainted
+//   l4m-bench-core --config CONF migrate NAME N   migrate_instance, N real runs
+//   l4m-bench-core --config CONF migrate-dry NAME N  N dry runs
+//                                                 (after each: a "# migrate"
+//                                                 line with the report's counts)
 //
 // Runs as root inside the bench fixture's mount namespace.
 #include "config.hpp"
 #include "error.hpp"
 #include "host_namespace.hpp"
+#include "migrate.hpp"
 #include "operations.hpp"
 #include "taint_scan.hpp"
 #include "unique_fd.hpp"
@@ -88,7 +93,8 @@ int run(int argc, char** argv) {
         return 0;
     }
     if (config_path.empty() ||
-        (mode != "pair" && mode != "mount" && mode != "forkpair" && mode != "vforkpair")) {
+        (mode != "pair" && mode != "mount" && mode != "forkpair" && mode != "vforkpair" &&
+         mode != "migrate" && mode != "migrate-dry")) {
         return usage();
     }
     // Once, outside the timed loop: the helper pays the config load and the
@@ -96,6 +102,22 @@ int run(int argc, char** argv) {
     // the core's own work.
     const overlay::Config config = overlay::load_config(config_path);
     overlay::enter_host_mount_namespace(config.host_pid);
+    if (mode == "migrate" || mode == "migrate-dry") {
+        std::vector<std::string> counts;
+        for (int i = 0; i < n; ++i) {
+            const auto start = Clock::now();
+            const auto report = overlay::migrate_instance(config, target, mode == "migrate-dry");
+            samples.push_back(ns_since(start));
+            counts.push_back("# migrate entries " + std::to_string(report.totals.entries) +
+                             " changes " + std::to_string(report.totals.changes()) + " verified " +
+                             std::to_string(report.verified_entries));
+        }
+        print_all(samples);
+        for (const auto& c : counts) {
+            std::printf("%s\n", c.c_str());
+        }
+        return 0;
+    }
     if (mode == "forkpair") {
         // This process is single-threaded, so the child may do anything.
         auto in_child = [&](void (*op)(const overlay::Config&, std::string_view)) {

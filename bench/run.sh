@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds what the benchmarks need (Release, in build-bench) and runs them in
 # the dbus tier's private fixture. Root only; takes about 4 minutes.
-#   bench/run.sh [--quick] [--only pairs,status,throughput,lowerdirs,list,flood,taint,startup]
+#   bench/run.sh [--quick] [--only pairs,status,throughput,lowerdirs,list,flood,taint,migrate,startup]
 #   bench/run.sh --only profile   # perf record -a while pairs go through the bus
 # Writes bench/results.json and bench/results.md (the table). Not part of
 # ctest or CI: these are figures, nothing here fails for being slow.

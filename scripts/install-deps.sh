@@ -24,6 +24,7 @@ run=(dbus dbus-daemon polkitd pkexec util-linux sudo)
 test=(libgtest-dev libgmock-dev googletest python3 python3-dbus attr libxml2-utils libdbus-1-dev
       systemd systemd-container debootstrap dpkg-dev file lintian bash-completion)
 test+=(python3-jeepney python3-venv python3-pip python3-wheel)  # clients/python and its tests
+test+=(fuse-overlayfs fuse3)  # migrate of an upper a real fuse-overlayfs wrote
 # packaging/build-deb.sh (dh with the cmake build system)
 pack=(debhelper dh-python fakeroot)
 # systemd.pc, which names the folder for units: in package systemd on

@@ -174,6 +174,8 @@ enum Index {
     MaxConcurrentAuthorizationsPerUser,
     OperationTimeoutSec,
     LockDir,
+    MigrateExecutors,
+    MigrateTimeoutSec,
     Count
 };
 } // namespace key
@@ -183,7 +185,7 @@ constexpr std::array<std::string_view, key::Count> kKeyNames{
     "HostPid", "MountOptions", "MountApi", "MountTable", "MountWatch", "Executors",
     "MaxPendingCalls", "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations",
     "MaxConcurrentAuthorizationsPerUser", "OperationTimeoutSec",
-    "LockDir"};
+    "LockDir", "MigrateExecutors", "MigrateTimeoutSec"};
 
 // The daemon's own limits: whole numbers in a range that keeps the daemon
 // useful (a cap of 0 would refuse everything).
@@ -205,6 +207,10 @@ constexpr NumberKey number_key(std::size_t index) {
         return {&Config::max_concurrent_authorizations, 1, 1024};
     case key::MaxConcurrentAuthorizationsPerUser:
         return {&Config::max_concurrent_authorizations_per_user, 1, 1024};
+    case key::MigrateExecutors:
+        return {&Config::migrate_executors, 1, 16};
+    case key::MigrateTimeoutSec:
+        return {&Config::migrate_timeout_sec, 60, 86400};
     default:
         return {&Config::operation_timeout_sec, 1, 3600};
     }
@@ -323,7 +329,9 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
     case key::MaxPendingCallsPerUser:
     case key::MaxConcurrentAuthorizations:
     case key::MaxConcurrentAuthorizationsPerUser:
-    case key::OperationTimeoutSec: {
+    case key::OperationTimeoutSec:
+    case key::MigrateExecutors:
+    case key::MigrateTimeoutSec: {
         const NumberKey k = number_key(index);
         unsigned n = 0;
         const auto* end = value.data() + value.size();

@@ -62,6 +62,10 @@ struct Config {
     // held open by an agent that never answers hold only this many).
     unsigned max_concurrent_authorizations_per_user = 2;
     unsigned operation_timeout_sec = 120;       // OperationTimeoutSec: 1..3600
+    // Migrate runs on executors of its own (never Mount's and Unmount's), at
+    // most MigrateExecutors at once, each killed after MigrateTimeoutSec.
+    unsigned migrate_executors = 2;       // MigrateExecutors: 1..16
+    unsigned migrate_timeout_sec = 21600; // MigrateTimeoutSec: 60..86400
 };
 
 // The built-in defaults (flags filled in).
@@ -73,7 +77,7 @@ Config default_config();
 // MountWatch, LockDir, and
 // the daemon's Executors, MaxPendingCalls, MaxPendingCallsPerUser,
 // MaxConcurrentAuthorizations, MaxConcurrentAuthorizationsPerUser,
-// OperationTimeoutSec.
+// OperationTimeoutSec, MigrateExecutors, MigrateTimeoutSec.
 // Lines are KEY=VALUE with blanks around key and value trimmed; '#' starts a
 // comment only as the first non-blank character; no quoting; '\r' and NUL
 // are refused. Unknown keys (case matters), duplicate keys and bad values

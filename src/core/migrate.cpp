@@ -23,9 +23,11 @@
 #include <ctime>
 #include <dirent.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <map>
 #include <memory>
 #include <optional>
+#include <pwd.h>
 #include <set>
 #include <sys/mount.h>
 #include <sys/resource.h>
@@ -42,6 +44,9 @@ std::size_t g_stop_after = 0;
 
 constexpr std::string_view kWhPrefix = ".wh.";
 constexpr std::string_view kOpaqueMarker = ".wh..wh..opq";
+// fuse-overlayfs (1.10) also leaves this beside kOpaqueMarker in a directory
+// it made opaque: a char 0/0 node (an empty file where it cannot mknod).
+constexpr std::string_view kOpaqueWhiteout = ".wh..opq";
 constexpr const char* kTrustedOpaque = "trusted.overlay.opaque";
 // The order in which fuse-overlayfs reads a directory's opacity: the first
 // present decides (opaque when its value starts with 'y'); with none, the
@@ -234,7 +239,7 @@ std::optional<OverrideStat> parse_override(std::string_view v) {
         return std::nullopt;
     }
     auto mode = num(8);
-    if (!mode || !v.empty() || *mode > 07777 || *uid > 0xfffffffeUL || *gid > 0xfffffffeUL) {
+    if (!mode || !v.empty() || *mode > 0177777 || *uid > 0xfffffffeUL || *gid > 0xfffffffeUL) {
         return std::nullopt;
     }
     return OverrideStat{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid),
@@ -262,16 +267,77 @@ class Refuser {
     std::string upper_path_;
 };
 
-// The override_stat fuse-overlayfs would apply to this file, if any. Only
-// root can write security.*, so that one is applied as it is; a user.* one
-// can be written by anyone who may write the file, so one that would make
-// a file set-uid or set-gid that is not already so, with that owner (say,
-// a set-uid root shell in the upper) is refused: an admin decides, sets
-// owner and mode by hand, removes the xattr and runs again.
-std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
-                                          const std::string& rel,
-                                          const std::vector<std::string>& names,
-                                          const char** which = nullptr) {
+// Who owns the upper, and the groups it could give a file: those the host's
+// user database gives it (getpwuid_r, then getgrouplist, through NSS, read
+// once per run in the host's mount namespace the executor has entered), the
+// groups chgrp would let it use after a login. The user's own files cannot
+// choose them: they come from /etc (or the directory service NSS names),
+// never from the instance root. A uid without an entry has no groups.
+struct UpperOwner {
+    uid_t uid = 0;
+    std::vector<gid_t> groups;
+
+    static UpperOwner of(const struct stat& upper_st) {
+        UpperOwner o;
+        o.uid = upper_st.st_uid;
+        long size = ::sysconf(_SC_GETPW_R_SIZE_MAX);
+        std::vector<char> buf(size > 0 ? static_cast<std::size_t>(size) : 16384);
+        struct passwd pw {};
+        struct passwd* found = nullptr;
+        while (::getpwuid_r(o.uid, &pw, buf.data(), buf.size(), &found) == ERANGE &&
+               buf.size() < (1U << 20)) {
+            buf.resize(buf.size() * 2);
+        }
+        if (found == nullptr) {
+            return o;
+        }
+        int n = 64;
+        for (int tries = 0; tries < 8; ++tries) {
+            o.groups.resize(static_cast<std::size_t>(n));
+            int got = n;
+            if (::getgrouplist(pw.pw_name, pw.pw_gid, o.groups.data(), &got) >= 0) {
+                o.groups.resize(static_cast<std::size_t>(got));
+                return o;
+            }
+            n = std::max(got, n * 2);
+        }
+        o.groups.assign(1, pw.pw_gid);
+        return o;
+    }
+    bool in_group(gid_t gid) const {
+        return std::find(groups.begin(), groups.end(), gid) != groups.end();
+    }
+};
+
+// What to do with one inode's override_stat.
+struct OverrideDecision {
+    std::optional<OverrideStat> apply; // the owner and mode to give it
+    const char* which = nullptr;       // the xattr it came from
+    // Non-empty: the override is not applied, and this says why.
+    std::string left_alone;
+    // The inode is not the upper owner's: nothing of it is changed, its
+    // fuse-overlayfs xattrs included.
+    bool foreign = false;
+};
+
+std::string ids(uid_t uid, gid_t gid) {
+    return std::to_string(uid) + ":" + std::to_string(gid);
+}
+
+// The override_stat fuse-overlayfs would apply to this inode, and whether
+// it is applied. Only root can write security.*, so that one is applied as
+// it is. A user.* one can be written by whoever may write the inode, the
+// upper's owner above all, so it is held to what that owner could do
+// itself: it changes only an inode the owner owns (and, for a regular file,
+// one with a single link: another name outside the upper may share it);
+// such an inode is reported and left alone. It may name only the owner and
+// the owner's groups (never root), and never add set-uid or set-gid bits
+// to a file or a directory; one asking for more is refused, before
+// anything changes: an admin decides, sets owner and mode by hand, removes
+// the xattr and runs again.
+OverrideDecision read_override(int fd, bool is_dir, const Refuser& r, const std::string& rel,
+                               const std::vector<std::string>& names, const UpperOwner& owner) {
+    OverrideDecision d;
     for (const char* name : kOverrideStatXattrs) {
         if (!has_name(names, name)) {
             continue;
@@ -281,37 +347,156 @@ std::optional<OverrideStat> read_override(int fd, bool is_dir, const Refuser& r,
             continue;
         }
         auto o = parse_override(*v);
+        struct stat st {};
+        if (::fstat(fd, &st) != 0) {
+            r.fail_errno("stat", rel, errno);
+        }
+        // fuse-overlayfs writes the mode with its type bits (40755 for a
+        // directory); they must be this inode's.
+        if (o && (o->mode & S_IFMT) != 0 && (o->mode & S_IFMT) != (st.st_mode & S_IFMT)) {
+            o.reset();
+        }
         if (!o) {
             r.fail(ErrorCode::UpperdirTainted, rel,
                    "carries a malformed " + std::string(name) + " '" + printable(*v) +
-                       "' (expected uid:gid:octal-mode); not converted");
+                       "' (expected uid:gid:octal-mode of this kind of file); not converted");
         }
-        if (!is_dir && !std::string_view(name).starts_with("security.")) {
-            struct stat st {};
-            if (::fstat(fd, &st) != 0) {
-                r.fail_errno("stat", rel, errno);
-            }
-            // Anyone who may write the file may write a user.* xattr on
-            // it: set-id bits it does not already have, for the owner it
-            // already has, never come from one.
-            const mode_t setid = o->mode & (S_ISUID | S_ISGID);
-            const bool kept =
-                (st.st_mode & setid) == setid && o->uid == st.st_uid && o->gid == st.st_gid;
-            if (setid != 0 && !kept) {
-                r.fail(ErrorCode::UpperdirTainted, rel,
-                       "carries " + std::string(name) + " '" + printable(*v) + "', asking for a " +
-                           ((setid & S_ISUID) != 0 ? "set-uid" : "set-gid") +
-                           " file it is not already; a user can write that xattr, so it is not "
-                           "applied: set owner and mode by hand, remove the xattr, and run "
-                           "migrate again");
-            }
+        o->mode &= 07777;
+        d.which = name;
+        if (std::string_view(name).starts_with("security.")) {
+            d.apply = o;
+            return d;
         }
-        if (which != nullptr) {
-            *which = name;
+        const std::string asked = std::string(name) + " '" + printable(*v) + "'";
+        if (st.st_uid != owner.uid) {
+            d.foreign = true;
+            d.left_alone = "is owned by " + ids(st.st_uid, st.st_gid) +
+                           ", not by the upper's owner (uid " + std::to_string(owner.uid) +
+                           "): its " + asked + " is not applied and nothing of it is changed";
+            return d;
         }
-        return o;
+        if (S_ISREG(st.st_mode) && st.st_nlink > 1) {
+            d.left_alone = "has " + std::to_string(st.st_nlink) +
+                           " links (a name outside the upper may share it): its " + asked +
+                           " is not applied";
+            return d;
+        }
+        auto refuse = [&](const std::string& why) {
+            r.fail(ErrorCode::UpperdirTainted, rel,
+                   "carries " + asked + ", " + why +
+                       "; a user can write that xattr, so it is not applied: set owner and mode "
+                       "by hand, remove the xattr, and run migrate again");
+        };
+        if (o->uid != owner.uid) {
+            refuse(o->uid == 0 ? std::string("naming root as its owner")
+                               : "naming uid " + std::to_string(o->uid) +
+                                     " as its owner, not the upper's owner (uid " +
+                                     std::to_string(owner.uid) + ")");
+        }
+        if (o->gid != st.st_gid && (o->gid == 0 || !owner.in_group(o->gid))) {
+            refuse(o->gid == 0 ? std::string("naming group root")
+                               : "naming group " + std::to_string(o->gid) +
+                                     ", which is not one of the upper owner's groups");
+        }
+        const mode_t setid = o->mode & (S_ISUID | S_ISGID);
+        const bool kept =
+            (st.st_mode & setid) == setid && o->uid == st.st_uid && o->gid == st.st_gid;
+        if (setid != 0 && !kept) {
+            refuse(std::string("asking for a ") + ((setid & S_ISUID) != 0 ? "set-uid" : "set-gid") +
+                   (is_dir ? " directory" : " file") + " it is not already");
+        }
+        d.apply = o;
+        return d;
     }
-    return std::nullopt;
+    return d;
+}
+
+// A regular file `name` in `dirfd` opened for reading, or an invalid
+// descriptor if it is anything else: opened O_PATH first and reopened only
+// once it is known to be a file, so no device or FIFO is ever opened.
+UniqueFd open_regular_at(int dirfd, const std::string& name) {
+    if (dirfd < 0) {
+        return UniqueFd();
+    }
+    UniqueFd path(::openat(dirfd, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st {};
+    if (!path || ::fstat(path.get(), &st) != 0 || !S_ISREG(st.st_mode)) {
+        return UniqueFd();
+    }
+    // The descriptor's own file (a magic link: no name is looked up again).
+    return UniqueFd(::open(proc_path(path.get()).c_str(), O_RDONLY | O_CLOEXEC));
+}
+
+// Where the next data (SEEK_DATA) or hole (SEEK_HOLE) at or after `pos`
+// begins, at most `size`; -1 on an error. ENXIO: no data after pos.
+off_t seek_extent(int fd, off_t pos, int whence, off_t size) {
+    const off_t at = ::lseek(fd, pos, whence);
+    if (at < 0) {
+        return errno == ENXIO ? size : -1;
+    }
+    return std::min(at, size);
+}
+
+bool pread_all(int fd, char* buf, std::size_t n, off_t off) {
+    while (n > 0) {
+        const ssize_t got = ::pread(fd, buf, n, off);
+        if (got <= 0) {
+            return false;
+        }
+        buf += got;
+        n -= static_cast<std::size_t>(got);
+        off += got;
+    }
+    return true;
+}
+
+// The first `size` bytes of two files compared range by range: a range that
+// is a hole in both reads as zeros in both and is not read, so a sparse
+// file costs its data, not its size. A range that is data in one and a
+// hole in the other is read from both (a hole reads as zeros). Filesystems
+// without SEEK_DATA report one data range, the whole file.
+bool same_data(int a, int b, off_t size) {
+    // Most files of an upper are small: buffers of their size, not 64 KiB
+    // each (zeroed per file, that was a tenth of a 100,000-entry run).
+    const auto buffer = static_cast<std::size_t>(std::min<off_t>(size, off_t{1} << 16));
+    std::vector<char> ba(buffer), bb(buffer);
+    off_t pos = 0;
+    while (pos < size) {
+        const off_t da = seek_extent(a, pos, SEEK_DATA, size);
+        const off_t db = seek_extent(b, pos, SEEK_DATA, size);
+        if (da < 0 || db < 0) {
+            return false;
+        }
+        const off_t start = std::min(da, db);
+        if (start >= size) {
+            return true; // holes to the end in both
+        }
+        // How far each file stays as it is at `start`: data up to its next
+        // hole, or a hole up to its next data.
+        auto stays = [&](int fd, off_t data_at) {
+            return data_at > start ? data_at : seek_extent(fd, start, SEEK_HOLE, size);
+        };
+        const off_t ea = stays(a, da);
+        const off_t eb = stays(b, db);
+        if (ea < 0 || eb < 0) {
+            return false;
+        }
+        const off_t end = std::min(ea, eb);
+        if (end <= start) {
+            return false; // the file changed under the walk
+        }
+        for (off_t off = start; off < end;) {
+            const auto n =
+                static_cast<std::size_t>(std::min<off_t>(end - off, static_cast<off_t>(ba.size())));
+            if (!pread_all(a, ba.data(), n, off) || !pread_all(b, bb.data(), n, off) ||
+                std::memcmp(ba.data(), bb.data(), n) != 0) {
+                return false;
+            }
+            off += static_cast<off_t>(n);
+        }
+        pos = end;
+    }
+    return true;
 }
 
 // Builds the view of a stack of directories (top first) by fuse-overlayfs'
@@ -321,8 +506,22 @@ class ViewBuilder {
   public:
     enum class Rules { Fuse, Plain };
 
-    ViewBuilder(Rules rules, View& out, const Refuser& r, MountIdentity top_mount)
-        : rules_(rules), out_(out), r_(r), top_mount_(top_mount) {}
+    // Rules::Fuse needs `owner`: it decides which user.* overrides apply.
+    ViewBuilder(Rules rules, View& out, const Refuser& r, MountIdentity top_mount,
+                const UpperOwner* owner = nullptr)
+        : rules_(rules), out_(out), r_(r), top_mount_(top_mount), owner_(owner) {}
+
+    // Rules::Plain over the kernel's mount: while walking it, compare the
+    // data of every regular file `expected` shows from the upper (layer 0)
+    // with the upper's file of the same path, reached through the upper's
+    // own directory descriptors, opened one component at a time beside this
+    // walk: no path is resolved whole, so no length limits it. The paths
+    // whose data differ go to `differs`.
+    void check_contents(const View& expected, int upper_root, std::set<std::string>& differs) {
+        expected_ = &expected;
+        twin_root_ = upper_root;
+        differs_ = &differs;
+    }
 
     void build(std::vector<LayerDir> dirs) {
         struct stat st {};
@@ -334,7 +533,11 @@ class ViewBuilder {
         if (rules_ == Rules::Fuse && fuse_opaque(dirs.front().fd.get())) {
             dirs.resize(1);
         }
-        walk(dirs, "", 0);
+        UniqueFd twin;
+        if (expected_ != nullptr) {
+            twin.reset(::openat(twin_root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+        }
+        walk(dirs, "", 0, twin.get());
     }
 
   private:
@@ -384,16 +587,21 @@ class ViewBuilder {
         // override_stat is honoured on the upper (fuse-overlayfs' own
         // writes); lowers are shown as they are.
         if (rules_ == Rules::Fuse && layer == 0 && (S_ISDIR(st.st_mode) || S_ISREG(st.st_mode))) {
+            // The override as the conversion will apply it: one left alone
+            // is not applied there, so the kernel will show the inode as it is.
             std::optional<OverrideStat> o;
             if (is_open_dir) {
-                o = read_override(fd_or_parent, true, r_, rel, list_xattrs(fd_or_parent, true));
+                o = read_override(fd_or_parent, true, r_, rel, list_xattrs(fd_or_parent, true),
+                                  *owner_)
+                        .apply;
             } else {
                 UniqueFd f(::openat(fd_or_parent, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
                 struct stat fst {};
                 if (f && ::fstat(f.get(), &fst) == 0 &&
                     (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT)) {
                     const bool dir = S_ISDIR(st.st_mode);
-                    o = read_override(f.get(), dir, r_, rel, list_xattrs(f.get(), dir));
+                    o = read_override(f.get(), dir, r_, rel, list_xattrs(f.get(), dir), *owner_)
+                            .apply;
                 }
             }
             if (o) {
@@ -405,7 +613,29 @@ class ViewBuilder {
         return a;
     }
 
-    void walk(const std::vector<LayerDir>& dirs, const std::string& rel, std::size_t depth) {
+    // Sizes first (compare_views), then the data, only of files that can
+    // differ: those the upper gave fuse-overlayfs' view, of the same size.
+    void check_file(int parent, int twin, const std::string& name, const std::string& rel,
+                    const struct stat& st) {
+        if (expected_ == nullptr || !S_ISREG(st.st_mode)) {
+            return;
+        }
+        auto e = expected_->find(rel);
+        if (e == expected_->end() || e->second.layer != 0 || !S_ISREG(e->second.mode) ||
+            e->second.size != st.st_size) {
+            return;
+        }
+        UniqueFd a = open_regular_at(twin, name);
+        UniqueFd b = open_regular_at(parent, name);
+        if (!a || !b || !same_data(a.get(), b.get(), st.st_size)) {
+            differs_->insert(rel);
+        }
+    }
+
+    // `twin`: with check_contents, the upper's directory of this path (-1
+    // where the upper has none).
+    void walk(const std::vector<LayerDir>& dirs, const std::string& rel, std::size_t depth,
+              int twin) {
         if (depth >= kMaxUpperDepth) {
             r_.fail(ErrorCode::UnsafePath, rel,
                     "is deeper than " + std::to_string(kMaxUpperDepth) + " levels");
@@ -435,6 +665,7 @@ class ViewBuilder {
             }
             if (!S_ISDIR(st.st_mode)) {
                 out_[child_rel] = attr_of(st, parent, name, dirs[k].layer, false, child_rel);
+                check_file(parent, twin, name, child_rel, st);
                 continue;
             }
             UniqueFd fd = open_dir_at(parent, name);
@@ -472,7 +703,11 @@ class ViewBuilder {
                     }
                 }
             }
-            walk(child, child_rel, depth + 1);
+            UniqueFd child_twin;
+            if (expected_ != nullptr && twin >= 0) {
+                child_twin = open_dir_at(twin, name);
+            }
+            walk(child, child_rel, depth + 1, child_twin ? child_twin.get() : -1);
         }
     }
 
@@ -480,6 +715,10 @@ class ViewBuilder {
     View& out_;
     const Refuser& r_;
     MountIdentity top_mount_;
+    const UpperOwner* owner_;
+    const View* expected_ = nullptr;
+    int twin_root_ = -1;
+    std::set<std::string>* differs_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------
@@ -488,9 +727,9 @@ class ViewBuilder {
 class Converter {
   public:
     Converter(bool dry_run, MigrationReport& report, const Refuser& r, const InstanceDir& instance,
-              MountIdentity upper_mount, const MigrationLineSink& sink)
+              MountIdentity upper_mount, const UpperOwner& owner, const MigrationLineSink& sink)
         : dry_(dry_run), report_(report), r_(r), instance_(instance), upper_mount_(upper_mount),
-          sink_(sink) {
+          owner_(owner), sink_(sink) {
         char stamp[32];
         std::time_t now = std::time(nullptr);
         struct tm tm {};
@@ -527,6 +766,23 @@ class Converter {
         if (auto it = entries.find(std::string(kOpaqueMarker)); it != entries.end()) {
             remove_fuse_entry(dfd, rel, it->first, it->second, report_.totals.markers_removed,
                               "remove-marker");
+            entries.erase(it);
+        }
+        if (auto it = entries.find(std::string(kOpaqueWhiteout)); it != entries.end()) {
+            struct stat st {};
+            const bool marker = ::fstatat(dfd, it->first.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                (is_whiteout_dev(st) || (S_ISREG(st.st_mode) && st.st_size == 0));
+            if (marker) {
+                const std::string child_rel = join(rel, it->first);
+                change(report_.totals.markers_removed, "remove-marker " + shown(child_rel), [&] {
+                    if (::unlinkat(dfd, it->first.c_str(), 0) != 0 && errno != ENOENT) {
+                        r_.fail_errno("remove", child_rel, errno);
+                    }
+                });
+            } else {
+                remove_fuse_entry(dfd, rel, it->first, it->second, report_.totals.markers_removed,
+                                  "remove-marker");
+            }
             entries.erase(it);
         }
         fix_attrs(dfd, true, rel);
@@ -735,9 +991,15 @@ class Converter {
             }
             UniqueFd next = open_dir_at(cur.get(), p);
             if (!next) {
-                throw Error(ErrorCode::UnsafePath, r_.prefix() +
-                                                       printable(instance_.path_of(path)) + " " +
-                                                       describe_open_failure(errno));
+                const int err = errno;
+                // O_NOFOLLOW|O_DIRECTORY on a symlink says ENOTDIR: say what it is.
+                struct stat st {};
+                const bool link = ::fstatat(cur.get(), p.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                                  S_ISLNK(st.st_mode);
+                throw Error(ErrorCode::UnsafePath,
+                            r_.prefix() + printable(instance_.path_of(path)) + " " +
+                                (link ? std::string("is a symlink (not followed)")
+                                      : describe_open_failure(err)));
             }
             require_same_mount(instance_.fd(), instance_.path(), next.get(),
                                instance_.path_of(path), instance_.name());
@@ -749,12 +1011,24 @@ class Converter {
     // override_stat to real owner and mode (chown first: it clears the
     // set-id bits), then the fuse xattrs go.
     void fix_attrs(int fd, bool is_dir, const std::string& rel) {
-        const char* which = nullptr;
         const auto names = list_xattrs(fd, is_dir);
         if (names.empty()) {
             return;
         }
-        if (auto o = read_override(fd, is_dir, r_, rel, names, &which)) {
+        const OverrideDecision d = read_override(fd, is_dir, r_, rel, names, owner_);
+        const char* which = d.which;
+        if (!d.left_alone.empty()) {
+            ++report_.totals.left_alone;
+            report_.changes.push_back("leave-alone " + shown(rel) + ": " + d.left_alone);
+            if (sink_) {
+                sink_(report_.changes.back());
+            }
+            if (d.foreign) {
+                foreign_.push_back(shown(rel));
+                return;
+            }
+        }
+        if (auto o = d.apply) {
             struct stat st {};
             if (::fstat(fd, &st) != 0) {
                 r_.fail_errno("stat", rel, errno);
@@ -815,11 +1089,18 @@ class Converter {
     const Refuser& r_;
     const InstanceDir& instance_;
     MountIdentity upper_mount_;
+    const UpperOwner& owner_;
     const MigrationLineSink& sink_;
     std::string run_name_;
     std::size_t done_ = 0;
     std::size_t uncounted_ = 0;
     std::set<std::pair<dev_t, ino_t>> seen_links_;
+    std::vector<std::string> foreign_;
+
+  public:
+    // Inodes left alone because the upper's owner does not own them: they
+    // keep their fuse-overlayfs xattrs.
+    const std::vector<std::string>& foreign() const { return foreign_; }
 };
 
 // ---------------------------------------------------------------------------
@@ -903,46 +1184,12 @@ std::string describe(const Attr& a) {
     return out;
 }
 
-bool same_contents(int a_root, int b_root, const std::string& rel) {
-    UniqueFd a = open_beneath(a_root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK).take();
-    UniqueFd b = open_beneath(b_root, rel, O_RDONLY | O_NOFOLLOW | O_NONBLOCK).take();
-    if (!a || !b) {
-        return false;
-    }
-    struct stat sa {
-    }, sb{};
-    if (::fstat(a.get(), &sa) != 0 || ::fstat(b.get(), &sb) != 0 || !S_ISREG(sa.st_mode) ||
-        !S_ISREG(sb.st_mode)) {
-        return false;
-    }
-    std::vector<char> ba(1 << 16), bb(1 << 16);
-    for (;;) {
-        ssize_t na = ::read(a.get(), ba.data(), ba.size());
-        if (na < 0) {
-            return false;
-        }
-        std::size_t got = 0;
-        while (got < static_cast<std::size_t>(na)) {
-            ssize_t nb = ::read(b.get(), bb.data() + got, static_cast<std::size_t>(na) - got);
-            if (nb <= 0) {
-                return false;
-            }
-            got += static_cast<std::size_t>(nb);
-        }
-        if (std::memcmp(ba.data(), bb.data(), got) != 0) {
-            return false;
-        }
-        if (na == 0) {
-            char c;
-            return ::read(b.get(), &c, 1) == 0;
-        }
-    }
-}
-
 // Every difference between the two views, described by the path in the
 // merged view and, for what fuse-overlayfs showed, the layer it came from.
-std::vector<std::string> compare_views(const View& fuse, const View& kernel, int upper_fd,
-                                       int mnt_fd, const std::vector<std::string>& layers) {
+// `differs`: the upper's files whose data the kernel's walk found different.
+std::vector<std::string> compare_views(const View& fuse, const View& kernel,
+                                       const std::set<std::string>& differs,
+                                       const std::vector<std::string>& layers) {
     std::vector<std::string> diffs;
     auto at = [](const std::string& rel) { return "merged /" + printable(rel) + ": "; };
     auto fuse_showed = [&](const Attr& a) {
@@ -974,9 +1221,10 @@ std::vector<std::string> compare_views(const View& fuse, const View& kernel, int
         }
         if (same && S_ISREG(f.mode)) {
             same = f.mtime_sec == k.mtime_sec && f.mtime_nsec == k.mtime_nsec;
-            // Files of the upper are compared byte for byte; files of the
-            // lowers (shared, possibly many gigabytes) by size and mtime.
-            if (same && f.layer == 0 && !same_contents(upper_fd, mnt_fd, fi->first)) {
+            // Files of the upper are compared by their data (during the
+            // kernel view's walk); files of the lowers (shared, possibly
+            // many gigabytes) by size and mtime.
+            if (same && f.layer == 0 && differs.contains(fi->first)) {
                 diffs.push_back(at(fi->first) + "contents differ");
                 ++fi;
                 ++ki;
@@ -1028,7 +1276,9 @@ std::vector<std::string> MigrationReport::summary_lines() const {
         std::to_string(t.opaque_set) + " opaque dirs set, " + std::to_string(t.markers_removed) +
         " opaque markers removed, " + std::to_string(t.owners_set) + " owners set, " +
         std::to_string(t.modes_set) + " modes set, " + std::to_string(t.xattrs_removed) +
-        " xattrs removed, " + std::to_string(t.quarantined) + " quarantined");
+        " xattrs removed, " + std::to_string(t.quarantined) + " quarantined" +
+        (t.left_alone == 0 ? std::string()
+                           : "; " + count(t.left_alone, "entry", "entries") + " left alone"));
     if (dry_run) {
         out.push_back("dry run: nothing was changed");
     } else {
@@ -1095,6 +1345,11 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
     }
     const Refuser r(name, upper_path);
     const MountIdentity upper_mount = mount_identity(upper.get(), upper_path);
+    struct stat upper_st {};
+    if (::fstat(upper.get(), &upper_st) != 0) {
+        r.fail_errno("stat", "", errno);
+    }
+    const UpperOwner owner = UpperOwner::of(upper_st);
 
     auto marker = get_xattr(upper.get(), true, std::string(kMigrationMarkerXattr).c_str());
     if (marker && *marker == kMarkerVerifyFailed) {
@@ -1139,13 +1394,14 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         for (auto& l : layer_dirs()) {
             stack.push_back(std::move(l));
         }
-        ViewBuilder(ViewBuilder::Rules::Fuse, expected, r, upper_mount).build(std::move(stack));
+        ViewBuilder(ViewBuilder::Rules::Fuse, expected, r, upper_mount, &owner)
+            .build(std::move(stack));
         // From the first change until verification passed, the taint scan
         // refuses the instance.
         set_marker(upper.get(), kMarkerInProgress, r);
     }
 
-    Converter converter(dry_run, report, r, instance, upper_mount, on_change);
+    Converter converter(dry_run, report, r, instance, upper_mount, owner, on_change);
     converter.convert_dir(upper.get(), "", layer_dirs(), 0);
     if (dry_run) {
         return report;
@@ -1160,11 +1416,14 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         const UniqueFd mnt = mount_detached_view(fds, config, r);
         std::vector<LayerDir> one;
         one.push_back({0, UniqueFd(::openat(mnt.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC))});
-        ViewBuilder(ViewBuilder::Rules::Plain, actual, r, mount_identity(mnt.get(), "view"))
-            .build(std::move(one));
+        std::set<std::string> differs;
+        ViewBuilder kernel_view(ViewBuilder::Rules::Plain, actual, r,
+                                mount_identity(mnt.get(), "view"));
+        kernel_view.check_contents(expected, upper.get(), differs);
+        kernel_view.build(std::move(one));
         std::vector<std::string> layer_names{upper_path};
         layer_names.insert(layer_names.end(), lowerdirs.begin(), lowerdirs.end());
-        auto diffs = compare_views(expected, actual, upper.get(), mnt.get(), layer_names);
+        auto diffs = compare_views(expected, actual, differs, layer_names);
         if (!diffs.empty()) {
             set_marker(upper.get(), kMarkerVerifyFailed, r);
             // One line: the first few differences, and how many in all.
@@ -1187,6 +1446,26 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
     if (::fremovexattr(upper.get(), std::string(kMigrationMarkerXattr).c_str()) != 0 &&
         errno != ENODATA) {
         r.fail_errno("unmark", "", errno);
+    }
+    if (!converter.foreign().empty()) {
+        constexpr std::size_t kShown = 5;
+        std::string shown;
+        for (std::size_t i = 0; i < converter.foreign().size() && i < kShown; ++i) {
+            shown += (i == 0 ? "" : ", ") + converter.foreign()[i];
+        }
+        if (converter.foreign().size() > kShown) {
+            shown += " and " + std::to_string(converter.foreign().size() - kShown) + " more";
+        }
+        throw Error(ErrorCode::UpperdirTainted,
+                    r.prefix() + "converted and verified, but " +
+                        count(converter.foreign().size(), "entry", "entries") +
+                        " not owned by the upper's owner " +
+                        (converter.foreign().size() == 1 ? "was" : "were") +
+                        " left alone with its fuse-overlayfs xattrs, so the instance stays "
+                        "refused: " +
+                        shown +
+                        "; inspect them (a hard link to a file elsewhere?), remove them or "
+                        "their user.fuseoverlayfs.* xattrs, and run migrate again");
     }
     // The proof the mount path will ask for.
     check_upper_untainted(upper.get(), upper_path, name);

@@ -42,11 +42,14 @@ struct MigrationTotals {
     std::size_t whiteouts_converted = 0; // .wh.X -> char 0/0 X
     std::size_t whiteouts_removed = 0;   // .wh.X with nothing below to hide
     std::size_t opaque_set = 0;          // trusted.overlay.opaque=y added
-    std::size_t markers_removed = 0;     // .wh..wh..opq files
+    std::size_t markers_removed = 0;     // .wh..wh..opq files, .wh..opq nodes
     std::size_t owners_set = 0;          // chown from override_stat
     std::size_t modes_set = 0;           // chmod from override_stat
     std::size_t xattrs_removed = 0;      // user.fuseoverlayfs.*, user.overlay.*, override_stat
     std::size_t quarantined = 0;         // X moved away from beside .wh.X
+    // Not changes: inodes whose user.* override_stat is not applied (another
+    // owner's, or a file with more than one link), each reported.
+    std::size_t left_alone = 0;
     std::size_t changes() const {
         return whiteouts_converted + whiteouts_removed + opaque_set + markers_removed + owners_set +
                modes_set + xattrs_removed + quarantined;

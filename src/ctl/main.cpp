@@ -78,9 +78,11 @@ int run(const CommandLine& cl) {
             break;
         }
         case Verb::Migrate: {
-            // A whole upper walked and verified: hours are not expected, but
-            // minutes are.
-            constexpr std::chrono::seconds kMigrateTimeout{3600};
+            // Migrate runs on the service's own executors with their own
+            // limit (MigrateTimeoutSec, at most a day), after which the
+            // service kills it and answers: waiting past the largest limit,
+            // the caller always gets that answer, never a timeout of its own.
+            constexpr std::chrono::seconds kMigrateTimeout{86400 + 60};
             for (const auto& line :
                  client->migrate(cl.instance, cl.dry_run, cl.ask_password, kMigrateTimeout)) {
                 std::fputs((terminal_safe(line) + "\n").c_str(), stdout);

@@ -1,9 +1,18 @@
 // The daemon's privileged executors, each a persistent left4me-overlay
-// --serve process driven by one thread: a pool for Mount, Unmount and
-// Migrate (one operation per instance at a time, different instances in
-// parallel), one for GetStatus and ListInstances (never queued behind a
-// mount), and the watching executor, synced after each mount change so
+// --serve process driven by one thread: a pool for Mount and Unmount (one
+// operation per instance at a time, different instances in parallel), one
+// for GetStatus and ListInstances (never queued behind a mount), one for
+// Migrate, and the watching executor, synced after each mount change so
 // that its MountChanged goes out before the reply.
+//
+// Migrate walks and verifies a whole upper: minutes, or hours for a large
+// one. It never holds an executor Mount, Unmount or a query needs: its own
+// executors have their own time limit, and a Migrate arriving while all of
+// them are taken is refused at once (Busy), as udisks refuses a job on a
+// busy device, rather than queued: a queued conversion would spend the
+// caller's wait behind another one it cannot see. A Mount or Unmount of
+// an instance being migrated meets the instance lock and is refused (Busy)
+// at once, never queued behind the conversion.
 #pragma once
 
 #include "executor.hpp"
@@ -12,6 +21,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 namespace overlay::daemon {
@@ -23,6 +33,8 @@ class ExecutorPool {
         std::string config_path;
         unsigned operation_executors = 2;
         std::chrono::milliseconds timeout{std::chrono::seconds(120)};
+        unsigned migrate_executors = 2;
+        std::chrono::milliseconds migrate_timeout{std::chrono::hours(6)};
     };
 
     // Starts the executors (each on its own thread, at once).
@@ -43,13 +55,19 @@ class ExecutorPool {
     void stop();
 
   private:
-    static std::vector<std::unique_ptr<Executor>> make(const Options& options, std::size_t n);
+    static std::vector<std::unique_ptr<Executor>> make(const Options& options, std::size_t n,
+                                                       std::chrono::milliseconds timeout);
+    void submit_migration(protocol::Request request, const std::shared_ptr<Done>& done);
 
     WatchWorker& watch_;
     std::vector<std::unique_ptr<Executor>> operation_executors_;
     std::vector<std::unique_ptr<Executor>> status_executors_;
+    std::vector<std::unique_ptr<Executor>> migrate_executors_;
     InstanceQueue operations_;
     InstanceQueue status_;
+    InstanceQueue migrations_;
+    std::mutex migrations_mutex_;
+    std::size_t migrations_admitted_ = 0; // running or about to, at most migrate_executors_.size()
 };
 
 } // namespace overlay::daemon

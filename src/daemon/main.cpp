@@ -174,6 +174,8 @@ int run(const Options& opts) {
     pool_options.config_path = opts.config;
     pool_options.operation_executors = settings.executors;
     pool_options.timeout = settings.operation_timeout;
+    pool_options.migrate_executors = settings.migrate_executors;
+    pool_options.migrate_timeout = settings.migrate_timeout;
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
     Authorizer authorizer(settings.max_concurrent_authorizations,
@@ -200,6 +202,9 @@ int run(const Options& opts) {
                               " polkit checks at once, " +
                               std::to_string(settings.max_concurrent_authorizations_per_user) +
                               " per user)");
+    log_message(LOG_INFO, std::to_string(settings.migrate_executors) +
+                              " migrate executors, each migration at most " +
+                              std::to_string(settings.migrate_timeout.count()) + " s");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;

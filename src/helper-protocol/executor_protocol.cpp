@@ -53,15 +53,17 @@ struct SettingKey {
     unsigned DaemonSettings::*field;
 };
 
-constexpr std::array<SettingKey, 5> kSettingKeys{{
+constexpr std::array<SettingKey, 6> kSettingKeys{{
     {"executors", &DaemonSettings::executors},
     {"max-pending-calls", &DaemonSettings::max_pending_calls},
     {"max-pending-calls-per-user", &DaemonSettings::max_pending_calls_per_user},
     {"max-concurrent-authorizations", &DaemonSettings::max_concurrent_authorizations},
     {"max-concurrent-authorizations-per-user",
      &DaemonSettings::max_concurrent_authorizations_per_user},
+    {"migrate-executors", &DaemonSettings::migrate_executors},
 }};
 constexpr std::string_view kTimeoutKey = "operation-timeout-s";
+constexpr std::string_view kMigrateTimeoutKey = "migrate-timeout-s";
 
 } // namespace
 
@@ -117,6 +119,8 @@ std::string format_hello(const ExecutorHello& hello) {
     }
     out += std::string(kTimeoutKey) + " " +
            std::to_string(hello.settings.operation_timeout.count()) + "\n";
+    out += std::string(kMigrateTimeoutKey) + " " +
+           std::to_string(hello.settings.migrate_timeout.count()) + "\n";
     for (const auto& w : hello.warnings) {
         out += "warning " + printable(w) + "\n";
     }
@@ -154,6 +158,10 @@ std::optional<ExecutorHello> parse_hello(std::string_view text) {
         }
         if (key == kTimeoutKey) {
             hello.settings.operation_timeout = std::chrono::seconds(*number);
+            continue;
+        }
+        if (key == kMigrateTimeoutKey) {
+            hello.settings.migrate_timeout = std::chrono::seconds(*number);
             continue;
         }
         bool known = false;

@@ -50,6 +50,8 @@ struct DaemonSettings {
     unsigned max_concurrent_authorizations = 8;
     unsigned max_concurrent_authorizations_per_user = 2;
     std::chrono::seconds operation_timeout{120};
+    unsigned migrate_executors = 2;              // Migrate's own, at most this many at once
+    std::chrono::seconds migrate_timeout{21600}; // and their time limit
 };
 
 struct ExecutorHello {

@@ -37,6 +37,8 @@ protocol::DaemonSettings settings_of(const Config& c) {
     s.max_concurrent_authorizations = c.max_concurrent_authorizations;
     s.max_concurrent_authorizations_per_user = c.max_concurrent_authorizations_per_user;
     s.operation_timeout = std::chrono::seconds(c.operation_timeout_sec);
+    s.migrate_executors = c.migrate_executors;
+    s.migrate_timeout = std::chrono::seconds(c.migrate_timeout_sec);
     return s;
 }
 

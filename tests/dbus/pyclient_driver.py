@@ -68,7 +68,8 @@ def operation(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("verb", choices=["mount", "unmount", "status", "list", "listen"])
+    parser.add_argument("verb", choices=["mount", "unmount", "status", "list", "listen",
+                                         "migrate", "migrate-dry"])
     parser.add_argument("merged", nargs="?")
     parser.add_argument("--timeout", type=float)
     parser.add_argument("--idempotent", action="store_true")
@@ -77,10 +78,14 @@ def main():
     args = parser.parse_args()
     if args.verb in ("mount", "unmount"):
         operation(args)
-    elif args.verb in ("status", "list"):
+    elif args.verb in ("status", "list", "migrate", "migrate-dry"):
         try:
             if args.verb == "status":
                 value = left4me_overlay.status(args.merged)._asdict()
+            elif args.verb.startswith("migrate"):
+                # NAME (in the merged argument's place); the default timeout
+                assert left4me_overlay.MIGRATE_TIMEOUT > 86400
+                value = left4me_overlay.migrate(args.merged, args.verb == "migrate-dry")
             else:
                 value = left4me_overlay.list_instances()
             emit("RESULT", {"ok": True, "value": value, "error": None})

@@ -4,6 +4,8 @@ replaced), status never queued behind mounts, caps on pending calls, a flood
 by a user with no rights, and MountChanged for every change of mounted
 state, whoever made it."""
 
+import contextlib
+import grp
 import json
 import os
 import re
@@ -45,8 +47,9 @@ class PipelineTest(ServiceTest):
         return l4m_fixture.CallResult(subprocess.CompletedProcess(proc.args, proc.returncode,
                                                                   out, err), 0)
 
-    def wait_executors(self, n=4, timeout=30):
-        """Waits until the daemon has n executors running and none dead."""
+    def wait_executors(self, n=6, timeout=30):
+        """Waits until the daemon has n executors running and none dead (2 for
+        Mount and Unmount, 1 for queries, 2 for Migrate, 1 watching)."""
         deadline = time.monotonic() + timeout
         pid = self.fx.daemon_proc.pid
         while len(executors(pid)) != n or executors(pid, zombies=True):
@@ -421,3 +424,156 @@ class MigrateTest(PipelineTest):
         self.assertCallError(fx.call("root", "Migrate", name, b"false"),
                              ERROR_PREFIX + "AlreadyMounted")
         self.root_unmount(name)
+
+    def executor_waiting_for(self, name, timeout=30):
+        """The pid of the daemon's executor that has instance name's lock
+        file open (waiting for it while the test holds it)."""
+        lock = os.path.join(self.fx.tmp, "locks", name + ".lock")
+        deadline = time.monotonic() + timeout
+        while True:
+            for pid in executors(self.fx.daemon_proc.pid):
+                try:
+                    fds = os.listdir("/proc/%d/fd" % pid)
+                    if any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == lock for fd in fds):
+                        return pid
+                except OSError:
+                    continue
+            self.assertLess(time.monotonic(), deadline, "no executor opened %s" % lock)
+            time.sleep(0.01)
+
+    def test_migrations_hold_no_executor_of_mount_unmount_or_status(self):
+        """Two migrations as long as can be (their executors stopped in the
+        middle, SIGSTOP), and a third refused: a member's Mount and Unmount
+        of another instance, GetStatus and ListInstances are served all the
+        while. Sharing the Mount/Unmount executors (two), the Mount would
+        wait behind the migrations for good."""
+        fx = self.fx
+        names = ["mig-long-a", "mig-long-b"]
+        for n in names:
+            self.fuse_era_instance(n)
+        self.fuse_era_instance("mig-third")
+        fx.make_instance("beside")
+        stopped = []
+        procs = []
+        try:
+            with contextlib.ExitStack() as locks:
+                for n in names:
+                    locks.enter_context(fx.hold_lock(n))
+                procs = [fx.popen("root", gdbus_argv("Migrate", [n, b"false"]),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                         for n in names]
+                # Each migration is in its executor, in the middle of its
+                # run (at the instance lock): stopped there.
+                for n in names:
+                    pid = self.executor_waiting_for(n)
+                    os.kill(pid, signal.SIGSTOP)
+                    stopped.append(pid)
+            self.assertCallOk(fx.call("member", "Mount", "beside"))
+            self.assertMounted("beside")
+            self.assertCallOk(fx.call("member", "GetStatus", "beside"))
+            self.assertCallOk(fx.call("member", "ListInstances"))
+            self.assertCallOk(fx.call("member", "Unmount", "beside"))
+            self.assertNotMounted("beside")
+            third = fx.call("root", "Migrate", "mig-third", b"false")
+            self.assertCallError(third, ERROR_PREFIX + "Busy",
+                                 "instance mig-third: migrate: 2 migrations are running already")
+            for p in procs:
+                self.assertIsNone(p.poll(), "a migration answered while its executor was stopped")
+        finally:
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+        for p, n in zip(procs, names):
+            res = self.finish_call(p)
+            self.assertCallOk(res)
+            st = os.lstat(os.path.join(fx.instances, n, "upper", l4m_fixture.LOWER_FILE))
+            self.assertEqual((os.major(st.st_rdev), os.minor(st.st_rdev)), (0, 0))
+        # A slot is free again.
+        self.assertCallOk(fx.call("root", "Migrate", "mig-third", b"true"))
+
+    def owners_upper(self, name):
+        """An instance whose upper is the member's, as a real instance's is
+        its user's."""
+        d = self.fx.make_instance(name)
+        upper = os.path.join(d, "upper")
+        os.chown(upper, self.fx.uid("member"), self.fx.users["member"][2])
+        return upper
+
+    def test_hostile_uppers_made_by_their_owner(self):
+        """What the upper's owner (the member) can do to it: a sparse
+        terabyte and a path past PATH_MAX migrate through the service; a hard
+        link to a root-owned file it may write, with an override asking for
+        it, is left alone and the instance stays refused; overrides naming
+        root or making a set-gid directory are refused, changing nothing."""
+        fx = self.fx
+        member = fx.uid("member")
+        crew = grp.getgrnam(l4m_fixture.GROUP).gr_gid
+        # A terabyte with one byte of data, and a file under 18 directories
+        # of 250 characters (4,500 bytes of path), with a whiteout beside it.
+        upper = self.owners_upper("mig-big")
+        script = ("import os\n"
+                  "fd = os.open(%r, os.O_RDONLY)\n"
+                  "for i in range(18):\n"
+                  "    os.mkdir('d' * 250, dir_fd=fd)\n"
+                  "    fd = os.open('d' * 250, os.O_RDONLY, dir_fd=fd)\n"
+                  "with open(os.open('deep', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd), 'w') as f:\n"
+                  "    f.write('deep')\n"
+                  "os.close(os.open('.wh.gone', os.O_WRONLY | os.O_CREAT, 0o644, dir_fd=fd))\n"
+                  % upper)
+        self.assertCallOk(fx.run("member", ["python3", "-c", script]))
+        self.assertCallOk(fx.run("member", ["sh", "-ec", "truncate -s 1T %s/sparse && "
+                                            "printf x | dd of=%s/sparse bs=1 seek=549755813888 "
+                                            "conv=notrunc status=none" % (upper, upper)]))
+        res = fx.busctl("root", "Migrate", "sb", "mig-big", "false", json_out=True)
+        self.assertCallOk(res)
+        report = json.loads(res.stdout)["data"][0]
+        self.assertTrue(any(l.startswith("remove-whiteout ") and l.find("/.wh.gone") > 4500
+                            for l in report), report)
+        self.assertRegex(report[-1], r"^verified: ")
+        self.assertCallOk(fx.call("member", "Mount", "mig-big"))
+        self.assertEqual(os.stat(os.path.join(fx.merged("mig-big"), "sparse")).st_size, 1 << 40)
+        self.root_unmount("mig-big")
+
+        # A hard link to a root-owned file the member may write (its group's,
+        # 0660, as a file in /etc might be), and an override asking for it.
+        victim = os.path.join(fx.tmp, "victim.conf")
+        with open(victim, "w") as f:
+            f.write("root's\n")
+        os.chown(victim, 0, crew)
+        os.chmod(victim, 0o660)
+        upper = self.owners_upper("mig-link")
+        self.assertCallOk(fx.run("member", [
+            "sh", "-ec", "ln %s %s/hl && setfattr -n user.fuseoverlayfs.override_stat -v "
+            "%d:%d:0644 %s/hl" % (victim, upper, member, member, upper)]))
+        res = fx.busctl("root", "Migrate", "sb", "mig-link", "true", json_out=True)
+        self.assertCallOk(res)
+        report = json.loads(res.stdout)["data"][0]
+        self.assertTrue(any(l.startswith("leave-alone %s/hl: is owned by 0:%d" % (upper, crew))
+                            for l in report), report)
+        res = fx.call("root", "Migrate", "mig-link", b"false")
+        self.assertCallError(res, ERROR_PREFIX + "UpperdirTainted", "left alone")
+        self.assertIn(upper + "/hl", res.error_message)
+        st = os.stat(victim)
+        self.assertEqual((st.st_uid, st.st_gid, st.st_mode & 0o7777), (0, crew, 0o660))
+        self.assertCallError(fx.call("member", "Mount", "mig-link"),
+                             ERROR_PREFIX + "UpperdirTainted")
+
+        # Overrides naming root, or making a set-gid directory.
+        upper = self.owners_upper("mig-ids")
+        self.assertCallOk(fx.run("member", [
+            "sh", "-ec", "echo mine > %s/f && mkdir %s/d" % (upper, upper)]))
+        for path, value, why in (("f", "0:0:0666", "naming root as its owner"),
+                                 ("d", "%d:%d:2777" % (member, crew),
+                                  "asking for a set-gid directory")):
+            self.assertCallOk(fx.run("member", [
+                "setfattr", "-n", "user.fuseoverlayfs.override_stat", "-v", value,
+                os.path.join(upper, path)]))
+            before = self.snapshot(os.path.dirname(upper))
+            for dry in (b"true", b"false"):
+                self.assertCallError(fx.call("root", "Migrate", "mig-ids", dry),
+                                     ERROR_PREFIX + "UpperdirTainted",
+                                     "%s/%s carries user.fuseoverlayfs.override_stat '%s', %s"
+                                     % (upper, path, value, why))
+            self.assertEqual(self.snapshot(os.path.dirname(upper)), before)
+            self.assertCallOk(fx.run("member", [
+                "setfattr", "-x", "user.fuseoverlayfs.override_stat",
+                os.path.join(upper, path)]))

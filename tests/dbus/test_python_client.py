@@ -280,6 +280,25 @@ class PyClientMemberTest(PyClientTest):
         result, _ = self.client("member", "status", name)
         self.assertFalse(result["value"]["mounted"])
 
+    def test_migrate_as_root_and_refused_to_a_member(self):
+        fx = self.fx
+        name = "py-migrate"
+        d = fx.make_instance(name)
+        whiteout = os.path.join(d, "upper", ".wh." + l4m_fixture.LOWER_FILE)
+        open(whiteout, "w").close()
+        result, _ = self.client("member", "migrate", name)
+        self.assertClientError(result, "InteractiveAuthorizationRequired",
+                               "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired")
+        self.assertTrue(os.path.exists(whiteout))
+        result, _ = self.client("root", "migrate-dry", name)
+        self.assertClientOk(result)
+        self.assertEqual(result["value"][-1], "dry run: nothing was changed")
+        self.assertTrue(os.path.exists(whiteout))
+        result, _ = self.client("root", "migrate", name)
+        self.assertClientOk(result)
+        self.assertRegex(result["value"][-1], r"^verified: the kernel overlay shows the same ")
+        self.assertFalse(os.path.exists(whiteout))
+
     def check_error_case(self, verb, merged, cls_name, text):
         fx = self.fx
         with self.subTest(cls_name):

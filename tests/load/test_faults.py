@@ -185,7 +185,8 @@ class DaemonKillTest(FaultTest):
             procs = self.start_calls(method, names)
             fx.wait_authorized(verb, before)
             executors = children(fx.daemon_proc.pid)
-            self.assertEqual(len(executors), 4, "2 operation, 1 status, 1 watching executor")
+            self.assertEqual(len(executors), 6,
+                             "2 operation, 1 status, 2 migrate, 1 watching executor")
             fx.daemon_proc.kill()
             fx.daemon_proc.wait(10)
             self.assertEqual(fx.daemon_proc.returncode, -signal.SIGKILL)

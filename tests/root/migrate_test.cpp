@@ -109,6 +109,59 @@ std::string tree(const std::string& top) {
     return out;
 }
 
+// The upper's owner, and users and groups around it, in a user database of
+// this test process's own (bind mounts over /etc/passwd and /etc/group in
+// its private mount namespace: the host's files are never changed, and the
+// test needs no particular user on the machine). The owner's groups are its
+// own (kOwner) and kCrew; kOtherGroup is not one of them.
+constexpr uid_t kOwner = 64201;
+constexpr gid_t kCrew = 64202;
+constexpr gid_t kOtherGroup = 64203;
+constexpr uid_t kOther = 64204;
+std::string owner_ids() {
+    return std::to_string(kOwner) + ":" + std::to_string(kOwner);
+}
+
+void install_test_users() {
+    static bool done = false;
+    if (done) {
+        return;
+    }
+    const std::string dir = scratch() + "/userdb";
+    make_dirs(dir);
+    const std::string owner = std::to_string(kOwner);
+    const std::string other = std::to_string(kOther);
+    write_file(dir + "/passwd", read_file("/etc/passwd") + "l4m-owner:x:" + owner + ":" + owner +
+                                    "::/nonexistent:/usr/sbin/nologin\nl4m-other:x:" + other + ":" +
+                                    other + "::/nonexistent:/usr/sbin/nologin\n");
+    write_file(dir + "/group", read_file("/etc/group") + "l4m-owner:x:" + owner +
+                                   ":\nl4m-crew:x:" + std::to_string(kCrew) +
+                                   ":l4m-owner\nl4m-strangers:x:" + std::to_string(kOtherGroup) +
+                                   ":l4m-other\nl4m-other:x:" + other + ":\n");
+    for (const char* f : {"passwd", "group"}) {
+        const std::string src = dir + "/" + f;
+        const std::string dst = std::string("/etc/") + f;
+        ASSERT_EQ(::chmod(src.c_str(), 0644), 0);
+        ASSERT_EQ(::mount(src.c_str(), dst.c_str(), nullptr, MS_BIND, nullptr), 0) << dst;
+    }
+    done = true;
+}
+
+void chown_to(const std::string& path, uid_t uid, gid_t gid) {
+    ASSERT_EQ(::lchown(path.c_str(), uid, gid), 0) << path << ": " << std::strerror(errno);
+}
+
+// Runs a shell command as the upper's owner, with its groups.
+void as_owner(const std::string& command) {
+    std::string err;
+    ASSERT_EQ(
+        run_command({"setpriv", "--reuid=" + std::to_string(kOwner),
+                     "--regid=" + std::to_string(kOwner), "--init-groups", "sh", "-c", command},
+                    &err),
+        0)
+        << command << ": " << err;
+}
+
 bool has_line(const std::vector<std::string>& lines, const std::string& fragment) {
     return std::any_of(lines.begin(), lines.end(),
                        [&](const auto& l) { return l.find(fragment) != std::string::npos; });
@@ -118,10 +171,16 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
   protected:
     void SetUp() override {
         overlay::set_path_resolver(GetParam());
-        layout = make_layout();
+        install_test_users();
+        fresh_layout();
+    }
+    void fresh_layout(overlay::MountApi api = overlay::MountApi::Auto) {
+        layout = make_layout(api);
         base = layout.root + "/installation/base";
         mod = layout.root + "/overlays/mod";
         upper = layout.instance_dir("alpha") + "/upper";
+        // As a real instance's: its user owns the upper.
+        chown_to(upper, kOwner, kOwner);
     }
     void TearDown() override {
         overlay::set_migration_stop_after_for_tests(0);
@@ -174,11 +233,13 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         // Privileged fuse-overlayfs: only root can write security.*.
         set_x(upper + "/owned", "security.fuseoverlayfs.override_stat", "1000:1001:4755");
         write_file(upper + "/mine", "own suid"); // already set-uid, as the override says
-        ASSERT_EQ(::chown((upper + "/mine").c_str(), 1000, 1000), 0);
+        chown_to(upper + "/mine", kOwner, kOwner);
         ASSERT_EQ(::chmod((upper + "/mine").c_str(), 04755), 0);
-        set_x(upper + "/mine", "user.fuseoverlayfs.override_stat", "1000:1000:4700");
-        make_dirs(upper + "/odir");
-        set_x(upper + "/odir", "user.fuseoverlayfs.override_stat", "1002:1003:750");
+        set_x(upper + "/mine", "user.fuseoverlayfs.override_stat", owner_ids() + ":4700");
+        make_dirs(upper + "/odir"); // given to one of the owner's groups
+        chown_to(upper + "/odir", kOwner, kOwner);
+        set_x(upper + "/odir", "user.fuseoverlayfs.override_stat",
+              std::to_string(kOwner) + ":" + std::to_string(kCrew) + ":40750");
         write_file(upper + "/pair", "crash leftover"); // .wh.pair beside pair
         fuse_whiteout(upper, "pair");
         write_file(upper + "/lonely", "hidden"); // .wh.lonely, nothing below
@@ -268,7 +329,8 @@ TEST_P(Migrate, ConvertsEveryKindOfEntryVerifiesAndThenMounts) {
     ASSERT_EQ(::lstat((upper + "/mine").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 04700U);
     ASSERT_EQ(::lstat((upper + "/odir").c_str(), &st), 0);
-    EXPECT_EQ(st.st_uid, 1002U);
+    EXPECT_EQ(st.st_uid, kOwner);
+    EXPECT_EQ(st.st_gid, kCrew);
     EXPECT_EQ(st.st_mode & 07777, 0750U);
     EXPECT_EQ(fs::read_symlink(upper + "/esc"), "/etc/passwd");
     EXPECT_EQ(fs::read_symlink(upper + "/esc2"), "../../../outside/secret.txt");
@@ -311,10 +373,7 @@ TEST_P(Migrate, ConvertsEveryKindOfEntryVerifiesAndThenMounts) {
 
 TEST_P(Migrate, AnInterruptedRunIsSimplyRunAgain) {
     auto fresh = [&] {
-        layout = make_layout();
-        base = layout.root + "/installation/base";
-        mod = layout.root + "/overlays/mod";
-        upper = layout.instance_dir("alpha") + "/upper";
+        fresh_layout();
         build_fuse_era();
     };
     // The reference: one uninterrupted run.
@@ -522,31 +581,246 @@ TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
 
 TEST_P(Migrate, AUserWrittenOverrideStatCannotMakeASetIdFile) {
     write_file(upper + "/sh", "#!/bin/sh");
-    ASSERT_EQ(::chown((upper + "/sh").c_str(), 1000, 1000), 0);
+    chown_to(upper + "/sh", kOwner, kOwner);
+    const std::string o = std::to_string(kOwner);
     for (const char* which :
          {"user.fuseoverlayfs.override_stat", "user.containers.override_stat"}) {
-        set_x(upper + "/sh", which, "0:0:4755");
-        EXPECT_TRUE(
-            throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
-                         upper + "/sh carries " + which + " '0:0:4755', asking for a set-uid"));
+        set_x(upper + "/sh", which, o + ":" + o + ":4755");
+        EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                                 upper + "/sh carries " + which + " '" + o + ":" + o +
+                                     ":4755', asking for a set-uid file"));
         ASSERT_EQ(::lremovexattr((upper + "/sh").c_str(), which), 0);
     }
-    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "1000:0:2755");
-    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "set-gid"));
-    // Not even for its own owner: anyone who may write the file may write
-    // the xattr (a root-owned 0666 file copied up, say).
-    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "1000:1000:4755");
-    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "set-uid"));
+    // Not even for its own owner and group: anyone who may write the file
+    // may write the xattr (a root-owned 0666 file copied up, say).
+    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", o + ":" + o + ":2755");
+    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "set-gid file"));
     struct stat st {};
     ASSERT_EQ(::lstat((upper + "/sh").c_str(), &st), 0);
-    EXPECT_EQ(st.st_uid, 1000U);
+    EXPECT_EQ(st.st_uid, kOwner);
     EXPECT_EQ(st.st_mode & 07000, 0U);
     // Owner and mode without set-id bits are applied.
-    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat", "0:0:0755");
+    set_x(upper + "/sh", "user.fuseoverlayfs.override_stat",
+          o + ":" + std::to_string(kCrew) + ":0750");
     ASSERT_NO_THROW(migrate(false));
     ASSERT_EQ(::lstat((upper + "/sh").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, kOwner);
+    EXPECT_EQ(st.st_gid, kCrew);
+    EXPECT_EQ(st.st_mode & 07777, 0750U);
+}
+
+// A user.* override may name only what the upper's owner could give a file
+// itself: never root, another user, a group it is not in, nor a set-id
+// directory. Each is refused before anything changes, in the dry run too.
+// The overrides are written by the owner, as it would.
+TEST_P(Migrate, AUserOverrideNamesOnlyTheOwnerAndItsGroups) {
+    build_fuse_era();
+    write_file(upper + "/f", "chosen by the owner");
+    make_dirs(upper + "/d");
+    chown_to(upper + "/f", kOwner, kOwner);
+    chown_to(upper + "/d", kOwner, kOwner);
+    const std::string o = std::to_string(kOwner);
+    const std::string before = tree(upper);
+    struct Case {
+        std::string path, value, why;
+    };
+    const std::vector<Case> cases = {
+        {"f", "0:0:0666", "naming root as its owner"},
+        {"f", "0:0:100666", "naming root as its owner"},
+        {"f", o + ":0:0666", "naming group root"},
+        {"f", std::to_string(kOther) + ":" + o + ":0644",
+         "naming uid " + std::to_string(kOther) + " as its owner, not the upper's owner"},
+        {"f", o + ":" + std::to_string(kOtherGroup) + ":0644",
+         "naming group " + std::to_string(kOtherGroup) + ", which is not one of the upper owner's"},
+        {"d", o + ":" + o + ":2777", "asking for a set-gid directory"},
+        {"d", o + ":" + std::to_string(kCrew) + ":42775", "asking for a set-gid directory"},
+        {"d", o + ":" + o + ":4755", "asking for a set-uid directory"},
+        {"d", "0:0:40777", "naming root as its owner"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.path + " " + c.value);
+        as_owner("setfattr -n user.fuseoverlayfs.override_stat -v '" + c.value + "' " + upper +
+                 "/" + c.path);
+        for (bool dry : {true, false}) {
+            EXPECT_TRUE(throws_error([&] { migrate(dry); }, ErrorCode::UpperdirTainted,
+                                     "instance alpha: migrate: " + upper + "/" + c.path +
+                                         " carries user.fuseoverlayfs.override_stat '" + c.value +
+                                         "', " + c.why));
+        }
+        EXPECT_EQ(tree(upper), before);
+        EXPECT_FALSE(get_x(upper, std::string(overlay::kMigrationMarkerXattr)));
+        as_owner("setfattr -x user.fuseoverlayfs.override_stat " + upper + "/" + c.path);
+    }
+    // The type bits fuse-overlayfs writes must be the inode's own.
+    as_owner("setfattr -n user.fuseoverlayfs.override_stat -v " + o + ":" + o + ":40644 " + upper +
+             "/f");
+    EXPECT_TRUE(throws_error([&] { migrate(true); }, ErrorCode::UpperdirTainted, "malformed"));
+    as_owner("setfattr -x user.fuseoverlayfs.override_stat " + upper + "/f");
+    // What the owner could do itself is applied: its own group, a sticky dir.
+    as_owner("setfattr -n user.fuseoverlayfs.override_stat -v " + o + ":" + std::to_string(kCrew) +
+             ":100640 " + upper + "/f");
+    as_owner("setfattr -n user.fuseoverlayfs.override_stat -v " + o + ":" + o + ":41777 " + upper +
+             "/d");
+    ASSERT_NO_THROW(migrate(false));
+    struct stat st {};
+    ASSERT_EQ(::lstat((upper + "/f").c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, kCrew);
+    EXPECT_EQ(st.st_mode & 07777, 0640U);
+    ASSERT_EQ(::lstat((upper + "/d").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 01777U);
+}
+
+// The owner hard-links a root-owned file it may write (root:its group 0660,
+// as a file in /etc might be) into its upper and asks, by a user.*
+// override, for it to become its own. The file is left alone, in the dry
+// run's report and the real run's, and the instance stays refused until
+// an admin looks; a file of its own with two links keeps its owner and mode.
+TEST_P(Migrate, AHardLinkOrAnotherOwnersFileIsLeftAlone) {
+    build_fuse_era();
+    const std::string victim = layout.outside + "/etc-file";
+    write_file(victim, "root's");
+    chown_to(victim, 0, kCrew);
+    ASSERT_EQ(::chmod(victim.c_str(), 0660), 0);
+    ASSERT_EQ(::chmod(layout.outside.c_str(), 0755), 0);
+    const std::string o = std::to_string(kOwner);
+    // protected_hardlinks lets the owner link a file it may read and write.
+    as_owner("ln " + victim + " " + upper +
+             "/hl-root && setfattr -n "
+             "user.fuseoverlayfs.override_stat -v " +
+             o + ":" + o + ":0644 " + upper + "/hl-root");
+    write_file(upper + "/own", "mine");
+    chown_to(upper + "/own", kOwner, kOwner);
+    ASSERT_EQ(::chmod((upper + "/own").c_str(), 0600), 0);
+    as_owner("ln " + upper + "/own " + upper +
+             "/own2 && setfattr -n "
+             "user.fuseoverlayfs.override_stat -v " +
+             o + ":" + std::to_string(kCrew) + ":0666 " + upper + "/own");
+    // A directory the owner does not own, with an override.
+    make_dirs(upper + "/rootdir");
+    set_x(upper + "/rootdir", "user.fuseoverlayfs.override_stat", o + ":" + o + ":40777");
+
+    const auto dry = migrate(true);
+    EXPECT_TRUE(has_line(dry.changes, "leave-alone " + upper + "/hl-root: is owned by 0:" +
+                                          std::to_string(kCrew) + ", not by the upper's owner"));
+    EXPECT_TRUE(has_line(dry.changes, "leave-alone " + upper + "/rootdir: is owned by 0:0"));
+    EXPECT_TRUE(has_line(dry.changes, "leave-alone " + upper + "/own: has 2 links"));
+    EXPECT_EQ(dry.totals.left_alone, 3U);
+    EXPECT_TRUE(has_line(dry.summary_lines(), "; 3 entries left alone"));
+
+    EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                             "converted and verified, but 2 entries not owned by the upper's "
+                             "owner were left alone"));
+    struct stat st {};
+    ASSERT_EQ(::lstat(victim.c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, 0U);
+    EXPECT_EQ(st.st_gid, kCrew);
+    EXPECT_EQ(st.st_mode & 07777, 0660U);
+    EXPECT_EQ(read_file(victim), "root's");
+    ASSERT_EQ(::lstat((upper + "/rootdir").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 0755U);
+    EXPECT_TRUE(get_x(upper + "/rootdir", "user.fuseoverlayfs.override_stat"));
+    ASSERT_EQ(::lstat((upper + "/own").c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, kOwner);
+    EXPECT_EQ(st.st_mode & 07777, 0600U);
+    EXPECT_FALSE(get_x(upper + "/own", "user.fuseoverlayfs.override_stat"));
+    EXPECT_TRUE(is_whiteout(upper + "/b.txt")); // the rest was converted
+    EXPECT_TRUE(throws_error([&] { overlay::mount_instance(layout.config, "alpha"); },
+                             ErrorCode::UpperdirTainted, "user.fuseoverlayfs.override_stat"));
+    // Once an admin has removed them, the run completes.
+    ASSERT_EQ(::unlink((upper + "/hl-root").c_str()), 0);
+    ASSERT_EQ(::lremovexattr((upper + "/rootdir").c_str(), "user.fuseoverlayfs.override_stat"), 0);
+    ASSERT_NO_THROW(migrate(false));
+    ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
+    overlay::unmount_instance(layout.config, "alpha");
+}
+
+// A sparse terabyte costs its data, not its size: verification reads the
+// data ranges (SEEK_DATA/SEEK_HOLE) only. Read whole, it would take hours.
+TEST_P(Migrate, ASparseTerabyteVerifiesByItsData) {
+    fuse_whiteout(upper, "b.txt");
+    as_owner("truncate -s 1T " + upper + "/sparse && printf head | dd of=" + upper +
+             "/sparse conv=notrunc status=none && printf middle | dd of=" + upper +
+             "/sparse bs=1 seek=549755813888 conv=notrunc status=none");
+    overlay::MigrationReport report;
+    ASSERT_NO_THROW(report = migrate(false));
+    EXPECT_EQ(report.totals.whiteouts_converted, 1U);
+    ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
+    const std::string m = layout.merged("alpha") + "/sparse";
+    EXPECT_EQ(fs::file_size(m), 1ULL << 40);
+    overlay::unmount_instance(layout.config, "alpha");
+}
+
+// Paths longer than PATH_MAX (18 directories of 250 characters): the walk,
+// the conversion and the verification go one component at a time.
+TEST_P(Migrate, PathsLongerThanPathMax) {
+    const std::string long_name(250, 'd');
+    UniqueFd up(::open(upper.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    UniqueFd low(::open(base.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    for (int i = 0; i < 18; ++i) {
+        for (UniqueFd* fd : {&up, &low}) {
+            ASSERT_EQ(::mkdirat(fd->get(), long_name.c_str(), 0755), 0);
+            fd->reset(::openat(fd->get(), long_name.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+            ASSERT_TRUE(*fd);
+        }
+        ASSERT_EQ(::fchown(up.get(), kOwner, kOwner), 0);
+    }
+    auto put = [](int dir, const char* name, const std::string& data) {
+        UniqueFd f(::openat(dir, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+        ASSERT_TRUE(f);
+        ASSERT_EQ(::write(f.get(), data.data(), data.size()), static_cast<ssize_t>(data.size()));
+    };
+    put(low.get(), "gone", "lower");
+    put(up.get(), ".wh.gone", "");
+    put(up.get(), "deep", "deep data");
+    const std::string o = std::to_string(kOwner);
+    ASSERT_EQ(::fchownat(up.get(), "deep", kOwner, kOwner, 0), 0);
+    const std::string v = o + ":" + std::to_string(kCrew) + ":100640";
+    {
+        UniqueFd f(::openat(up.get(), "deep", O_RDONLY | O_CLOEXEC));
+        ASSERT_EQ(::fsetxattr(f.get(), "user.fuseoverlayfs.override_stat", v.data(), v.size(), 0),
+                  0);
+    }
+    overlay::MigrationReport report;
+    ASSERT_NO_THROW(report = migrate(false));
+    EXPECT_EQ(report.totals.whiteouts_converted, 1U);
+    EXPECT_EQ(report.totals.owners_set, 1U);
+    struct stat st {};
+    ASSERT_EQ(::fstatat(up.get(), "gone", &st, AT_SYMLINK_NOFOLLOW), 0);
+    EXPECT_TRUE(S_ISCHR(st.st_mode) && st.st_rdev == makedev(0, 0));
+    ASSERT_EQ(::fstatat(up.get(), "deep", &st, AT_SYMLINK_NOFOLLOW), 0);
+    EXPECT_EQ(st.st_gid, kCrew);
+    EXPECT_EQ(st.st_mode & 07777, 0640U);
+}
+
+// fuse-overlayfs 1.10 leaves a char 0/0 ".wh..opq" beside ".wh..wh..opq" in
+// a directory it made opaque: one of its markers, removed like the other.
+TEST_P(Migrate, TheOpaqueWhiteoutNodeIsAMarker) {
+    make_dirs(base + "/o");
+    write_file(base + "/o/hidden", "h");
+    fuse_opaque_dir(upper + "/o");
+    kernel_whiteout(upper + "/o/.wh..opq");
+    write_file(upper + "/o/mine", "m");
+    const auto report = migrate(false);
+    EXPECT_TRUE(has_line(report.changes, "remove-marker " + upper + "/o/.wh..opq"));
+    EXPECT_EQ(report.totals.quarantined, 0U);
+    EXPECT_FALSE(exists(upper + "/o/.wh..opq"));
+    ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
+    EXPECT_FALSE(exists(layout.merged("alpha") + "/o/hidden"));
+    EXPECT_EQ(read_file(layout.merged("alpha") + "/o/mine"), "m");
+    overlay::unmount_instance(layout.config, "alpha");
+}
+
+// A quarantine the owner replaced by a symlink is named as one.
+TEST_P(Migrate, AQuarantineThatIsASymlinkIsSaidToBeOne) {
+    write_file(upper + "/pair", "leftover");
+    write_file(base + "/pair", "lower");
+    fuse_whiteout(upper, "pair");
+    make_dirs(layout.outside + "/q");
+    const std::string q = layout.instance_dir("alpha") + "/migrate-quarantine";
+    ASSERT_EQ(::symlink((layout.outside + "/q").c_str(), q.c_str()), 0);
+    EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UnsafePath,
+                             "instance alpha: migrate: " + q + " is a symlink (not followed)"));
+    EXPECT_TRUE(fs::is_empty(layout.outside + "/q"));
 }
 
 TEST_P(Migrate, AMalformedOverrideStatIsRefused) {
@@ -563,17 +837,13 @@ TEST_P(Migrate, VerifiesThroughEachMountApi) {
     for (auto api : {overlay::MountApi::LayerFds, overlay::MountApi::LowerdirStrings,
                      overlay::MountApi::Legacy}) {
         SCOPED_TRACE(static_cast<int>(api));
-        layout = make_layout(api);
-        base = layout.root + "/installation/base";
-        mod = layout.root + "/overlays/mod";
-        upper = layout.instance_dir("alpha") + "/upper";
+        fresh_layout(api);
         build_fuse_era();
         overlay::MigrationReport report;
         ASSERT_NO_THROW(report = migrate(false));
         EXPECT_GT(report.verified_entries, 15U);
         // And a mismatch is found by each.
-        layout = make_layout(api);
-        mod = layout.root + "/overlays/mod";
+        fresh_layout(api);
         fuse_whiteout(mod, "a.txt");
         EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
                                  "verification failed"));
@@ -700,6 +970,173 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     ASSERT_EQ(::waitpid(pid, &status, 0), pid);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 }
+
+#ifdef L4M_FUSE_OVERLAYFS
+// A true fuse-era upper, written by Debian's fuse-overlayfs run as the
+// upper's owner (without privilege, in a private mount namespace with a
+// /dev/fuse it may open), with and without xattr_permissions=2: deletes,
+// a replaced directory, copy-ups, chmod and chgrp, a new directory and a
+// symlink, made inside the FUSE mount. The FUSE mount's view, recorded by
+// the owner before unmounting it, must be the kernel overlay's after
+// migrate, entry by entry: names, kinds, modes, owners, contents.
+class MigrateFuseOverlayfs : public Migrate {
+  protected:
+    // Lists `dir` as the owner sees it, one line per entry, sorted. (A
+    // directory's size is left out: tmpfs counts the entries it held.)
+    static std::string lister(const std::string& dir, const std::string& out) {
+        return "(cd " + dir +
+               " && find . -mindepth 1 | LC_ALL=C sort | while read -r p; do "
+               "stat -c '%n %F %a %u:%g' \"$p\"; "
+               "if [ -L \"$p\" ]; then readlink \"$p\"; "
+               "elif [ -f \"$p\" ]; then stat -c %s \"$p\"; md5sum < \"$p\"; fi; done) > " +
+               out;
+    }
+
+    // The owner's work inside the FUSE mount (`more`: commands of its own).
+    static std::string fuse_session(const std::string& m, const std::string& more) {
+        return "(cd " + m +
+               " && rm a.txt && rm -r dir1 && rm -r dir2 && mkdir dir2 && echo new > dir2/n"
+               " && echo more >> keep/k1 && mkdir newdir && echo x > newdir/f"
+               " && ln -s ../b.txt newdir/link && rm keep/sub/s1 && mkdir keep/sub/s1"
+               " && echo replaced > keep/sub/s1/r" +
+               more + ")";
+    }
+
+    // Writes the upper through fuse-overlayfs; *view: the FUSE mount's view.
+    void write_through_fuse(const std::string& options, const std::string& more,
+                            std::string* view) {
+        for (const char* d : {"/dir1/x1", "/dir2/y1", "/keep/sub/s2"}) {
+            make_dirs(fs::path(base + d).parent_path());
+            write_file(base + d, d);
+        }
+        write_file(base + "/keep/k1", "k1\n");
+        write_file(base + "/keep/k2", "k2\n");
+        write_file(base + "/keep/k3", "k3\n");
+        write_file(base + "/keep/sub/s1", "s1\n");
+        // Lowers the owner may change through the FUSE mount (fuse-overlayfs,
+        // unprivileged, cannot give a whiteout or a copy-up another owner's
+        // ids, and answers EPERM).
+        const std::string o = std::to_string(kOwner);
+        for (const auto& l : {base, mod}) {
+            ASSERT_EQ(run_command({"chown", "-R", o + ":" + o, l}), 0) << l;
+        }
+        s_ = scratch() + "/fuse-" + std::to_string(::getpid()) + "-" + std::to_string(++runs_);
+        const std::string& s = s_;
+        make_dirs(s + "/work");
+        make_dirs(s + "/mnt");
+        chown_to(s, kOwner, kOwner);
+        chown_to(s + "/work", kOwner, kOwner);
+        chown_to(s + "/mnt", kOwner, kOwner);
+        const std::string as_user =
+            "setpriv --reuid=" + o + " --regid=" + o + " --init-groups sh -ec ";
+        auto quote = [](const std::string& x) {
+            std::string q = "'";
+            for (char c : x) {
+                q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+            }
+            return q + "'";
+        };
+        const std::string user_script =
+            std::string(L4M_FUSE_OVERLAYFS) + " -o lowerdir=" + mod + ":" + base +
+            ",upperdir=" + upper + ",workdir=" + s + "/work" + options + " " + s + "/mnt && " +
+            fuse_session(s + "/mnt", more) + " && " + lister(s + "/mnt", s + "/fuse-view") +
+            " && fusermount3 -u " + s + "/mnt";
+        const std::string root_script = "mknod " + s + "/fuse c 10 229 && chmod 666 " + s +
+                                        "/fuse && mount --bind " + s + "/fuse /dev/fuse && " +
+                                        as_user + quote(user_script);
+        std::string err;
+        ASSERT_EQ(
+            run_command(
+                {"unshare", "--mount", "--propagation", "private", "sh", "-ec", root_script}, &err),
+            0)
+            << err;
+        *view = read_file(s + "/fuse-view");
+    }
+
+    void run_fuse_era(const std::string& options, const std::string& more = "") {
+        std::string fuse_view;
+        write_through_fuse(options, more, &fuse_view);
+        if (HasFatalFailure()) {
+            return;
+        }
+        ASSERT_NE(fuse_view.find("./dir2/n"), std::string::npos) << fuse_view;
+        const std::string& s = s_;
+        overlay::MigrationReport report;
+        ASSERT_NO_THROW(report = migrate(false));
+        EXPECT_GT(report.totals.changes(), 3U);
+        EXPECT_EQ(report.totals.quarantined, 0U);
+        EXPECT_EQ(report.totals.left_alone, 0U);
+        // The replaced directory is opaque, with both of fuse-overlayfs'
+        // markers (".wh..opq" a char 0/0 node): both removed as markers.
+        EXPECT_TRUE(has_line(report.changes, "set-opaque " + upper + "/dir2 "));
+        EXPECT_TRUE(has_line(report.changes, "remove-marker " + upper + "/dir2/.wh..wh..opq"));
+        EXPECT_TRUE(has_line(report.changes, "remove-marker " + upper + "/dir2/.wh..opq"));
+        ASSERT_NO_THROW(overlay::mount_instance(layout.config, "alpha"));
+        as_owner(lister(layout.merged("alpha"), s + "/kernel-view"));
+        overlay::unmount_instance(layout.config, "alpha");
+        EXPECT_EQ(read_file(s + "/kernel-view"), fuse_view);
+        std::string lines;
+        for (const auto& l : report.lines()) {
+            lines += l + "\n";
+        }
+        RecordProperty("report", lines);
+    }
+
+    std::string s_; // this run's FUSE scratch directory
+    static inline int runs_ = 0;
+};
+
+TEST_P(MigrateFuseOverlayfs, WithoutXattrPermissions) {
+    const std::string crew = std::to_string(kCrew);
+    ASSERT_NO_FATAL_FAILURE(run_fuse_era("", " && chmod 600 keep/k2 && chgrp " + crew +
+                                                 " keep/k3 && chmod 640 newdir/f && chgrp " + crew +
+                                                 " newdir/f && chmod 750 newdir && chmod 700 "
+                                                 "keep/sub"));
+}
+
+TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2) {
+    ASSERT_NO_FATAL_FAILURE(run_fuse_era(",xattr_permissions=2"));
+    // fuse-overlayfs kept the owner and mode of each file it made in
+    // override_stat: migrate applied them (the views agree) and removed it.
+    EXPECT_FALSE(get_x(upper + "/newdir/f", "user.fuseoverlayfs.override_stat"));
+}
+
+// fuse-overlayfs 1.10, unprivileged with xattr_permissions=2 (outside a
+// user namespace), records a chmod of a file it copied up or of a
+// directory as "0:0:MODE" (any chmod, in fact), and a chgrp as "-1:GID":
+// its FUSE mount then shows those entries as root's or nobody's (65534). A user.* override naming
+// root or another user is refused, before anything changes; once an admin
+// has set owner and mode by hand and removed the xattr, the run goes on.
+TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2AChmodOrChgrpNamesRootOrNobody) {
+    std::string view;
+    ASSERT_NO_FATAL_FAILURE(write_through_fuse(
+        ",xattr_permissions=2",
+        " && chmod 600 keep/k2 && chgrp " + std::to_string(kCrew) + " keep/k3", &view));
+    EXPECT_NE(view.find("./keep/k2 regular file 600 0:0\n"), std::string::npos) << view;
+    EXPECT_NE(view.find("./keep/k3 regular file 644 65534:" + std::to_string(kCrew) + "\n"),
+              std::string::npos)
+        << view;
+    const std::string before = tree(upper);
+    EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                             upper + "/keep/k2 carries user.fuseoverlayfs.override_stat "
+                                     "'0:0:100600', naming root as its owner"));
+    EXPECT_EQ(tree(upper), before);
+    ASSERT_EQ(::lremovexattr((upper + "/keep/k2").c_str(), "user.fuseoverlayfs.override_stat"), 0);
+    EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
+                             upper +
+                                 "/keep/k3 carries a malformed "
+                                 "user.fuseoverlayfs.override_stat '-1:" +
+                                 std::to_string(kCrew) + ":100644'"));
+    ASSERT_EQ(::lremovexattr((upper + "/keep/k3").c_str(), "user.fuseoverlayfs.override_stat"), 0);
+    ASSERT_NO_THROW(migrate(false));
+}
+
+INSTANTIATE_TEST_SUITE_P(Resolvers, MigrateFuseOverlayfs,
+                         ::testing::Values(overlay::PathResolver::Openat2),
+                         [](const ::testing::TestParamInfo<overlay::PathResolver>&) {
+                             return std::string("Openat2");
+                         });
+#endif
 
 INSTANTIATE_TEST_SUITE_P(Resolvers, Migrate,
                          ::testing::Values(overlay::PathResolver::Openat2,

@@ -24,9 +24,14 @@ TEST(ConfigDaemonKeys, DefaultsAndValues) {
     EXPECT_EQ(d.max_concurrent_authorizations, 8U);
     EXPECT_EQ(d.max_concurrent_authorizations_per_user, 2U);
     EXPECT_EQ(d.operation_timeout_sec, 120U);
+    EXPECT_EQ(d.migrate_executors, 2U);
+    EXPECT_EQ(d.migrate_timeout_sec, 21600U);
     const Config c = parse("Executors=16\nMaxPendingCalls=1\nMaxPendingCallsPerUser=65536\n"
                            "MaxConcurrentAuthorizations=1024\nOperationTimeoutSec=1\n"
-                           "MaxConcurrentAuthorizationsPerUser=7\n");
+                           "MaxConcurrentAuthorizationsPerUser=7\n"
+                           "MigrateExecutors=1\nMigrateTimeoutSec=86400\n");
+    EXPECT_EQ(c.migrate_executors, 1U);
+    EXPECT_EQ(c.migrate_timeout_sec, 86400U);
     EXPECT_EQ(c.executors, 16U);
     EXPECT_EQ(c.max_pending_calls, 1U);
     EXPECT_EQ(c.max_pending_calls_per_user, 65536U);
@@ -51,6 +56,8 @@ TEST(ConfigDaemonKeys, OutOfRangeOrNotANumberIsRefusedWithItsLine) {
          "MaxConcurrentAuthorizationsPerUser '0' is not a number from 1 to 1024"},
         {"OperationTimeoutSec=3601\n", "OperationTimeoutSec '3601' is not a number from 1 to 3600"},
         {"OperationTimeoutSec=\n", "OperationTimeoutSec '' is not a number from 1 to 3600"},
+        {"MigrateExecutors=17\n", "MigrateExecutors '17' is not a number from 1 to 16"},
+        {"MigrateTimeoutSec=59\n", "MigrateTimeoutSec '59' is not a number from 60 to 86400"},
         {"Executors=99999999999999999999\n", "Executors '99999999999999999999' is not a number"},
     };
     for (const auto& c : cases) {
@@ -90,6 +97,8 @@ TEST(ConfigDaemonKeys, ShippedFileShowsTheDefaults) {
     EXPECT_EQ(shipped.max_concurrent_authorizations_per_user,
               d.max_concurrent_authorizations_per_user);
     EXPECT_EQ(shipped.operation_timeout_sec, d.operation_timeout_sec);
+    EXPECT_EQ(shipped.migrate_executors, d.migrate_executors);
+    EXPECT_EQ(shipped.migrate_timeout_sec, d.migrate_timeout_sec);
 }
 
 } // namespace

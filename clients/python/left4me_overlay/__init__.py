@@ -6,8 +6,9 @@
 Pure Python on jeepney; talks to the system bus; never asks for a password.
 """
 
-from .client import (BUS_NAME, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, INTERFACE, OBJECT_PATH,
-                     InstanceStatus, MountChange, MountChangedListener, list_instances, status,
+from .client import (BUS_NAME, DEFAULT_POLL_INTERVAL, DEFAULT_TIMEOUT, INTERFACE,
+                     MIGRATE_TIMEOUT, OBJECT_PATH, InstanceStatus, MountChange,
+                     MountChangedListener, list_instances, migrate, status,
                      watch_mount_changes)
 from .errors import (AccessDenied, AlreadyMounted, BadConfig, Busy, CallTimeout, Cancelled,
                      Failed, InteractiveAuthorizationRequired, InvalidName, LimitsExceeded,
@@ -19,9 +20,10 @@ from .mounter import DBusOverlayMounter
 __version__ = "0.1.0"
 
 __all__ = [
-    "DBusOverlayMounter", "status", "list_instances", "watch_mount_changes",
+    "DBusOverlayMounter", "status", "list_instances", "migrate", "watch_mount_changes",
     "MountChangedListener", "MountChange", "InstanceStatus", "error_from_dbus",
-    "BUS_NAME", "OBJECT_PATH", "INTERFACE", "DEFAULT_TIMEOUT", "DEFAULT_POLL_INTERVAL",
+    "BUS_NAME", "OBJECT_PATH", "INTERFACE", "DEFAULT_TIMEOUT", "MIGRATE_TIMEOUT",
+    "DEFAULT_POLL_INTERVAL",
     "OverlayError", "ServiceError", "InvalidName", "NoSuchInstance", "BadConfig",
     "LowerdirNotAllowed", "UnsafePath", "UpperdirTainted", "AlreadyMounted", "NotMounted",
     "Busy", "Failed", "NotAuthorized", "AccessDenied", "InteractiveAuthorizationRequired",

@@ -26,6 +26,11 @@ INTERFACE = "org.left4me.Overlay1"
 #: longer than 120 s and then answers, so a caller waiting longer always
 #: gets the service's answer, never a timeout of its own.
 DEFAULT_TIMEOUT = 150.0
+#: Seconds to wait for Migrate's reply. Migrate runs on executors of its own
+#: with their own limit (MigrateTimeoutSec, at most 86400 s; 6 h by default),
+#: after which the service kills the conversion and answers: waiting past
+#: the largest limit it can be given, a caller always gets that answer.
+MIGRATE_TIMEOUT = 86400.0 + 60.0
 #: Seconds between two calls of should_cancel while waiting.
 DEFAULT_POLL_INTERVAL = 0.1
 
@@ -119,6 +124,17 @@ def status(name: str, *, bus: str = "SYSTEM", timeout: float = DEFAULT_TIMEOUT) 
     """GetStatus(name): whether it is mounted, its merged path, its lowerdirs."""
     mounted, merged, lowerdirs = call("GetStatus", "s", (name,), bus=bus, timeout=timeout)
     return InstanceStatus(name, bool(mounted), merged, list(lowerdirs))
+
+
+def migrate(name: str, dry_run: bool = False, *, bus: str = "SYSTEM",
+            timeout: float = MIGRATE_TIMEOUT,
+            should_cancel: Optional[Callable[[], bool]] = None) -> List[str]:
+    """Migrate(name, dry_run): converts a fuse-overlayfs-era upper (administrators
+    only); returns the report, one line per change then the summary. Busy when
+    as many conversions as the service runs at once are running already."""
+    (lines,) = call("Migrate", "sb", (name, bool(dry_run)), bus=bus, timeout=timeout,
+                    should_cancel=should_cancel)
+    return list(lines)
 
 
 def list_instances(*, bus: str = "SYSTEM",
