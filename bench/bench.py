@@ -471,7 +471,7 @@ class Bench:
             os.makedirs(d, exist_ok=True)
         while len(self.others) < count:
             d = os.path.join(base, "m%05d" % len(self.others))
-            os.mkdir(d)
+            os.makedirs(d, exist_ok=True)
             l4m_fixture.mount("other", d, "overlay", 0, "lowerdir=%s:%s" % lowers)
             self.others.append(d)
 
