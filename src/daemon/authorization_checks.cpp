@@ -174,7 +174,14 @@ void AuthorizationChecks::maybe_quit() {
         quit_requested_ = false;
         // Dropped here, on the thread whose context their proxies use.
         authority_.reset();
-        departures_.reset();
+        if (departures_) {
+            // The connection may outlive us (GLib shares it): no reply wanted.
+            g_dbus_connection_call(bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                   "org.freedesktop.DBus", "RemoveMatch",
+                                   g_variant_new("(s)", kDepartureRule), nullptr,
+                                   G_DBUS_CALL_FLAGS_NONE, -1, nullptr, nullptr, nullptr);
+            departures_.reset();
+        }
         quit_();
     }
 }
