@@ -153,5 +153,4 @@ L4M_CHROOT_ROOT="$run/root" unshare --mount --pid --fork --propagation private \
     "$0" "${inner[@]}" --inside "$@"
 }
 
-main "$@"
-exit
+main "$@"; exit # one line: read before main runs
