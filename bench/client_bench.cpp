@@ -363,10 +363,10 @@ int polkit(const std::string& subject_name, const std::string& action, const std
            int n) {
     auto bus = sdbus::createSystemBusConnection();
     auto authority = sdbus_compat::proxy(*bus, "org.freedesktop.PolicyKit1",
-                                        "/org/freedesktop/PolicyKit1/Authority");
+                                         "/org/freedesktop/PolicyKit1/Authority");
     using Subject = sdbus::Struct<std::string, std::map<std::string, sdbus::Variant>>;
     const Subject subject{std::string("system-bus-name"),
-                          std::map<std::string, sdbus::Variant>{{"name", subject_name}}};
+                          std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(subject_name)}}};
     const std::map<std::string, std::string> details{{"instance", instance}};
     auto check = [&] {
         sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;

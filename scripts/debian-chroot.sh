@@ -133,7 +133,7 @@ if [[ ! -f "$entry/complete" ]]; then
     debootstrap --variant=minbase "$release" "$work/root" "$mirror" >"$work/debootstrap.log" 2>&1 ||
         { tail -20 "$work/debootstrap.log" >&2; exit 1; }
     # install-deps.sh in the new tree, in the same namespaces as a run.
-    L4M_CHROOT_ROOT="$work/root" unshare --mount --pid --fork --propagation private \
+    L4M_CHROOT_ROOT="$work/root" unshare --mount --pid --fork --kill-child --propagation private \
         "$0" --release "$release" --inside true
     chroot "$work/root" apt-get clean
     printf '%s minbase %s install-deps.sh:%s\n' "$release" "$mirror" \
@@ -149,7 +149,7 @@ inner=(--release "$release")
 for b in "${binds[@]}"; do
     inner+=(--bind "$b")
 done
-L4M_CHROOT_ROOT="$run/root" unshare --mount --pid --fork --propagation private \
+L4M_CHROOT_ROOT="$run/root" unshare --mount --pid --fork --kill-child --propagation private \
     "$0" "${inner[@]}" --inside "$@"
 }
 

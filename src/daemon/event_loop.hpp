@@ -4,8 +4,9 @@
 // reply that does not fit the socket stays queued until the loop thread
 // happens to wake (its poll() was armed without POLLOUT). So this loop owns
 // the connection alone: it polls the sd-bus fd (events and timeout re-read
-// every turn, so queued output is flushed), an eventfd through which other
-// threads post tasks, and a signalfd for SIGTERM/SIGINT. Every sdbus object
+// every turn, so queued output is flushed) with sdbus-c++ 2.x's own event fd
+// (sdbus_compat::bus_poll), an eventfd through which other threads post
+// tasks, and a signalfd for SIGTERM/SIGINT. Every sdbus object
 // (Result, reply, signal) is created, used and destroyed on this thread.
 #pragma once
 
