@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 machine, as root: installs the
 # dependencies, builds, runs the fuzzers and the sanitizer builds, then every
-# ctest tier of the main build (unit, root, dbus, load, system, packaging).
+# ctest tier of the main build (unit, root, dbus, load, system, packaging;
+# the last two for Debian 12 and 13: the other release's package is built
+# and linted in its cached chroot, scripts/debian-chroot.sh, and each is
+# booted in a cached debootstrap tree of its release).
 # Extra arguments go to the final ctest (e.g. -L unit); set
 # L4M_QUICK=1 to skip the fuzz and sanitizer steps.
 set -euo pipefail
