@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite on a fresh Debian 12 or 13 machine, as root: installs
 # the dependencies, builds, runs the fuzzers and the sanitizer builds, then
-# every ctest tier of the main build (unit, root, dbus, load, system,
-# packaging, and trixie: the same build and its unit, root and dbus tiers in
-# a Debian 13 chroot, scripts/debian-chroot.sh).
+# every ctest tier of the main build (unit, root, dbus, load; system and
+# packaging for Debian 12 and 13: the other release's package is built and
+# linted in its cached chroot, scripts/debian-chroot.sh, and each is booted
+# in a cached debootstrap tree of its release; and trixie: the same build and
+# its unit, root and dbus tiers in a Debian 13 chroot).
 # Extra arguments go to the final ctest (e.g. -L unit); set
 # L4M_QUICK=1 to skip the fuzz and sanitizer steps.
 set -euo pipefail
