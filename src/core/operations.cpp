@@ -204,7 +204,7 @@ void mount_instance(const Config& config, std::string_view name) {
     if (made) {
         claims.claim(upper_st, name, *made);
         claims.claim(work_st, name, *made);
-        record_instance_overlay(config, name, *made);
+        record_instance_overlay(config, kind, name, *made);
     }
 }
 

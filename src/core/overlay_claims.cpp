@@ -21,35 +21,56 @@ std::string record_name(const struct stat& st) {
     return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ".use";
 }
 
+// The id is of the writer's table kind: the daemon's executors may read
+// the table one way (a sandbox whose seccomp filter predates statmount) and
+// the sudo drop-in the other, and an id of one kind means nothing to the
+// other (a reusable mountinfo id handed to statmount is EINVAL, a unique id
+// looked up in mountinfo is never found).
 struct Record {
     std::string instance;
     std::uint64_t mount_id = 0;
     std::uint64_t device = 0;
+    MountTableKind kind = MountTableKind::Statmount;
 };
 
-// "NAME ID DEVICE\n"; nullopt for anything else (treated as stale).
+// "NAME ID DEVICE KIND\n"; nullopt for anything else (treated as stale).
 std::optional<Record> parse_record(std::string_view text) {
-    Record r;
-    const auto sp1 = text.find(' ');
-    const auto sp2 = text.find(' ', sp1 == std::string_view::npos ? sp1 : sp1 + 1);
-    if (sp1 == std::string_view::npos || sp2 == std::string_view::npos || !text.ends_with('\n')) {
+    if (!text.ends_with('\n')) {
         return std::nullopt;
     }
-    r.instance = std::string(text.substr(0, sp1));
+    text.remove_suffix(1);
+    std::string_view field[4];
+    for (int i = 0; i < 4; ++i) {
+        const auto sp = text.find(' ');
+        if ((sp == std::string_view::npos) != (i == 3)) {
+            return std::nullopt;
+        }
+        field[i] = text.substr(0, sp);
+        text.remove_prefix(sp == std::string_view::npos ? text.size() : sp + 1);
+    }
     auto number = [](std::string_view s, std::uint64_t& out) {
         const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-        return ec == std::errc{} && p == s.data() + s.size();
+        return !s.empty() && ec == std::errc{} && p == s.data() + s.size();
     };
-    if (!number(text.substr(sp1 + 1, sp2 - sp1 - 1), r.mount_id) ||
-        !number(text.substr(sp2 + 1, text.size() - sp2 - 2), r.device)) {
+    Record r;
+    r.instance = std::string(field[0]);
+    if (!number(field[1], r.mount_id) || !number(field[2], r.device)) {
+        return std::nullopt;
+    }
+    if (field[3] == mount_table_name(MountTableKind::Statmount)) {
+        r.kind = MountTableKind::Statmount;
+    } else if (field[3] == mount_table_name(MountTableKind::Mountinfo)) {
+        r.kind = MountTableKind::Mountinfo;
+    } else {
         return std::nullopt;
     }
     return r;
 }
 
-std::string record_text(std::string_view instance, const MountFacts& overlay) {
+std::string record_text(std::string_view instance, MountTableKind kind,
+                        const MountFacts& overlay) {
     return std::string(instance) + " " + std::to_string(overlay.id) + " " +
-           std::to_string(overlay.device) + "\n";
+           std::to_string(overlay.device) + " " + mount_table_name(kind) + "\n";
 }
 
 // Replaces dir/name with text, atomically (readers see old or new).
@@ -78,8 +99,19 @@ std::optional<Record> read_record(int dir, const std::string& dir_path, const st
     return parse_record(read_at_most(fd.get(), 256, ErrorCode::Failed, name));
 }
 
-// The recorded overlay, if that mount is still the same overlay.
+// The recorded overlay, if that mount is still the same overlay. A record
+// of the other kind is matched by what both kinds agree on, the instance's
+// source and the superblock, at the cost of listing the table (only when
+// the daemon and the drop-in read the table in different ways).
 std::optional<MountFacts> live(MountTableKind kind, const Record& record) {
+    if (record.kind != kind) {
+        for (auto& overlay : overlays_of(kind, record.instance)) {
+            if (overlay.device == record.device) {
+                return std::move(overlay);
+            }
+        }
+        return std::nullopt;
+    }
     auto now = mount_by_id(kind, record.mount_id);
     if (!now || now->device != record.device || !instance_of(*now) ||
         *instance_of(*now) != record.instance) {
@@ -90,11 +122,11 @@ std::optional<MountFacts> live(MountTableKind kind, const Record& record) {
 
 } // namespace
 
-void record_instance_overlay(const Config& config, std::string_view name,
+void record_instance_overlay(const Config& config, MountTableKind kind, std::string_view name,
                              const MountFacts& overlay) {
     const UniqueFd dir = open_lock_dir(config.lock_dir);
     write_record(dir.get(), config.lock_dir, std::string(name) + ".mounts",
-                 record_text(name, overlay));
+                 record_text(name, kind, overlay));
 }
 
 void forget_instance_overlay(const Config& config, std::string_view name) {
@@ -159,7 +191,7 @@ void OverlayClaims::require_free(const struct stat& st, std::string_view role,
 
 void OverlayClaims::claim(const struct stat& st, std::string_view instance,
                           const MountFacts& overlay) const {
-    write_record(dir_.get(), dir_path_, record_name(st), record_text(instance, overlay));
+    write_record(dir_.get(), dir_path_, record_name(st), record_text(instance, kind_, overlay));
 }
 
 } // namespace overlay

@@ -48,7 +48,7 @@ class OverlayClaims {
 // (LockDir/NAME.mounts: its unique mount id and superblock) so that status
 // finds it by id wherever it was moved without listing the mount table.
 // Written by Mount under the instance lock, removed by Unmount.
-void record_instance_overlay(const Config& config, std::string_view name,
+void record_instance_overlay(const Config& config, MountTableKind kind, std::string_view name,
                              const MountFacts& overlay);
 void forget_instance_overlay(const Config& config, std::string_view name);
 // That overlay if it is still mounted (anywhere in the namespace).

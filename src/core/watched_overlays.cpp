@@ -27,9 +27,11 @@ bool number(std::string_view s, std::uint64_t& out) {
     return !s.empty() && ec == std::errc{} && p == s.data() + s.size();
 }
 
-// Lines "NAME ID DEVICE"; lines of another name or malformed are skipped.
+// Lines "NAME ID DEVICE KIND"; lines of another name, of ids of another
+// kind (see overlay_claims.cpp) or malformed are skipped.
 std::vector<std::pair<std::uint64_t, std::uint64_t>> read_ids(int dir, const std::string& file,
-                                                              std::string_view name) {
+                                                              std::string_view name,
+                                                              MountTableKind kind) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     UniqueFd fd(::openat(dir, file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
@@ -47,9 +49,12 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> read_ids(int dir, const std
         text.remove_prefix(nl + 1);
         const auto a = line.find(' ');
         const auto b = a == std::string_view::npos ? a : line.find(' ', a + 1);
+        const auto c = b == std::string_view::npos ? b : line.find(' ', b + 1);
         std::uint64_t id = 0, device = 0;
-        if (b == std::string_view::npos || line.substr(0, a) != name ||
-            !number(line.substr(a + 1, b - a - 1), id) || !number(line.substr(b + 1), device)) {
+        if (c == std::string_view::npos || line.substr(0, a) != name ||
+            !number(line.substr(a + 1, b - a - 1), id) ||
+            !number(line.substr(b + 1, c - b - 1), device) ||
+            line.substr(c + 1) != mount_table_name(kind)) {
             continue;
         }
         out.emplace_back(id, device);
@@ -115,7 +120,7 @@ void WatchedOverlays::publish(std::string_view name, const std::vector<MountFact
     std::string text;
     for (const auto& m : mounts) {
         text += std::string(name) + " " + std::to_string(m.id) + " " + std::to_string(m.device) +
-                "\n";
+                " " + mount_table_name(MountTableKind::Statmount) + "\n";
     }
     const std::string tmp = file + ".new";
     UniqueFd fd(::openat(dir_.get(), tmp.c_str(),
@@ -171,7 +176,7 @@ std::vector<MountFacts> known_overlays(const Config& config, MountTableKind kind
     std::map<std::uint64_t, std::uint64_t> ids;
     for (const auto* suffix : {&kSeen, &kMounts}) {
         for (const auto& [id, device] :
-             read_ids(dir.get(), std::string(name) + std::string(*suffix), name)) {
+             read_ids(dir.get(), std::string(name) + std::string(*suffix), name, kind)) {
             ids.emplace(id, device);
         }
     }

@@ -247,6 +247,46 @@ TEST_P(OwnerNamespaceTest, BindOfTheOverlayIsTheSameOverlay) {
     EXPECT_TRUE(overlays_of("alpha").empty());
 }
 
+// The daemon's executors and the sudo drop-in may read the table in
+// different ways (a unit's seccomp filter older than statmount sends the
+// daemon's to mountinfo while the drop-in has statmount), so the records
+// one writes in LockDir are read by the other: GetParam() is the table of
+// the first, the other table the second's. Mount, Unmount and the check
+// of a live overlay's upper must work across the two.
+TEST_P(OwnerNamespaceTest, RecordsOfTheOtherTableAreReadByTheirOverlay) {
+    OwnerNamespace owner; // made before the mounts, as the tests above
+    overlay::Config other = layout.config;
+    other.mount_table = GetParam() == MountTableApi::Statmount ? MountTableApi::Mountinfo
+                                                              : MountTableApi::Statmount;
+    // Stale records of the first kind: the second mounts past them.
+    overlay::mount_instance(layout.config, "alpha");
+    overlay::unmount_instance(layout.config, "alpha");
+    overlay::mount_instance(other, "alpha");
+    EXPECT_EQ(overlays_of("alpha").size(), 1U);
+    // Live records of the second kind: the first sees the overlay.
+    EXPECT_EQ(error_of([&] { overlay::mount_instance(layout.config, "alpha"); }).code(),
+              ErrorCode::AlreadyMounted);
+    EXPECT_TRUE(overlay::instance_status(layout.config, "alpha").mounted);
+
+    // alpha's upper, in use by the overlay the second made, under gamma/.
+    ASSERT_EQ(owner.rename(inst("alpha"), inst("gamma")), 0);
+    ASSERT_EQ(owner.rename(inst("gamma") + "/merged", inst("gamma") + "/moved"), 0);
+    ASSERT_EQ(owner.mkdir(inst("gamma") + "/merged"), 0);
+    const auto e = error_of([&] { overlay::mount_instance(layout.config, "gamma"); });
+    EXPECT_EQ(e.code(), ErrorCode::Busy) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is in use by the live overlay of instance alpha at " +
+                                         inst("gamma") + "/moved"),
+              std::string::npos)
+        << e.what();
+    EXPECT_TRUE(overlays_of("gamma").empty());
+
+    overlay::unmount_instance(layout.config, "alpha");
+    EXPECT_TRUE(overlays_of("alpha").empty());
+    // The second's records are stale now for the first too.
+    overlay::mount_instance(layout.config, "gamma");
+    EXPECT_EQ(overlays_of("gamma").size(), 1U);
+}
+
 INSTANTIATE_TEST_SUITE_P(Tables, OwnerNamespaceTest,
                          ::testing::Values(MountTableApi::Statmount, MountTableApi::Mountinfo),
                          [](const ::testing::TestParamInfo<MountTableApi>& param) {
