@@ -22,7 +22,7 @@ std::string subject_of(const protocol::Request& r) {
     if (!r.instance.empty()) {
         return "instance " + r.instance;
     }
-    return std::string(protocol::request_word(r.verb));
+    return std::string(protocol::request_word(r));
 }
 
 HelperOutcome failed(std::string message) {
@@ -166,7 +166,7 @@ void Executor::check_alive() noexcept {
 HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart) {
     restart = false;
     const std::string subject = subject_of(request);
-    const std::string message = protocol::format_request(request.verb, request.instance);
+    const std::string message = protocol::format_request(request);
     // An executor that died while idle never saw this request: replace it
     // and ask the new one, once.
     bool sent = false;
@@ -197,7 +197,7 @@ HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart
         return failed(subject + ": no executor would take the request");
     }
     const pid_t pid = process_->pid();
-    const std::string verb(protocol::request_word(request.verb));
+    const std::string verb(protocol::request_word(request));
     auto died = [&](const std::string& how) {
         lost();
         return failed(subject + ": executor pid " + std::to_string(pid) + " " + how +

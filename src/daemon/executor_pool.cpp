@@ -49,8 +49,8 @@ ExecutorPool::~ExecutorPool() {
 void ExecutorPool::submit(protocol::Request request, Done done) {
     auto shared_done = std::make_shared<Done>(std::move(done));
     auto cancel = [shared_done] { (*shared_done)(stopping()); };
-    using protocol::RequestVerb;
-    if (request.verb == RequestVerb::Status || request.verb == RequestVerb::List) {
+    using vocabulary::Verb;
+    if (request.verb == Verb::Status || request.verb == Verb::List) {
         status_.submit({}, InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
                                                   (*shared_done)(
                                                       status_executors_[i]->run(request));
@@ -58,7 +58,7 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
                                               cancel});
         return;
     }
-    if (request.verb == RequestVerb::Migrate || request.verb == RequestVerb::MigrateDryRun) {
+    if (request.verb == Verb::Migrate) {
         submit_migration(std::move(request), shared_done);
         return;
     }
@@ -69,8 +69,8 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
                                auto outcome = std::make_shared<HelperOutcome>(
                                    operation_executors_[i]->run(request));
                                const bool mounts_changed =
-                                   request.verb == RequestVerb::Mount ||
-                                   request.verb == RequestVerb::Unmount;
+                                   request.verb &&
+                                   vocabulary::verb_info(*request.verb).changes_mounts;
                                const bool ok =
                                    std::holds_alternative<protocol::HelperResult>(*outcome);
                                if (!ok || !mounts_changed) {

@@ -9,22 +9,6 @@ namespace overlay::protocol {
 
 namespace {
 
-struct VerbWord {
-    RequestVerb verb;
-    std::string_view word;
-    bool takes_instance;
-};
-
-constexpr std::array<VerbWord, 7> kVerbs{{
-    {RequestVerb::Mount, "mount", true},
-    {RequestVerb::Unmount, "umount", true},
-    {RequestVerb::Status, "status", true},
-    {RequestVerb::List, "list", false},
-    {RequestVerb::Sync, "sync", false},
-    {RequestVerb::Migrate, "migrate", true},
-    {RequestVerb::MigrateDryRun, "migrate-dry-run", true},
-}};
-
 // Splits "a\nb\n" into lines; nullopt unless the text ends with '\n'.
 std::optional<std::vector<std::string_view>> lines_of(std::string_view text) {
     if (text.empty() || text.back() != '\n') {
@@ -67,19 +51,18 @@ constexpr std::string_view kMigrateTimeoutKey = "migrate-timeout-s";
 
 } // namespace
 
-std::string_view request_word(RequestVerb verb) noexcept {
-    for (const auto& v : kVerbs) {
-        if (v.verb == verb) {
-            return v.word;
-        }
+std::string_view request_word(const Request& request) noexcept {
+    if (!request.verb) {
+        return kSyncWord;
     }
-    return "?";
+    const auto& v = vocabulary::verb_info(*request.verb);
+    return request.dry_run && !v.dry_run_word.empty() ? v.dry_run_word : v.executor_word;
 }
 
-std::string format_request(RequestVerb verb, std::string_view instance) {
-    std::string out(request_word(verb));
-    if (!instance.empty()) {
-        out += " " + printable(instance);
+std::string format_request(const Request& request) {
+    std::string out(request_word(request));
+    if (!request.instance.empty()) {
+        out += " " + printable(request.instance);
     }
     return out + "\n";
 }
@@ -92,15 +75,19 @@ std::optional<Request> parse_request(std::string_view text) {
     const std::string_view line = lines->front();
     const auto sp = line.find(' ');
     const std::string_view word = line.substr(0, sp);
-    for (const auto& v : kVerbs) {
-        if (v.word != word) {
+    const bool named = sp != std::string_view::npos;
+    if (word == kSyncWord) {
+        return named ? std::nullopt : std::optional<Request>(Request{});
+    }
+    for (const auto& v : vocabulary::kVerbs) {
+        const bool dry_run = !v.dry_run_word.empty() && word == v.dry_run_word;
+        if (word != v.executor_word && !dry_run) {
             continue;
         }
-        if (v.takes_instance != (sp != std::string_view::npos)) {
+        if (v.takes_instance != named) {
             return std::nullopt;
         }
-        Request r;
-        r.verb = v.verb;
+        Request r{v.verb, {}, dry_run};
         if (v.takes_instance) {
             r.instance = std::string(line.substr(sp + 1));
             if (r.instance.empty() || r.instance.find(' ') != std::string::npos) {

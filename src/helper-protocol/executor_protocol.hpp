@@ -20,6 +20,8 @@
 //                       changes ("fanotify statmount", "poll mountinfo", ...)
 #pragma once
 
+#include "vocabulary.hpp"
+
 #include <chrono>
 #include <optional>
 #include <string>
@@ -29,17 +31,22 @@
 
 namespace overlay::protocol {
 
-enum class RequestVerb { Mount, Unmount, Status, List, Sync, Migrate, MigrateDryRun };
-
+// A verb of org.left4me.Overlay1, in the words of its row of the verb table
+// (vocabulary.hpp: executor_word, or dry_run_word for a dry run), or, with
+// no verb, sync: answered once every mount change so far is reported.
 struct Request {
-    RequestVerb verb = RequestVerb::Sync;
-    std::string instance; // Mount, Unmount, Status, Migrate, MigrateDryRun
+    std::optional<vocabulary::Verb> verb; // nullopt: sync
+    std::string instance;                 // when the verb takes one
+    bool dry_run = false;                 // only for a verb with a dry_run_word
 };
 
-std::string format_request(RequestVerb verb, std::string_view instance);
+inline constexpr std::string_view kSyncWord = "sync";
+
+std::string format_request(const Request& request);
 // nullopt on anything malformed (unknown verb, missing or extra name).
 std::optional<Request> parse_request(std::string_view text);
-std::string_view request_word(RequestVerb verb) noexcept;
+// The request's word on the wire ("umount", "migrate-dry-run", "sync").
+std::string_view request_word(const Request& request) noexcept;
 
 // The keys of the config that the daemon itself applies. It reads no file
 // under Root and parses no config: the executor, which does, tells it.

@@ -25,7 +25,7 @@ namespace overlay::cmd {
 
 namespace {
 
-using protocol::RequestVerb;
+using vocabulary::Verb;
 
 constexpr mode_t kUmask = 077;
 
@@ -165,31 +165,31 @@ class Executor {
 
     std::string run(const protocol::Request& request) {
         const Config& config = *config_;
-        switch (request.verb) {
-        case RequestVerb::Mount:
-            mount_instance(config, request.instance);
-            return protocol::format_ok();
-        case RequestVerb::Unmount:
-            unmount_instance(config, request.instance);
-            return protocol::format_ok();
-        case RequestVerb::Status: {
-            const auto status = instance_status(config, request.instance);
-            return protocol::format_status(status.mounted, status.merged, status.lowerdirs);
-        }
-        case RequestVerb::List:
-            return protocol::format_list(list_instances(config));
-        case RequestVerb::Migrate:
-        case RequestVerb::MigrateDryRun:
-            return protocol::format_report(report_lines(migrate_instance(
-                config, request.instance, request.verb == RequestVerb::MigrateDryRun)));
-        case RequestVerb::Sync:
-            // Every change up to now is reported before this answer. The
-            // kernel marks the watched table at the change itself, so an
-            // unmarked table has nothing new: no second read.
+        if (!request.verb) {
+            // Sync: every change up to now is reported before this answer.
+            // The kernel marks the watched table at the change itself, so
+            // an unmarked table has nothing new: no second read.
             if (watch_ && watch_->marked() && !report_mount_changes()) {
                 throw Error(ErrorCode::Failed, "executor: cannot report mount changes");
             }
             return protocol::format_ok();
+        }
+        switch (*request.verb) {
+        case Verb::Mount:
+            mount_instance(config, request.instance);
+            return protocol::format_ok();
+        case Verb::Unmount:
+            unmount_instance(config, request.instance);
+            return protocol::format_ok();
+        case Verb::Status: {
+            const auto status = instance_status(config, request.instance);
+            return protocol::format_status(status.mounted, status.merged, status.lowerdirs);
+        }
+        case Verb::List:
+            return protocol::format_list(list_instances(config));
+        case Verb::Migrate:
+            return protocol::format_report(
+                report_lines(migrate_instance(config, request.instance, request.dry_run)));
         }
         return protocol::format_ok();
     }

@@ -936,7 +936,7 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
 
     const std::string before = tree(upper);
     ASSERT_TRUE(
-        p::send_message(sock.get(), p::format_request(p::RequestVerb::MigrateDryRun, "alpha")));
+        p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha", true})));
     auto dry = p::receive_message(sock.get(), wait);
     ASSERT_EQ(dry.status, p::ReceiveStatus::Message);
     auto dry_record = p::parse_helper_result(dry.message);
@@ -947,7 +947,7 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     EXPECT_EQ(dry_result->report.back(), "dry run: nothing was changed");
     EXPECT_EQ(tree(upper), before);
 
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "alpha")));
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha"})));
     auto real = p::receive_message(sock.get(), wait);
     auto real_record = p::parse_helper_result(real.message);
     ASSERT_TRUE(real_record) << real.message;
@@ -957,7 +957,7 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
 
     // A refusal is an error record like any other verb's.
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "ghost")));
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "ghost"})));
     auto refused = p::receive_message(sock.get(), wait);
     auto refused_record = p::parse_helper_result(refused.message);
     ASSERT_TRUE(refused_record) << refused.message;
