@@ -6,8 +6,8 @@ namespace overlay::daemon {
 
 namespace {
 
-HelperOutcome stopping() {
-    return protocol::HelperFailure{ErrorCode::Failed, "service is stopping"};
+ExecutorOutcome stopping() {
+    return protocol::ExecutorFailure{ErrorCode::Failed, "service is stopping"};
 }
 
 } // namespace
@@ -17,7 +17,7 @@ std::vector<std::unique_ptr<Executor>> ExecutorPool::make(const Options& options
     std::vector<std::unique_ptr<Executor>> out;
     for (std::size_t i = 0; i < n; ++i) {
         Executor::Options o;
-        o.helper_path = options.helper_path;
+        o.executor_path = options.executor_path;
         o.config_path = options.config_path;
         out.push_back(std::make_unique<Executor>(std::move(o)));
         out.back()->set_timeout(timeout);
@@ -66,13 +66,13 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
     operations_.submit(
         std::move(key),
         InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
-                               auto outcome = std::make_shared<HelperOutcome>(
+                               auto outcome = std::make_shared<ExecutorOutcome>(
                                    operation_executors_[i]->run(request));
                                const bool mounts_changed =
                                    request.verb &&
                                    vocabulary::verb_info(*request.verb).changes_mounts;
                                const bool ok =
-                                   std::holds_alternative<protocol::HelperResult>(*outcome);
+                                   std::holds_alternative<protocol::ExecutorResult>(*outcome);
                                if (!ok || !mounts_changed) {
                                    (*shared_done)(std::move(*outcome));
                                    return;
@@ -92,7 +92,7 @@ void ExecutorPool::submit_migration(protocol::Request request,
     {
         const std::lock_guard lock(migrations_mutex_);
         if (migrations_admitted_ >= limit) {
-            (*done)(protocol::HelperFailure{
+            (*done)(protocol::ExecutorFailure{
                 ErrorCode::Busy,
                 instance_context(request.instance) + "migrate: " + std::to_string(limit) +
                     (limit == 1 ? " migration is" : " migrations are") +

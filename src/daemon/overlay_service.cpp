@@ -185,9 +185,9 @@ void OverlayService::run_operation(std::uint64_t id) noexcept {
     try {
         const Call& call = calls_.at(id);
         executors_.submit(protocol::Request{call.verb, call.instance, call.dry_run},
-                          [this, id](HelperOutcome outcome) {
+                          [this, id](ExecutorOutcome outcome) {
                               loop_.post([this, id, outcome = std::move(outcome)]() mutable {
-                                  on_helper_done(id, std::move(outcome));
+                                  on_executor_done(id, std::move(outcome));
                               });
                           });
     } catch (...) {
@@ -195,23 +195,23 @@ void OverlayService::run_operation(std::uint64_t id) noexcept {
     }
 }
 
-void OverlayService::on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept {
+void OverlayService::on_executor_done(std::uint64_t id, ExecutorOutcome outcome) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;
     }
     const Call& call = it->second;
     const auto& vi = verb_info(call.verb);
-    if (const auto* failure = std::get_if<protocol::HelperFailure>(&outcome)) {
+    if (const auto* failure = std::get_if<protocol::ExecutorFailure>(&outcome)) {
         const int priority = failure->error == ErrorCode::Failed ? LOG_WARNING : LOG_NOTICE;
         finish_error(id, make_error(failure->error, failure->message), priority,
                      std::string(vi.word) + " failed: " + failure->message);
         return;
     }
-    finish_ok(id, std::get<protocol::HelperResult>(outcome));
+    finish_ok(id, std::get<protocol::ExecutorResult>(outcome));
 }
 
-void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept {
+void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult& result) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;

@@ -113,12 +113,12 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     void on_authorized(std::uint64_t id, AuthResult result) noexcept;
     void run_operation(std::uint64_t id) noexcept;
     void emit_mount_changed(const std::string& instance, bool mounted) noexcept;
-    void on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept;
+    void on_executor_done(std::uint64_t id, ExecutorOutcome outcome) noexcept;
 
     // Answers, logs and forgets call `id`.
     void finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
                       const std::string& message) noexcept;
-    void finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept;
+    void finish_ok(std::uint64_t id, const protocol::ExecutorResult& result) noexcept;
     void log_call(const Call& call, int priority, const std::string& message,
                   const std::string& outcome) const noexcept;
     void forget(std::uint64_t id) noexcept;

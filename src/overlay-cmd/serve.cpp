@@ -3,7 +3,7 @@
 #include "config_source.hpp"
 #include "error.hpp"
 #include "executor_protocol.hpp"
-#include "helper_protocol.hpp"
+#include "result_record.hpp"
 #include "host_namespace.hpp"
 #include "migrate.hpp"
 #include "mount_watch.hpp"
@@ -42,9 +42,11 @@ protocol::DaemonSettings settings_of(const Config& c) {
     return s;
 }
 
-class Executor {
+// The serving end of one executor process: answers the daemon's requests
+// one at a time (the daemon's Executor, daemon/executor.hpp, drives it).
+class RequestServer {
   public:
-    explicit Executor(const ServeOptions& options)
+    explicit RequestServer(const ServeOptions& options)
         : fd_(options.fd), watch_requested_(options.watch), source_(options.config_path) {}
 
     int run() {
@@ -59,7 +61,7 @@ class Executor {
             }
         } catch (const Error& e) {
             // Served anyway: each request retries, and says what is wrong,
-            // as a helper run per call would have.
+            // as the drop-in run per call does.
             hello.config_error = e.what();
         }
         if (!send(protocol::format_hello(hello))) {
@@ -239,8 +241,8 @@ class Executor {
 int serve(const ServeOptions& options) {
     ::umask(kUmask);
     try {
-        Executor executor(options);
-        return executor.run();
+        RequestServer server(options);
+        return server.run();
     } catch (const std::exception& e) {
         std::cerr << "left4me-overlay: executor: " << e.what() << "\n";
         return 1;

@@ -27,22 +27,22 @@ namespace {
 using namespace l4m_test;
 using overlay::ErrorCode;
 using overlay::daemon::Executor;
-using overlay::daemon::HelperOutcome;
+using overlay::daemon::ExecutorOutcome;
 
 // What the tests ask of an outcome.
-bool ok(const HelperOutcome& out) {
-    return std::holds_alternative<overlay::protocol::HelperResult>(out);
+bool ok(const ExecutorOutcome& out) {
+    return std::holds_alternative<overlay::protocol::ExecutorResult>(out);
 }
-std::string message_of(const HelperOutcome& out) {
-    const auto* f = std::get_if<overlay::protocol::HelperFailure>(&out);
+std::string message_of(const ExecutorOutcome& out) {
+    const auto* f = std::get_if<overlay::protocol::ExecutorFailure>(&out);
     return f ? f->message : std::string();
 }
-ErrorCode error_of(const HelperOutcome& out) {
-    const auto* f = std::get_if<overlay::protocol::HelperFailure>(&out);
+ErrorCode error_of(const ExecutorOutcome& out) {
+    const auto* f = std::get_if<overlay::protocol::ExecutorFailure>(&out);
     return f ? f->error : ErrorCode::Failed;
 }
-const overlay::protocol::HelperResult& result_of(const HelperOutcome& out) {
-    return std::get<overlay::protocol::HelperResult>(out);
+const overlay::protocol::ExecutorResult& result_of(const ExecutorOutcome& out) {
+    return std::get<overlay::protocol::ExecutorResult>(out);
 }
 using overlay::protocol::Request;
 using overlay::vocabulary::Verb;
@@ -113,7 +113,7 @@ class ExecutorTest : public ::testing::Test {
     }
     Executor::Options options(bool watch = false) {
         Executor::Options o;
-        o.helper_path = L4M_DROPIN_PATH;
+        o.executor_path = L4M_DROPIN_PATH;
         o.config_path = config_path;
         o.watch = watch;
         return o;
@@ -162,7 +162,7 @@ TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
     int done = 0;
     while (done < 10'000) {
         for (const auto& [request, expected] : cycle) {
-            const HelperOutcome out = executor.run(request);
+            const ExecutorOutcome out = executor.run(request);
             ASSERT_EQ(ok(out), !expected) << done << ": " << message_of(out);
             if (expected) {
                 ASSERT_EQ(error_of(out), *expected) << message_of(out);
@@ -192,14 +192,14 @@ TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
         }
         ::kill(first, SIGKILL);
     });
-    const HelperOutcome out = executor.run(req(Verb::Mount, "alpha"));
+    const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     killer.join();
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(error_of(out), ErrorCode::Failed);
     EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
                                " was killed by signal SIGKILL during mount");
     lock.reset();
-    const HelperOutcome next = executor.run(req(Verb::Mount, "alpha"));
+    const ExecutorOutcome next = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_TRUE(ok(next)) << message_of(next);
     EXPECT_NE(executor.pid(), first);
     EXPECT_EQ(overlays_at(layout.merged("alpha")), 1);
@@ -212,7 +212,7 @@ TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
     ASSERT_TRUE(ok(executor.run(req(Verb::List))));
     const pid_t first = executor.pid();
     auto lock = hold_instance_lock("alpha");
-    const HelperOutcome out = executor.run(req(Verb::Mount, "alpha"));
+    const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
                                " did not finish within 300 ms and was killed by signal SIGKILL "
@@ -220,7 +220,7 @@ TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
     EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(first)));
     lock.reset();
     executor.set_timeout(std::chrono::seconds(60));
-    const HelperOutcome next = executor.run(req(Verb::Mount, "alpha"));
+    const ExecutorOutcome next = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_TRUE(ok(next)) << message_of(next);
     EXPECT_NE(executor.pid(), first);
     EXPECT_TRUE(ok(executor.run(req(Verb::Unmount, "alpha"))));
@@ -228,7 +228,7 @@ TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
 
 TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
     Executor executor(options());
-    HelperOutcome out = executor.run(req(Verb::Status, "alpha"));
+    ExecutorOutcome out = executor.run(req(Verb::Status, "alpha"));
     ASSERT_TRUE(ok(out)) << message_of(out);
     const pid_t pid = executor.pid();
     ASSERT_EQ(result_of(out).lowerdirs.size(), 2U);
@@ -400,14 +400,14 @@ INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "pol
                              return std::string(param.param);
                          });
 
-TEST_F(ExecutorTest, MissingHelperFailsNamingItAndRetriesLater) {
+TEST_F(ExecutorTest, MissingExecutorFailsNamingItAndRetriesLater) {
     auto o = options();
-    o.helper_path = layout.root + "/no-such-helper";
+    o.executor_path = layout.root + "/no-such-executor";
     Executor executor(std::move(o));
-    const HelperOutcome out = executor.run(req(Verb::Mount, "alpha"));
+    const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_NE(message_of(out).find("instance alpha: cannot start executor " + layout.root +
-                               "/no-such-helper: No such file or directory"),
+                               "/no-such-executor: No such file or directory"),
               std::string::npos)
         << message_of(out);
     EXPECT_TRUE(executor.restart_due().has_value());

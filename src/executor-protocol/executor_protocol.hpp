@@ -1,5 +1,5 @@
 // What the daemon and a persistent executor (left4me-overlay --serve) say
-// to each other, beside the result record of helper_protocol.hpp. Text,
+// to each other, beside the result record of result_record.hpp. Text,
 // one field per line, hostile bytes already printable():
 //
 // daemon -> executor, one request per message:
@@ -10,7 +10,7 @@
 //   KEY VALUE ...       config (see ExecutorHello), then any
 //   warning TEXT        start-up warnings, or
 //   config-error TEXT   when the config could not be loaded
-//   <result record>     the answer to a request (helper_protocol.hpp)
+//   <result record>     the answer to a request (result_record.hpp)
 //   restart             instead of an answer: the config now names another
 //                       host namespace; start a new executor and ask again
 //   mounts              (watching executor only) the instances whose
