@@ -116,7 +116,6 @@ void release_name(sdbus::IConnection& bus) {
 
 int run(const Options& opts) {
     using namespace overlay::daemon;
-    using overlay::protocol::DaemonSettings;
     using overlay::protocol::ExecutorHello;
     using overlay::protocol::MountReport;
     // First: blocks SIGTERM/SIGINT before any thread exists.
@@ -158,7 +157,7 @@ int run(const Options& opts) {
     WatchWorker watch(std::move(watch_options));
 
     auto bus = sdbus::createSystemBusConnection();
-    DaemonSettings settings;
+    overlay::DaemonSettings settings;
     if (hello_future.wait_for(kFirstHelloTimeout) == std::future_status::ready) {
         const auto hello = hello_future.get();
         if (hello.config_error.empty()) {
@@ -173,9 +172,9 @@ int run(const Options& opts) {
     pool_options.executor_path = opts.executor;
     pool_options.config_path = opts.config;
     pool_options.operation_executors = settings.executors;
-    pool_options.timeout = settings.operation_timeout;
+    pool_options.timeout = std::chrono::seconds(settings.operation_timeout_sec);
     pool_options.migrate_executors = settings.migrate_executors;
-    pool_options.migrate_timeout = settings.migrate_timeout;
+    pool_options.migrate_timeout = std::chrono::seconds(settings.migrate_timeout_sec);
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
     Authorizer authorizer(settings.max_concurrent_authorizations,
@@ -204,7 +203,7 @@ int run(const Options& opts) {
                               " per user)");
     log_message(LOG_INFO, std::to_string(settings.migrate_executors) +
                               " migrate executors, each migration at most " +
-                              std::to_string(settings.migrate_timeout.count()) + " s");
+                              std::to_string(settings.migrate_timeout_sec) + " s");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;

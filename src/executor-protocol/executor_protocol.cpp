@@ -37,7 +37,8 @@ struct SettingKey {
     unsigned DaemonSettings::*field;
 };
 
-constexpr std::array<SettingKey, 6> kSettingKeys{{
+// In the order the hello lists them.
+constexpr std::array<SettingKey, 8> kSettingKeys{{
     {"executors", &DaemonSettings::executors},
     {"max-pending-calls", &DaemonSettings::max_pending_calls},
     {"max-pending-calls-per-user", &DaemonSettings::max_pending_calls_per_user},
@@ -45,9 +46,9 @@ constexpr std::array<SettingKey, 6> kSettingKeys{{
     {"max-concurrent-authorizations-per-user",
      &DaemonSettings::max_concurrent_authorizations_per_user},
     {"migrate-executors", &DaemonSettings::migrate_executors},
+    {"operation-timeout-s", &DaemonSettings::operation_timeout_sec},
+    {"migrate-timeout-s", &DaemonSettings::migrate_timeout_sec},
 }};
-constexpr std::string_view kTimeoutKey = "operation-timeout-s";
-constexpr std::string_view kMigrateTimeoutKey = "migrate-timeout-s";
 
 } // namespace
 
@@ -104,10 +105,6 @@ std::string format_hello(const ExecutorHello& hello) {
     for (const auto& k : kSettingKeys) {
         out += std::string(k.key) + " " + std::to_string(hello.settings.*k.field) + "\n";
     }
-    out += std::string(kTimeoutKey) + " " +
-           std::to_string(hello.settings.operation_timeout.count()) + "\n";
-    out += std::string(kMigrateTimeoutKey) + " " +
-           std::to_string(hello.settings.migrate_timeout.count()) + "\n";
     for (const auto& w : hello.warnings) {
         out += "warning " + printable(w) + "\n";
     }
@@ -142,14 +139,6 @@ std::optional<ExecutorHello> parse_hello(std::string_view text) {
         auto number = parse_unsigned(value);
         if (!number) {
             return std::nullopt;
-        }
-        if (key == kTimeoutKey) {
-            hello.settings.operation_timeout = std::chrono::seconds(*number);
-            continue;
-        }
-        if (key == kMigrateTimeoutKey) {
-            hello.settings.migrate_timeout = std::chrono::seconds(*number);
-            continue;
         }
         bool known = false;
         for (const auto& k : kSettingKeys) {

@@ -20,9 +20,9 @@
 //                       changes ("fanotify statmount", "poll mountinfo", ...)
 #pragma once
 
+#include "daemon_settings.hpp"
 #include "vocabulary.hpp"
 
-#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -48,21 +48,8 @@ std::optional<Request> parse_request(std::string_view text);
 // The request's word on the wire ("umount", "migrate-dry-run", "sync").
 std::string_view request_word(const Request& request) noexcept;
 
-// The keys of the config that the daemon itself applies. It reads no file
-// under Root and parses no config: the executor, which does, tells it.
-struct DaemonSettings {
-    unsigned executors = 2;
-    unsigned max_pending_calls = 256;
-    unsigned max_pending_calls_per_user = 32;
-    unsigned max_concurrent_authorizations = 8;
-    unsigned max_concurrent_authorizations_per_user = 2;
-    std::chrono::seconds operation_timeout{120};
-    unsigned migrate_executors = 2;              // Migrate's own, at most this many at once
-    std::chrono::seconds migrate_timeout{21600}; // and their time limit
-};
-
 struct ExecutorHello {
-    DaemonSettings settings;
+    DaemonSettings settings; // the config's, or the defaults when it has none
     std::vector<std::string> warnings;
     std::string config_error; // empty when the config loaded
 };

@@ -29,19 +29,6 @@ using vocabulary::Verb;
 
 constexpr mode_t kUmask = 077;
 
-protocol::DaemonSettings settings_of(const Config& c) {
-    protocol::DaemonSettings s;
-    s.executors = c.executors;
-    s.max_pending_calls = c.max_pending_calls;
-    s.max_pending_calls_per_user = c.max_pending_calls_per_user;
-    s.max_concurrent_authorizations = c.max_concurrent_authorizations;
-    s.max_concurrent_authorizations_per_user = c.max_concurrent_authorizations_per_user;
-    s.operation_timeout = std::chrono::seconds(c.operation_timeout_sec);
-    s.migrate_executors = c.migrate_executors;
-    s.migrate_timeout = std::chrono::seconds(c.migrate_timeout_sec);
-    return s;
-}
-
 // The serving end of one executor process: answers the daemon's requests
 // one at a time (the daemon's Executor, daemon/executor.hpp, drives it).
 class RequestServer {
@@ -54,7 +41,7 @@ class RequestServer {
         try {
             config_ = source_.load();
             enter_namespace();
-            hello.settings = settings_of(*config_);
+            hello.settings = *config_; // its DaemonSettings
             // Told once, by the executor the daemon starts first.
             if (watch_requested_) {
                 hello.warnings = startup_warnings(*config_);

@@ -50,9 +50,9 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     hello.settings.max_pending_calls_per_user = 3;
     hello.settings.max_concurrent_authorizations = 2;
     hello.settings.max_concurrent_authorizations_per_user = 4;
-    hello.settings.operation_timeout = std::chrono::seconds(9);
+    hello.settings.operation_timeout_sec = 9;
     hello.settings.migrate_executors = 4;
-    hello.settings.migrate_timeout = std::chrono::seconds(7200);
+    hello.settings.migrate_timeout_sec = 7200;
     hello.warnings = {"HostPid is 42, not 1", "two\nlines"};
     hello.config_error = "/etc/x.conf:3: bad";
     const auto back = parse_hello(format_hello(hello));
@@ -62,9 +62,9 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     EXPECT_EQ(back->settings.max_pending_calls_per_user, 3U);
     EXPECT_EQ(back->settings.max_concurrent_authorizations, 2U);
     EXPECT_EQ(back->settings.max_concurrent_authorizations_per_user, 4U);
-    EXPECT_EQ(back->settings.operation_timeout, std::chrono::seconds(9));
+    EXPECT_EQ(back->settings.operation_timeout_sec, 9U);
     EXPECT_EQ(back->settings.migrate_executors, 4U);
-    EXPECT_EQ(back->settings.migrate_timeout, std::chrono::seconds(7200));
+    EXPECT_EQ(back->settings.migrate_timeout_sec, 7200U);
     EXPECT_EQ(back->warnings, (std::vector<std::string>{"HostPid is 42, not 1", "two\\x0alines"}));
     EXPECT_EQ(back->config_error, "/etc/x.conf:3: bad");
     for (const char* bad :
