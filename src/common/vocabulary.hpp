@@ -53,8 +53,8 @@ inline constexpr std::array<VerbInfo, 5> kVerbs{{
      "list the instances", false, false, false, Reply::List},
     // Rewrites an instance's upper as root: for administrators only (the
     // shipped rule does not grant it).
-    {Verb::Migrate, "migrate", "migrate", "migrate-dry-run", "Migrate", "org.left4me.overlay.migrate",
-     "migrate", true, true, false, Reply::Report},
+    {Verb::Migrate, "migrate", "migrate", "migrate-dry-run", "Migrate",
+     "org.left4me.overlay.migrate", "migrate", true, true, false, Reply::Report},
 }};
 
 constexpr const VerbInfo& verb_info(Verb verb) {

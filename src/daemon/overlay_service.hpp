@@ -74,14 +74,12 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     static_assert(std::is_same_v<ReplyOf<Reply::Report>, ReplyGuard<ReportReply>>);
 
     // The reply of a call to `V`, as its row of the verb table says.
-    template <Verb V, typename Result>
-    static AnyReply reply_for(Result&& result) {
+    template <Verb V, typename Result> static AnyReply reply_for(Result&& result) {
         constexpr Reply kReply = vocabulary::verb_info(V).reply;
         return AnyReply(std::in_place_index<static_cast<std::size_t>(kReply)>,
                         std::forward<Result>(result));
     }
-    template <Reply R>
-    static ReplyOf<R>& reply_of(AnyReply& reply) {
+    template <Reply R> static ReplyOf<R>& reply_of(AnyReply& reply) {
         return std::get<static_cast<std::size_t>(R)>(reply);
     }
 
