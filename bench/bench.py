@@ -239,7 +239,7 @@ class Bench:
         self.fx = fx
         self.client = os.path.join(build, "l4m-bench-client")
         self.core = os.path.join(build, "l4m-bench-core")
-        self.helper = fx.helper_path
+        self.helper = fx.executor_path
         self.quick = quick
         self.rows = []      # (key, label, summary or value dict)
         self.results = {"rows": {}, "notes": [], "processes": {}}
@@ -687,7 +687,7 @@ class Bench:
         self.fx.daemon_proc.terminate()
         self.fx.daemon_proc.wait(10)
         self.fx.wait_for_name_gone(l4m_fixture.BUS_NAME)
-        self.fx.helper_path = helper
+        self.fx.executor_path = helper
         self.fx.start_daemon()
 
     def pair_static(self):
@@ -1087,7 +1087,7 @@ class Bench:
         self.fx.wait_for_name_gone(l4m_fixture.BUS_NAME)
         if not os.path.isdir(os.path.join(self.fx.instances, "cold")):
             self.fx.make_instance("cold")
-        argv = [self.fx.daemon_path, "--config", self.fx.config_path, "--helper",
+        argv = [self.fx.daemon_path, "--config", self.fx.config_path, "--executor",
                 helper or self.helper, "--exit-idle-time", "0"]
         owned, mounted, listed = [], [], []
         for _ in range(self.n(20, 5)):
@@ -1366,7 +1366,7 @@ def main():
     build = os.path.abspath(args.build)
     daemon = os.path.join(build, "left4me-overlay", "src", "daemon", "left4me-overlayd")
     helper = os.path.join(build, "left4me-overlay", "src", "overlay-cmd", "left4me-overlay")
-    fx = l4m_fixture.Fixture(REPO, daemon=daemon, helper=helper)
+    fx = l4m_fixture.Fixture(REPO, daemon=daemon, executor=helper)
     only = set(args.only.split(",")) if args.only else None
     want = lambda part: only is None or part in only  # noqa: E731
 

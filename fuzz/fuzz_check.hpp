@@ -25,7 +25,7 @@ inline void check(bool ok, const char* what) {
 }
 
 // Error messages go into D-Bus strings (valid UTF-8 required, or sdbus-c++
-// refuses to send the reply and the caller hangs), logs and one-line helper
+// refuses to send the reply and the caller hangs), logs and one-line result
 // records: every byte must be printable ASCII.
 inline void check_message(const Error& e) {
     const std::string_view message = e.what();

@@ -16,16 +16,19 @@ namespace {
 
 void check_round_trips(std::string_view input) {
     const std::string name(input.substr(0, input.find('\n')));
-    for (RequestVerb verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status,
-                             RequestVerb::Migrate, RequestVerb::MigrateDryRun}) {
+    using overlay::vocabulary::Verb;
+    for (const Request& request : {Request{Verb::Mount, name}, Request{Verb::Unmount, name},
+                                   Request{Verb::Status, name}, Request{Verb::Migrate, name},
+                                   Request{Verb::Migrate, name, true}}) {
         if (name.empty()) {
             break;
         }
-        const auto parsed = parse_request(format_request(verb, name));
+        const auto parsed = parse_request(format_request(request));
         // A name is printable() on the wire: one word, no line breaks.
         if (name.find(' ') == std::string::npos) {
             overlay::fuzz::check(parsed.has_value(), "parsed.has_value()");
-            overlay::fuzz::check(parsed->verb == verb, "parsed->verb == verb");
+            overlay::fuzz::check(parsed->verb == request.verb && parsed->dry_run == request.dry_run,
+                                 "parsed->verb == request.verb && parsed->dry_run == request.dry_run");
         }
     }
     ExecutorHello hello;

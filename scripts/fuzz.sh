@@ -6,7 +6,7 @@
 # than overlay::Error, a broken invariant, a leak, a timeout or an OOM; the
 # input is left in build-fuzz/artifacts/ (reproduce: build-fuzz/fuzz/fuzz_T FILE).
 #   FUZZ_SECONDS=N      seconds per target (default 20)
-#   FUZZ_TARGETS="a b"  a subset of: instance_env config instance_name mountinfo helper_protocol
+#   FUZZ_TARGETS="a b"  a subset of: instance_env config instance_name mountinfo result_record
 #                       executor_protocol
 #   FUZZ_JOBS=N         targets run at once (default 2)
 #   BUILD_DIR=DIR       build directory (default build-fuzz)
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-20}
-targets=${FUZZ_TARGETS:-"instance_env config instance_name mountinfo helper_protocol executor_protocol"}
+targets=${FUZZ_TARGETS:-"instance_env config instance_name mountinfo result_record executor_protocol"}
 build=${BUILD_DIR:-build-fuzz}
 jobs=${FUZZ_BUILD_JOBS:-2}
 

@@ -1,11 +1,11 @@
 // Linked into every executable of the sanitizer builds (scripts/sanitizers.sh
 // passes the object in CMAKE_EXE_LINKER_FLAGS). The daemon starts the
-// privileged helper with an environment of PATH alone, and the dbus fixture
+// executors with an environment of PATH alone, and the dbus fixture
 // starts the daemon with a fixed environment, so ASAN_OPTIONS and friends
 // set by the script would never reach them: the options are compiled in.
-// log_path sends every report of every process (daemon, helper, tests) to
+// log_path sends every report of every process (daemon, executors, tests) to
 // L4M_SAN_LOG_DIR/KIND.PID, where the script looks after the run, because a
-// report from a helper or from a daemon stopped by the fixture changes no
+// report from an executor or from a daemon stopped by the fixture changes no
 // test's exit status. Options in the environment still override these.
 #if !defined(L4M_SAN_LOG_DIR) || !defined(L4M_TSAN_SUPPRESSIONS)
 #error "compile with -DL4M_SAN_LOG_DIR=\"/dir\" -DL4M_TSAN_SUPPRESSIONS=\"/file\""

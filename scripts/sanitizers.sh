@@ -14,7 +14,7 @@
 #             layout, HostPid at that namespace's process (uses the plain
 #             build in BUILD_DIR, default build).
 # Any sanitizer report from any process fails the run, including the
-# helper's and the daemon's own at exit: every process of a sanitizer build
+# executors' and the daemon's own at exit: every process of a sanitizer build
 # logs to BUILD/sanitizer-logs/ (see scripts/sanitizer_defaults.cpp), which
 # must stay empty. Run as root (the root and dbus tiers need it).
 #   SAN_STEPS="asan tsan valgrind"   which steps (default: all three)

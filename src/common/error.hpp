@@ -1,5 +1,5 @@
 // The one closed list of failures the core can report. Every layer above
-// (drop-in command, helper protocol, D-Bus service) maps exactly these names,
+// (drop-in command, result record, D-Bus service) maps exactly these names,
 // so a caller sees the same name whichever way it reached the core.
 #pragma once
 

@@ -12,7 +12,6 @@ namespace overlay::vocabulary {
 
 inline constexpr std::string_view kBusName = "org.left4me.Overlay1";
 inline constexpr std::string_view kObjectPath = "/org/left4me/Overlay1";
-inline constexpr std::string_view kInterface = "org.left4me.Overlay1";
 
 // org.left4me.Overlay1.Error. + error_name(ErrorCode) (error.hpp).
 inline constexpr std::string_view kErrorPrefix = "org.left4me.Overlay1.Error.";
@@ -30,31 +29,32 @@ enum class Reply { Nothing, Status, List, Report };
 struct VerbInfo {
     Verb verb;
     std::string_view word;          // left4me-overlayctl and the logs
-    std::string_view helper_word;   // left4me-overlay (the drop-in) and its executors
+    std::string_view executor_word; // left4me-overlay: the drop-in and the executors' requests
+    std::string_view dry_run_word;  // the executors' request for a dry run ("": none)
     std::string_view method;        // the D-Bus method
     std::string_view polkit_action; // checked for every caller but root
     std::string_view phrase;        // "Not authorized to PHRASE instance NAME"
     bool takes_instance;
     bool changes_state;  // changes the instance: logged when authorized, one per instance at a time
-    bool changes_mounts; // a mount or an unmount: its MountChanged precedes the reply
+    bool changes_mounts; // a mount or an unmount: the watcher's report precedes the reply
     Reply reply;
 };
 
 inline constexpr std::array<VerbInfo, 5> kVerbs{{
-    {Verb::Mount, "mount", "mount", "Mount", "org.left4me.overlay.mount", "mount", true, true,
+    {Verb::Mount, "mount", "mount", "", "Mount", "org.left4me.overlay.mount", "mount", true, true,
      true, Reply::Nothing},
-    {Verb::Unmount, "unmount", "umount", "Unmount", "org.left4me.overlay.unmount", "unmount",
+    {Verb::Unmount, "unmount", "umount", "", "Unmount", "org.left4me.overlay.unmount", "unmount",
      true, true, true, Reply::Nothing},
     // Reading state has an action too: which instances exist, and which
     // layers they stack, is not for every local user.
-    {Verb::Status, "status", "status", "GetStatus", "org.left4me.overlay.status",
+    {Verb::Status, "status", "status", "", "GetStatus", "org.left4me.overlay.status",
      "read the status of", true, false, false, Reply::Status},
-    {Verb::List, "list", "list", "ListInstances", "org.left4me.overlay.status",
+    {Verb::List, "list", "list", "", "ListInstances", "org.left4me.overlay.status",
      "list the instances", false, false, false, Reply::List},
     // Rewrites an instance's upper as root: for administrators only (the
     // shipped rule does not grant it).
-    {Verb::Migrate, "migrate", "migrate", "Migrate", "org.left4me.overlay.migrate",
-     "migrate", true, true, false, Reply::Report},
+    {Verb::Migrate, "migrate", "migrate", "migrate-dry-run", "Migrate",
+     "org.left4me.overlay.migrate", "migrate", true, true, false, Reply::Report},
 }};
 
 constexpr const VerbInfo& verb_info(Verb verb) {
@@ -82,7 +82,7 @@ static_assert(detail::every_verb_once(), "kVerbs: one row per Verb, in enum orde
 // "unmount" are both accepted by both, as umount(8) users type either.
 constexpr std::optional<Verb> verb_from_word(std::string_view word) {
     for (const auto& v : kVerbs) {
-        if (v.word == word || v.helper_word == word) {
+        if (v.word == word || v.executor_word == word) {
             return v.verb;
         }
     }

@@ -2,6 +2,8 @@
 // "Host layout and configuration").
 #pragma once
 
+#include "daemon_settings.hpp"
+
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -28,7 +30,9 @@ enum class MountTableApi { Auto, Statmount, Mountinfo };
 // 6.15), else POLLPRI on /proc/self/mountinfo. The others force one.
 enum class MountWatchApi { Auto, Fanotify, Poll };
 
-struct Config {
+// The file's keys; the daemon's own (Executors, MaxPendingCalls, ...) are
+// those of DaemonSettings, passed on to it by its executor.
+struct Config : DaemonSettings {
     // All paths absolute and normalized; relative entries of the file are
     // already joined onto root.
     std::string root = "/var/lib/left4me";
@@ -51,21 +55,6 @@ struct Config {
     // like every path, in the host mount namespace, which the drop-in and
     // the daemon's executors both enter first: so they share it.
     std::string lock_dir = kDefaultLockDir;
-
-    // The daemon's settings, passed on to it by its executor (the daemon
-    // reads no config itself) and applied when it starts.
-    unsigned executors = 2;                     // Executors: 1..16
-    unsigned max_pending_calls = 256;           // MaxPendingCalls
-    unsigned max_pending_calls_per_user = 32;   // MaxPendingCallsPerUser
-    unsigned max_concurrent_authorizations = 8; // MaxConcurrentAuthorizations
-    // MaxConcurrentAuthorizationsPerUser: of those, one uid's (its checks
-    // held open by an agent that never answers hold only this many).
-    unsigned max_concurrent_authorizations_per_user = 2;
-    unsigned operation_timeout_sec = 120;       // OperationTimeoutSec: 1..3600
-    // Migrate runs on executors of its own (never Mount's and Unmount's), at
-    // most MigrateExecutors at once, each killed after MigrateTimeoutSec.
-    unsigned migrate_executors = 2;       // MigrateExecutors: 1..16
-    unsigned migrate_timeout_sec = 21600; // MigrateTimeoutSec: 60..86400
 };
 
 // The built-in defaults (flags filled in).

@@ -22,11 +22,11 @@ std::string subject_of(const protocol::Request& r) {
     if (!r.instance.empty()) {
         return "instance " + r.instance;
     }
-    return std::string(protocol::request_word(r.verb));
+    return std::string(protocol::request_word(r));
 }
 
-HelperOutcome failed(std::string message) {
-    return protocol::HelperFailure{ErrorCode::Failed, std::move(message)};
+ExecutorOutcome failed(std::string message) {
+    return protocol::ExecutorFailure{ErrorCode::Failed, std::move(message)};
 }
 
 } // namespace
@@ -53,7 +53,7 @@ void Executor::lost() noexcept {
 
 std::optional<std::string> Executor::start() {
     try {
-        auto process = std::make_unique<ExecutorProcess>(options_.helper_path,
+        auto process = std::make_unique<ExecutorProcess>(options_.executor_path,
                                                          options_.config_path, options_.watch);
         const auto hello = protocol::receive_message(process->socket(), kHelloTimeout);
         std::optional<protocol::ExecutorHello> parsed;
@@ -66,7 +66,7 @@ std::optional<std::string> Executor::start() {
                                     : hello.status == protocol::ReceiveStatus::Closed
                                         ? process->reap(std::chrono::milliseconds(1000))
                                         : "sent a malformed hello and " + process->kill_and_reap();
-            return "executor " + printable(options_.helper_path) + " " + why;
+            return "executor " + printable(options_.executor_path) + " " + why;
         }
         if (options_.on_hello) {
             options_.on_hello(*parsed);
@@ -124,10 +124,10 @@ void Executor::on_readable() noexcept {
     }
 }
 
-HelperOutcome Executor::run(const protocol::Request& request) noexcept {
+ExecutorOutcome Executor::run(const protocol::Request& request) noexcept {
     try {
         bool restart = false;
-        HelperOutcome out = run_once(request, restart);
+        ExecutorOutcome out = run_once(request, restart);
         if (restart) {
             // The config moved to another host namespace: a new executor
             // enters it, and the request is asked once more.
@@ -163,10 +163,10 @@ void Executor::check_alive() noexcept {
     ensure_started();
 }
 
-HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart) {
+ExecutorOutcome Executor::run_once(const protocol::Request& request, bool& restart) {
     restart = false;
     const std::string subject = subject_of(request);
-    const std::string message = protocol::format_request(request.verb, request.instance);
+    const std::string message = protocol::format_request(request);
     // An executor that died while idle never saw this request: replace it
     // and ask the new one, once.
     bool sent = false;
@@ -197,7 +197,7 @@ HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart
         return failed(subject + ": no executor would take the request");
     }
     const pid_t pid = process_->pid();
-    const std::string verb(protocol::request_word(request.verb));
+    const std::string verb(protocol::request_word(request));
     auto died = [&](const std::string& how) {
         lost();
         return failed(subject + ": executor pid " + std::to_string(pid) + " " + how +
@@ -233,7 +233,7 @@ HelperOutcome Executor::run_once(const protocol::Request& request, bool& restart
             }
             continue;
         }
-        auto parsed = protocol::parse_helper_result(received.message);
+        auto parsed = protocol::parse_result_record(received.message);
         if (!parsed) {
             return died(process_->kill_and_reap() + " after an unreadable answer");
         }

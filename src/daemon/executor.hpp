@@ -9,7 +9,7 @@
 #include "error.hpp"
 #include "executor_process.hpp"
 #include "executor_protocol.hpp"
-#include "helper_protocol.hpp"
+#include "result_record.hpp"
 
 #include <chrono>
 #include <functional>
@@ -21,14 +21,14 @@ namespace overlay::daemon {
 
 // The answer to one request: the executor's result, or why there is none
 // (its own refusal, or what became of the executor).
-using HelperOutcome = protocol::HelperRecord;
+using ExecutorOutcome = protocol::ResultRecord;
 
 class Executor {
   public:
     using Clock = std::chrono::steady_clock;
 
     struct Options {
-        std::string helper_path;
+        std::string executor_path;
         std::string config_path;
         bool watch = false;
         // Called on the using thread: the hello of every executor started.
@@ -47,7 +47,7 @@ class Executor {
     void set_timeout(std::chrono::milliseconds timeout) noexcept { timeout_ = timeout; }
 
     // Sends one request and waits for its answer. Never throws.
-    HelperOutcome run(const protocol::Request& request) noexcept;
+    ExecutorOutcome run(const protocol::Request& request) noexcept;
 
     // Starts the executor now unless it runs or its restart delay has not
     // passed. Never throws: a failed start only moves the next attempt.
@@ -71,7 +71,7 @@ class Executor {
     std::optional<std::string> start(); // error message, or nullopt
     void lost() noexcept; // the process is gone: the next start waits
     bool died_while_idle() noexcept;
-    HelperOutcome run_once(const protocol::Request& request, bool& restart);
+    ExecutorOutcome run_once(const protocol::Request& request, bool& restart);
 
     Options options_;
     std::chrono::milliseconds timeout_{std::chrono::seconds(120)};

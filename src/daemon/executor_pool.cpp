@@ -6,8 +6,8 @@ namespace overlay::daemon {
 
 namespace {
 
-HelperOutcome stopping() {
-    return protocol::HelperFailure{ErrorCode::Failed, "service is stopping"};
+ExecutorOutcome stopping() {
+    return protocol::ExecutorFailure{ErrorCode::Failed, "service is stopping"};
 }
 
 } // namespace
@@ -17,7 +17,7 @@ std::vector<std::unique_ptr<Executor>> ExecutorPool::make(const Options& options
     std::vector<std::unique_ptr<Executor>> out;
     for (std::size_t i = 0; i < n; ++i) {
         Executor::Options o;
-        o.helper_path = options.helper_path;
+        o.executor_path = options.executor_path;
         o.config_path = options.config_path;
         out.push_back(std::make_unique<Executor>(std::move(o)));
         out.back()->set_timeout(timeout);
@@ -49,8 +49,8 @@ ExecutorPool::~ExecutorPool() {
 void ExecutorPool::submit(protocol::Request request, Done done) {
     auto shared_done = std::make_shared<Done>(std::move(done));
     auto cancel = [shared_done] { (*shared_done)(stopping()); };
-    using protocol::RequestVerb;
-    if (request.verb == RequestVerb::Status || request.verb == RequestVerb::List) {
+    using vocabulary::Verb;
+    if (request.verb == Verb::Status || request.verb == Verb::List) {
         status_.submit({}, InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
                                                   (*shared_done)(
                                                       status_executors_[i]->run(request));
@@ -58,7 +58,7 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
                                               cancel});
         return;
     }
-    if (request.verb == RequestVerb::Migrate || request.verb == RequestVerb::MigrateDryRun) {
+    if (request.verb == Verb::Migrate) {
         submit_migration(std::move(request), shared_done);
         return;
     }
@@ -66,13 +66,13 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
     operations_.submit(
         std::move(key),
         InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
-                               auto outcome = std::make_shared<HelperOutcome>(
+                               auto outcome = std::make_shared<ExecutorOutcome>(
                                    operation_executors_[i]->run(request));
                                const bool mounts_changed =
-                                   request.verb == RequestVerb::Mount ||
-                                   request.verb == RequestVerb::Unmount;
+                                   request.verb &&
+                                   vocabulary::verb_info(*request.verb).changes_mounts;
                                const bool ok =
-                                   std::holds_alternative<protocol::HelperResult>(*outcome);
+                                   std::holds_alternative<protocol::ExecutorResult>(*outcome);
                                if (!ok || !mounts_changed) {
                                    (*shared_done)(std::move(*outcome));
                                    return;
@@ -92,7 +92,7 @@ void ExecutorPool::submit_migration(protocol::Request request,
     {
         const std::lock_guard lock(migrations_mutex_);
         if (migrations_admitted_ >= limit) {
-            (*done)(protocol::HelperFailure{
+            (*done)(protocol::ExecutorFailure{
                 ErrorCode::Busy,
                 instance_context(request.instance) + "migrate: " + std::to_string(limit) +
                     (limit == 1 ? " migration is" : " migrations are") +

@@ -29,7 +29,7 @@ namespace overlay::daemon {
 class ExecutorPool {
   public:
     struct Options {
-        std::string helper_path;
+        std::string executor_path;
         std::string config_path;
         unsigned operation_executors = 2;
         std::chrono::milliseconds timeout{std::chrono::seconds(120)};
@@ -43,7 +43,7 @@ class ExecutorPool {
     ExecutorPool(const ExecutorPool&) = delete;
     ExecutorPool& operator=(const ExecutorPool&) = delete;
 
-    using Done = std::function<void(HelperOutcome)>;
+    using Done = std::function<void(ExecutorOutcome)>;
     // Any thread; done runs on a worker thread, exactly once (with Failed
     // "service is stopping" when the pool stops before the request ran).
     void submit(protocol::Request request, Done done);

@@ -69,7 +69,7 @@ std::string describe_wait_status(int status) {
     return "ended with wait status " + std::to_string(status);
 }
 
-ExecutorProcess::ExecutorProcess(const std::string& helper_path, const std::string& config_path,
+ExecutorProcess::ExecutorProcess(const std::string& executor_path, const std::string& config_path,
                                  bool watch) {
     // CLOEXEC on both ends: executors are started from several threads, and
     // an end leaked into another executor would keep our socket open after
@@ -110,7 +110,7 @@ ExecutorProcess::ExecutorProcess(const std::string& helper_path, const std::stri
     check(posix_spawnattr_setflags(attr.get(), POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
           "posix_spawnattr_setflags");
 
-    std::vector<std::string> args{helper_path, "--config", config_path, "--serve",
+    std::vector<std::string> args{executor_path, "--config", config_path, "--serve",
                                   std::to_string(kExecutorFd)};
     if (watch) {
         args.emplace_back("--watch");
@@ -123,10 +123,10 @@ ExecutorProcess::ExecutorProcess(const std::string& helper_path, const std::stri
     char* envp[] = {kPath, nullptr};
 
     const int err =
-        posix_spawn(&pid_, helper_path.c_str(), actions.get(), attr.get(), argv.data(), envp);
+        posix_spawn(&pid_, executor_path.c_str(), actions.get(), attr.get(), argv.data(), envp);
     if (err != 0) {
         pid_ = -1;
-        throw Error(ErrorCode::Failed, "cannot start executor " + printable(helper_path) + ": " +
+        throw Error(ErrorCode::Failed, "cannot start executor " + printable(executor_path) + ": " +
                                            std::strerror(err));
     }
     // Unreaped, the pid cannot be reused: this pidfd is surely that child.

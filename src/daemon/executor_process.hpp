@@ -1,6 +1,6 @@
-// One running executor: the privileged helper exec'd by posix_spawn (a
-// clean single-threaded image; the multi-threaded daemon is never forked
-// into), `HELPER --config CONFIG --serve 3 [--watch]`, with one end of a
+// One running executor: left4me-overlay exec'd by posix_spawn (a clean
+// single-threaded image; the multi-threaded daemon is never forked into),
+// `EXECUTOR --config CONFIG --serve 3 [--watch]`, with one end of a
 // SOCK_SEQPACKET socketpair as its fd 3. Owns the socket and the child:
 // destroying it closes the socket (the executor exits on EOF), waits a
 // little, then kills and reaps.
@@ -16,8 +16,8 @@ namespace overlay::daemon {
 
 class ExecutorProcess {
   public:
-    // Throws overlay::Error(Failed) naming the helper when it cannot start.
-    ExecutorProcess(const std::string& helper_path, const std::string& config_path, bool watch);
+    // Throws overlay::Error(Failed) naming the executor when it cannot start.
+    ExecutorProcess(const std::string& executor_path, const std::string& config_path, bool watch);
     ~ExecutorProcess();
     ExecutorProcess(const ExecutorProcess&) = delete;
     ExecutorProcess& operator=(const ExecutorProcess&) = delete;

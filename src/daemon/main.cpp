@@ -34,7 +34,7 @@ constexpr std::chrono::seconds kFirstHelloTimeout{10};
 
 struct Options {
     std::string config = "/etc/left4me/overlay.conf";
-    std::string helper = L4M_HELPER_PATH;
+    std::string executor = L4M_EXECUTOR_PATH;
     std::chrono::seconds exit_idle_time{30};
 };
 
@@ -43,20 +43,20 @@ void usage(std::FILE* out) {
                  "Usage: left4me-overlayd [OPTIONS]\n"
                  "D-Bus system service org.left4me.Overlay1: mounts and unmounts left4me\n"
                  "instance overlays on behalf of callers authorized by polkit.\n\n"
-                 "  --config PATH            configuration passed to the helper\n"
+                 "  --config PATH            configuration passed to the executors\n"
                  "                           (default /etc/left4me/overlay.conf)\n"
-                 "  --helper PATH            privileged executor to run (default %s)\n"
+                 "  --executor PATH          privileged executor to run (default %s)\n"
                  "  --exit-idle-time SECONDS exit after this long without calls; 0 = never\n"
                  "                           (default 30)\n"
                  "  --version                print the version and exit\n"
                  "  --help                   print this help and exit\n",
-                 L4M_HELPER_PATH);
+                 L4M_EXECUTOR_PATH);
 }
 
 Options parse_options(int argc, char** argv) {
-    enum { kConfig = 1000, kHelper, kIdle, kVersion, kHelp };
+    enum { kConfig = 1000, kExecutor, kIdle, kVersion, kHelp };
     static const option kLong[] = {{"config", required_argument, nullptr, kConfig},
-                                   {"helper", required_argument, nullptr, kHelper},
+                                   {"executor", required_argument, nullptr, kExecutor},
                                    {"exit-idle-time", required_argument, nullptr, kIdle},
                                    {"version", no_argument, nullptr, kVersion},
                                    {"help", no_argument, nullptr, kHelp},
@@ -68,8 +68,8 @@ Options parse_options(int argc, char** argv) {
         case kConfig:
             opts.config = optarg;
             break;
-        case kHelper:
-            opts.helper = optarg;
+        case kExecutor:
+            opts.executor = optarg;
             break;
         case kIdle: {
             char* end = nullptr;
@@ -98,8 +98,8 @@ Options parse_options(int argc, char** argv) {
         std::fprintf(stderr, "left4me-overlayd: unexpected argument '%s'\n", argv[optind]);
         std::exit(2);
     }
-    if (opts.helper.empty() || opts.helper.front() != '/') {
-        std::fprintf(stderr, "left4me-overlayd: --helper needs an absolute path\n");
+    if (opts.executor.empty() || opts.executor.front() != '/') {
+        std::fprintf(stderr, "left4me-overlayd: --executor needs an absolute path\n");
         std::exit(2);
     }
     return opts;
@@ -116,7 +116,6 @@ void release_name(sdbus::IConnection& bus) {
 
 int run(const Options& opts) {
     using namespace overlay::daemon;
-    using overlay::protocol::DaemonSettings;
     using overlay::protocol::ExecutorHello;
     using overlay::protocol::MountReport;
     // First: blocks SIGTERM/SIGINT before any thread exists.
@@ -128,7 +127,7 @@ int run(const Options& opts) {
     std::promise<ExecutorHello> first_hello;
     bool hello_seen = false;
     Executor::Options watch_options;
-    watch_options.helper_path = opts.helper;
+    watch_options.executor_path = opts.executor;
     watch_options.config_path = opts.config;
     watch_options.watch = true;
     watch_options.on_hello = [&](const ExecutorHello& hello) {
@@ -158,7 +157,7 @@ int run(const Options& opts) {
     WatchWorker watch(std::move(watch_options));
 
     auto bus = sdbus::createSystemBusConnection();
-    DaemonSettings settings;
+    overlay::DaemonSettings settings;
     if (hello_future.wait_for(kFirstHelloTimeout) == std::future_status::ready) {
         const auto hello = hello_future.get();
         if (hello.config_error.empty()) {
@@ -170,12 +169,12 @@ int run(const Options& opts) {
                                  " s; serving with the default settings");
     }
     ExecutorPool::Options pool_options;
-    pool_options.helper_path = opts.helper;
+    pool_options.executor_path = opts.executor;
     pool_options.config_path = opts.config;
     pool_options.operation_executors = settings.executors;
-    pool_options.timeout = settings.operation_timeout;
+    pool_options.timeout = std::chrono::seconds(settings.operation_timeout_sec);
     pool_options.migrate_executors = settings.migrate_executors;
-    pool_options.migrate_timeout = settings.migrate_timeout;
+    pool_options.migrate_timeout = std::chrono::seconds(settings.migrate_timeout_sec);
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
     Authorizer authorizer(settings.max_concurrent_authorizations,
@@ -194,7 +193,7 @@ int run(const Options& opts) {
     // Last: callers are served from the moment they can reach us.
     bus->requestName(kBusName);
     log_message(LOG_INFO, std::string("left4me-overlayd ") + L4M_VERSION + " serving " + kBusName +
-                              " (executor " + opts.helper + ", config " + opts.config + "; " +
+                              " (executor " + opts.executor + ", config " + opts.config + "; " +
                               std::to_string(settings.executors) + " operation executors, " +
                               std::to_string(settings.max_pending_calls) + " pending calls at most, " +
                               std::to_string(settings.max_pending_calls_per_user) + " per user, " +
@@ -204,7 +203,7 @@ int run(const Options& opts) {
                               " per user)");
     log_message(LOG_INFO, std::to_string(settings.migrate_executors) +
                               " migrate executors, each migration at most " +
-                              std::to_string(settings.migrate_timeout.count()) + " s");
+                              std::to_string(settings.migrate_timeout_sec) + " s");
 
     enum class Phase { Serving, IdleExit, Stopping } phase = Phase::Serving;
     EventLoop::Hooks hooks;

@@ -16,22 +16,6 @@ namespace {
 using vocabulary::Verb;
 using vocabulary::verb_info;
 
-protocol::RequestVerb request_verb(Verb verb, bool dry_run) {
-    switch (verb) {
-    case Verb::Migrate:
-        return dry_run ? protocol::RequestVerb::MigrateDryRun : protocol::RequestVerb::Migrate;
-    case Verb::Mount:
-        return protocol::RequestVerb::Mount;
-    case Verb::Unmount:
-        return protocol::RequestVerb::Unmount;
-    case Verb::Status:
-        return protocol::RequestVerb::Status;
-    case Verb::List:
-        return protocol::RequestVerb::List;
-    }
-    return protocol::RequestVerb::Sync; // not reached (-Werror=switch)
-}
-
 long long elapsed_ms(EventLoop::Clock::time_point since) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(EventLoop::Clock::now() - since)
         .count();
@@ -57,20 +41,20 @@ OverlayService::~OverlayService() {
 }
 
 void OverlayService::Mount(sdbus::Result<>&& result, std::string instance) {
-    accept(Verb::Mount, AnyReply(std::in_place_index<0>, std::move(result)), std::move(instance));
+    accept(Verb::Mount, reply_for<Verb::Mount>(std::move(result)), std::move(instance));
 }
 
 void OverlayService::Unmount(sdbus::Result<>&& result, std::string instance) {
-    accept(Verb::Unmount, AnyReply(std::in_place_index<0>, std::move(result)), std::move(instance));
+    accept(Verb::Unmount, reply_for<Verb::Unmount>(std::move(result)), std::move(instance));
 }
 
 void OverlayService::GetStatus(sdbus::Result<bool, std::string, std::vector<std::string>>&& result,
                                std::string instance) {
-    accept(Verb::Status, AnyReply(std::in_place_index<1>, std::move(result)), std::move(instance));
+    accept(Verb::Status, reply_for<Verb::Status>(std::move(result)), std::move(instance));
 }
 
 void OverlayService::ListInstances(sdbus::Result<ListReply>&& result) {
-    accept(Verb::List, AnyReply(std::in_place_index<2>, std::move(result)), {});
+    accept(Verb::List, reply_for<Verb::List>(std::move(result)), {});
 }
 
 std::string OverlayService::Version() {
@@ -79,7 +63,7 @@ std::string OverlayService::Version() {
 
 void OverlayService::Migrate(sdbus::Result<ReportReply>&& result, std::string instance,
                              bool dry_run) {
-    accept(Verb::Migrate, AnyReply(std::in_place_index<3>, std::move(result)), std::move(instance),
+    accept(Verb::Migrate, reply_for<Verb::Migrate>(std::move(result)), std::move(instance),
            dry_run);
 }
 
@@ -200,10 +184,10 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
 void OverlayService::run_operation(std::uint64_t id) noexcept {
     try {
         const Call& call = calls_.at(id);
-        executors_.submit(protocol::Request{request_verb(call.verb, call.dry_run), call.instance},
-                          [this, id](HelperOutcome outcome) {
+        executors_.submit(protocol::Request{call.verb, call.instance, call.dry_run},
+                          [this, id](ExecutorOutcome outcome) {
                               loop_.post([this, id, outcome = std::move(outcome)]() mutable {
-                                  on_helper_done(id, std::move(outcome));
+                                  on_executor_done(id, std::move(outcome));
                               });
                           });
     } catch (...) {
@@ -211,23 +195,23 @@ void OverlayService::run_operation(std::uint64_t id) noexcept {
     }
 }
 
-void OverlayService::on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept {
+void OverlayService::on_executor_done(std::uint64_t id, ExecutorOutcome outcome) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;
     }
     const Call& call = it->second;
     const auto& vi = verb_info(call.verb);
-    if (const auto* failure = std::get_if<protocol::HelperFailure>(&outcome)) {
+    if (const auto* failure = std::get_if<protocol::ExecutorFailure>(&outcome)) {
         const int priority = failure->error == ErrorCode::Failed ? LOG_WARNING : LOG_NOTICE;
         finish_error(id, make_error(failure->error, failure->message), priority,
                      std::string(vi.word) + " failed: " + failure->message);
         return;
     }
-    finish_ok(id, std::get<protocol::HelperResult>(outcome));
+    finish_ok(id, std::get<protocol::ExecutorResult>(outcome));
 }
 
-void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept {
+void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult& result) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;
@@ -240,7 +224,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             // MountChanged went out already, from the watcher's report
             // that the executors synced before this answer.
             const bool mounted = call.verb == Verb::Mount;
-            std::get<0>(call.reply).succeed();
+            reply_of<Reply::Nothing>(call.reply).succeed();
             log_call(call, LOG_INFO,
                      std::string(mounted ? "mounted " : "unmounted ") + call.instance, "ok");
             break;
@@ -251,7 +235,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             for (const auto& l : result.lowerdirs) {
                 lowerdirs.push_back(dbus_safe(l));
             }
-            std::get<1>(call.reply)
+            reply_of<Reply::Status>(call.reply)
                 .succeed(result.mounted, dbus_safe(result.merged), lowerdirs);
             log_call(call, LOG_DEBUG, "status of " + call.instance, "ok");
             break;
@@ -262,7 +246,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             for (const auto& [name, mounted] : result.instances) {
                 list.emplace_back(dbus_safe(name), mounted);
             }
-            std::get<2>(call.reply).succeed(list);
+            reply_of<Reply::List>(call.reply).succeed(list);
             log_call(call, LOG_DEBUG, "listed " + std::to_string(list.size()) + " instances", "ok");
             break;
         }
@@ -275,7 +259,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             // The summary (the last line) goes to the log; the changes, one
             // per line, only to the caller.
             const std::string summary = report.empty() ? std::string() : report.back();
-            std::get<3>(call.reply).succeed(report);
+            reply_of<Reply::Report>(call.reply).succeed(report);
             log_call(call, LOG_NOTICE,
                      std::string(call.dry_run ? "migration dry run of " : "migrated ") +
                          call.instance + ": " + summary,

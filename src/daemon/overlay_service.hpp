@@ -20,6 +20,7 @@
 #include <optional>
 #include <sdbus-c++/sdbus-c++.h>
 #include <string>
+#include <type_traits>
 #include <variant>
 #include <vector>
 
@@ -57,9 +58,30 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     using Verb = vocabulary::Verb;
     using ListReply = std::vector<sdbus::Struct<std::string, bool>>;
     using ReportReply = std::vector<std::string>;
+    using Reply = vocabulary::Reply;
+    // One alternative per vocabulary::Reply, in its order (checked below):
+    // a verb's row of the verb table says which one its calls hold.
     using AnyReply =
         std::variant<ReplyGuard<>, ReplyGuard<bool, std::string, std::vector<std::string>>,
                      ReplyGuard<ListReply>, ReplyGuard<ReportReply>>;
+    template <Reply R>
+    using ReplyOf = std::variant_alternative_t<static_cast<std::size_t>(R), AnyReply>;
+    static_assert(std::variant_size_v<AnyReply> == static_cast<std::size_t>(Reply::Report) + 1);
+    static_assert(std::is_same_v<ReplyOf<Reply::Nothing>, ReplyGuard<>>);
+    static_assert(std::is_same_v<ReplyOf<Reply::Status>,
+                                 ReplyGuard<bool, std::string, std::vector<std::string>>>);
+    static_assert(std::is_same_v<ReplyOf<Reply::List>, ReplyGuard<ListReply>>);
+    static_assert(std::is_same_v<ReplyOf<Reply::Report>, ReplyGuard<ReportReply>>);
+
+    // The reply of a call to `V`, as its row of the verb table says.
+    template <Verb V, typename Result> static AnyReply reply_for(Result&& result) {
+        constexpr Reply kReply = vocabulary::verb_info(V).reply;
+        return AnyReply(std::in_place_index<static_cast<std::size_t>(kReply)>,
+                        std::forward<Result>(result));
+    }
+    template <Reply R> static ReplyOf<R>& reply_of(AnyReply& reply) {
+        return std::get<static_cast<std::size_t>(R)>(reply);
+    }
 
     struct Call {
         Call(Verb v, std::string name, AnyReply r)
@@ -89,12 +111,12 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     void on_authorized(std::uint64_t id, AuthResult result) noexcept;
     void run_operation(std::uint64_t id) noexcept;
     void emit_mount_changed(const std::string& instance, bool mounted) noexcept;
-    void on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept;
+    void on_executor_done(std::uint64_t id, ExecutorOutcome outcome) noexcept;
 
     // Answers, logs and forgets call `id`.
     void finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
                       const std::string& message) noexcept;
-    void finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept;
+    void finish_ok(std::uint64_t id, const protocol::ExecutorResult& result) noexcept;
     void log_call(const Call& call, int priority, const std::string& message,
                   const std::string& outcome) const noexcept;
     void forget(std::uint64_t id) noexcept;

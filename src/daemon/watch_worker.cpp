@@ -52,7 +52,7 @@ void WatchWorker::stop() {
 }
 
 void WatchWorker::loop() {
-    const protocol::Request sync_request{protocol::RequestVerb::Sync, {}};
+    const protocol::Request sync_request{}; // no verb: sync
     for (;;) {
         std::deque<std::function<void()>> syncs;
         bool stopping = false;

@@ -1,6 +1,6 @@
 // The config file of a persistent executor, re-read whenever it changes
-// (another file renamed over it, or the same file rewritten), as a helper
-// run per call would have read it afresh. Its directory is opened once, in
+// (another file renamed over it, or the same file rewritten), as the drop-in
+// run per call reads it afresh. Its directory is opened once, in
 // the namespace the executor started in, before it enters the host's: the
 // file it re-reads is the one it was started with, wherever the mounts go.
 #pragma once

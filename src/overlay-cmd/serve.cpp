@@ -3,7 +3,7 @@
 #include "config_source.hpp"
 #include "error.hpp"
 #include "executor_protocol.hpp"
-#include "helper_protocol.hpp"
+#include "result_record.hpp"
 #include "host_namespace.hpp"
 #include "migrate.hpp"
 #include "mount_watch.hpp"
@@ -25,26 +25,15 @@ namespace overlay::cmd {
 
 namespace {
 
-using protocol::RequestVerb;
+using vocabulary::Verb;
 
 constexpr mode_t kUmask = 077;
 
-protocol::DaemonSettings settings_of(const Config& c) {
-    protocol::DaemonSettings s;
-    s.executors = c.executors;
-    s.max_pending_calls = c.max_pending_calls;
-    s.max_pending_calls_per_user = c.max_pending_calls_per_user;
-    s.max_concurrent_authorizations = c.max_concurrent_authorizations;
-    s.max_concurrent_authorizations_per_user = c.max_concurrent_authorizations_per_user;
-    s.operation_timeout = std::chrono::seconds(c.operation_timeout_sec);
-    s.migrate_executors = c.migrate_executors;
-    s.migrate_timeout = std::chrono::seconds(c.migrate_timeout_sec);
-    return s;
-}
-
-class Executor {
+// The serving end of one executor process: answers the daemon's requests
+// one at a time (the daemon's Executor, daemon/executor.hpp, drives it).
+class RequestServer {
   public:
-    explicit Executor(const ServeOptions& options)
+    explicit RequestServer(const ServeOptions& options)
         : fd_(options.fd), watch_requested_(options.watch), source_(options.config_path) {}
 
     int run() {
@@ -52,14 +41,14 @@ class Executor {
         try {
             config_ = source_.load();
             enter_namespace();
-            hello.settings = settings_of(*config_);
+            hello.settings = *config_; // its DaemonSettings
             // Told once, by the executor the daemon starts first.
             if (watch_requested_) {
                 hello.warnings = startup_warnings(*config_);
             }
         } catch (const Error& e) {
             // Served anyway: each request retries, and says what is wrong,
-            // as a helper run per call would have.
+            // as the drop-in run per call does.
             hello.config_error = e.what();
         }
         if (!send(protocol::format_hello(hello))) {
@@ -165,31 +154,31 @@ class Executor {
 
     std::string run(const protocol::Request& request) {
         const Config& config = *config_;
-        switch (request.verb) {
-        case RequestVerb::Mount:
-            mount_instance(config, request.instance);
-            return protocol::format_ok();
-        case RequestVerb::Unmount:
-            unmount_instance(config, request.instance);
-            return protocol::format_ok();
-        case RequestVerb::Status: {
-            const auto status = instance_status(config, request.instance);
-            return protocol::format_status(status.mounted, status.merged, status.lowerdirs);
-        }
-        case RequestVerb::List:
-            return protocol::format_list(list_instances(config));
-        case RequestVerb::Migrate:
-        case RequestVerb::MigrateDryRun:
-            return protocol::format_report(report_lines(migrate_instance(
-                config, request.instance, request.verb == RequestVerb::MigrateDryRun)));
-        case RequestVerb::Sync:
-            // Every change up to now is reported before this answer. The
-            // kernel marks the watched table at the change itself, so an
-            // unmarked table has nothing new: no second read.
+        if (!request.verb) {
+            // Sync: every change up to now is reported before this answer.
+            // The kernel marks the watched table at the change itself, so
+            // an unmarked table has nothing new: no second read.
             if (watch_ && watch_->marked() && !report_mount_changes()) {
                 throw Error(ErrorCode::Failed, "executor: cannot report mount changes");
             }
             return protocol::format_ok();
+        }
+        switch (*request.verb) {
+        case Verb::Mount:
+            mount_instance(config, request.instance);
+            return protocol::format_ok();
+        case Verb::Unmount:
+            unmount_instance(config, request.instance);
+            return protocol::format_ok();
+        case Verb::Status: {
+            const auto status = instance_status(config, request.instance);
+            return protocol::format_status(status.mounted, status.merged, status.lowerdirs);
+        }
+        case Verb::List:
+            return protocol::format_list(list_instances(config));
+        case Verb::Migrate:
+            return protocol::format_report(
+                report_lines(migrate_instance(config, request.instance, request.dry_run)));
         }
         return protocol::format_ok();
     }
@@ -239,8 +228,8 @@ class Executor {
 int serve(const ServeOptions& options) {
     ::umask(kUmask);
     try {
-        Executor executor(options);
-        return executor.run();
+        RequestServer server(options);
+        return server.run();
     } catch (const std::exception& e) {
         std::cerr << "left4me-overlay: executor: " << e.what() << "\n";
         return 1;

@@ -210,11 +210,11 @@ def busctl_argv(method, signature="", args=(), interactive=True, json_out=False)
 # ---------------------------------------------------------------- the fixture
 
 class Fixture:
-    def __init__(self, repo_dir, daemon=None, helper=None, daemon_own_namespace=False,
+    def __init__(self, repo_dir, daemon=None, executor=None, daemon_own_namespace=False,
                  verbose=False):
         self.repo_dir = repo_dir
         self.daemon_path = daemon
-        self.helper_path = helper
+        self.executor_path = executor
         self.daemon_own_namespace = daemon_own_namespace
         self.verbose = verbose
         self.tmp = None
@@ -592,7 +592,7 @@ class Fixture:
 
     # --------------------------------------------------------------- daemon
     def start_daemon(self):
-        argv = [self.daemon_path, "--config", self.config_path, "--helper", self.helper_path,
+        argv = [self.daemon_path, "--config", self.config_path, "--executor", self.executor_path,
                 "--exit-idle-time", "0"]
         if self.daemon_own_namespace:
             argv = ["unshare", "--mount", "--propagation", "private"] + argv
@@ -600,12 +600,12 @@ class Fixture:
         self.daemon_proc = subprocess.Popen(argv, stdout=log, stderr=log, env=self.client_env())
         self.wait_for_name(BUS_NAME, self.daemon_proc, "daemon")
 
-    def helper_result(self, *words):
+    def executor_result(self, *words):
         """Asks a fresh executor (left4me-overlay --serve, as the daemon
         runs it) one request and returns its result record and the process,
         which exits once its socket is closed."""
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        proc = subprocess.Popen([self.helper_path, "--config", self.config_path,
+        proc = subprocess.Popen([self.executor_path, "--config", self.config_path,
                                  "--serve", str(theirs.fileno())], pass_fds=(theirs.fileno(),),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=self.client_env())

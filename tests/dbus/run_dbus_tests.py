@@ -2,7 +2,7 @@
 """Runs dbus-tier test classes inside a private mount namespace with the
 fixture of l4m_fixture.py.
 
-  run_dbus_tests.py [--daemon PATH --helper PATH] [--daemon-own-namespace]
+  run_dbus_tests.py [--daemon PATH --executor PATH] [--daemon-own-namespace]
                     MODULE.CLASS...
 
 Re-executes itself under `unshare --mount --propagation private` first, so
@@ -23,7 +23,7 @@ sys.path.insert(0, HERE)
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--daemon")
-    parser.add_argument("--helper")
+    parser.add_argument("--executor")
     parser.add_argument("--daemon-own-namespace", action="store_true")
     parser.add_argument("--repo", default=REPO)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -44,10 +44,10 @@ def main():
     # ctest's timeout or ^C: still stop the bus, polkitd and the daemon.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))
     import l4m_fixture
-    for path in (args.daemon, args.helper):
+    for path in (args.daemon, args.executor):
         if path is not None and not os.access(path, os.X_OK):
             sys.exit("not executable: %s" % path)
-    fixture = l4m_fixture.Fixture(args.repo, daemon=args.daemon, helper=args.helper,
+    fixture = l4m_fixture.Fixture(args.repo, daemon=args.daemon, executor=args.executor,
                                   daemon_own_namespace=args.daemon_own_namespace,
                                   verbose=args.verbose)
     result = None

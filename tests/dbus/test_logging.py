@@ -60,7 +60,7 @@ class SyslogTest(FixtureTest):
         os.makedirs(stage, exist_ok=True)
         argv = ["unshare", "--mount", "--propagation", "private",
                 "sh", "-c", NAMESPACE_SETUP, "sh", stage, self.sock_path,
-                fx.daemon_path, "--config", fx.config_path, "--helper", fx.helper_path,
+                fx.daemon_path, "--config", fx.config_path, "--executor", fx.executor_path,
                 "--exit-idle-time", "0"]
         env = fx.client_env()
         env.pop("JOURNAL_STREAM", None)

@@ -317,7 +317,7 @@ class LiveStateTest(PipelineTest):
             subprocess.run(["umount", fx.merged(name)], check=True)
             self.wait_signal(listener, name, False)
             # The sudo drop-in, also behind its back.
-            subprocess.run([fx.helper_path, "--config", fx.config_path, "mount", name],
+            subprocess.run([fx.executor_path, "--config", fx.config_path, "mount", name],
                            check=True, env=fx.client_env())
             # Seen before the service unmounts it again: a mount and an
             # unmount between two reads of the table would look unchanged.

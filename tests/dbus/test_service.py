@@ -360,16 +360,16 @@ class AgentTest(ServiceTest):
 
 class ErrorTest(ServiceTest):
     """Each core error reaches the caller under its name with its message,
-    the one the helper (the core) reports for the same layout."""
+    the one an executor (the core) reports for the same layout."""
 
     BAD_NAMES = ["", "-lead", "a/b", "..", ".", "a" * 65, "sp ace", "dot.name", "tab\tname",
                  "\u00fcml", "x" * 200]
 
     def core_error(self, *words):
-        record, proc = self.fx.helper_result(*words)
+        record, proc = self.fx.executor_result(*words)
         first = record.splitlines()[0] if record else ""
         m = re.match(r"error (\w+) (.*)$", first)
-        self.assertIsNotNone(m, "helper record %r (rc %s, stderr %r)"
+        self.assertIsNotNone(m, "result record %r (rc %s, stderr %r)"
                              % (record, proc.returncode, proc.stderr.read() if proc.stderr else ""))
         return m.group(1), m.group(2)
 

@@ -1,7 +1,7 @@
 """Load through the bus with the real polkitd: clients
 that are non-root members of group left4me (authorized by
 50-left4me-overlay.rules) issue Mount/Unmount pairs across 64 instances,
-each pair spawning two helper processes. Afterwards: no error, the
+each pair two requests to the executors. Afterwards: no error, the
 daemon's open fds are the same, its RSS has not grown (by 1 MiB or more)
 between the end of the warm-up (~1,000 operations) and the end, and no
 overlay is left mounted.

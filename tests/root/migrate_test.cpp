@@ -7,7 +7,7 @@
 #include "executor_protocol.hpp"
 #include "expect_error.hpp"
 #include "fs_open.hpp"
-#include "helper_protocol.hpp"
+#include "result_record.hpp"
 #include "instance_lock.hpp"
 #include "migrate.hpp"
 #include "operations.hpp"
@@ -936,32 +936,32 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
 
     const std::string before = tree(upper);
     ASSERT_TRUE(
-        p::send_message(sock.get(), p::format_request(p::RequestVerb::MigrateDryRun, "alpha")));
+        p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha", true})));
     auto dry = p::receive_message(sock.get(), wait);
     ASSERT_EQ(dry.status, p::ReceiveStatus::Message);
-    auto dry_record = p::parse_helper_result(dry.message);
+    auto dry_record = p::parse_result_record(dry.message);
     ASSERT_TRUE(dry_record) << dry.message;
-    const auto* dry_result = std::get_if<p::HelperResult>(&*dry_record);
+    const auto* dry_result = std::get_if<p::ExecutorResult>(&*dry_record);
     ASSERT_TRUE(dry_result) << dry.message;
     EXPECT_TRUE(has_line(dry_result->report, "convert-whiteout " + upper + "/.wh.b.txt"));
     EXPECT_EQ(dry_result->report.back(), "dry run: nothing was changed");
     EXPECT_EQ(tree(upper), before);
 
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "alpha")));
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha"})));
     auto real = p::receive_message(sock.get(), wait);
-    auto real_record = p::parse_helper_result(real.message);
+    auto real_record = p::parse_result_record(real.message);
     ASSERT_TRUE(real_record) << real.message;
-    const auto* real_result = std::get_if<p::HelperResult>(&*real_record);
+    const auto* real_result = std::get_if<p::ExecutorResult>(&*real_record);
     ASSERT_TRUE(real_result) << real.message;
     EXPECT_TRUE(has_line(real_result->report, "verified: the kernel overlay shows the same"));
     EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
 
     // A refusal is an error record like any other verb's.
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request(p::RequestVerb::Migrate, "ghost")));
+    ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "ghost"})));
     auto refused = p::receive_message(sock.get(), wait);
-    auto refused_record = p::parse_helper_result(refused.message);
+    auto refused_record = p::parse_result_record(refused.message);
     ASSERT_TRUE(refused_record) << refused.message;
-    const auto* refused_result = std::get_if<p::HelperFailure>(&*refused_record);
+    const auto* refused_result = std::get_if<p::ExecutorFailure>(&*refused_record);
     ASSERT_TRUE(refused_result) << refused.message;
     EXPECT_EQ(refused_result->error, ErrorCode::NoSuchInstance) << refused.message;
 

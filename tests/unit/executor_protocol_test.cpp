@@ -11,29 +11,34 @@ namespace overlay::protocol {
 namespace {
 
 TEST(ExecutorProtocol, RequestsRoundTripAndMalformedOnesAreRefused) {
-    for (auto verb : {RequestVerb::Mount, RequestVerb::Unmount, RequestVerb::Status,
-                      RequestVerb::Migrate, RequestVerb::MigrateDryRun}) {
-        const auto r = parse_request(format_request(verb, "alpha-1"));
-        ASSERT_TRUE(r);
-        EXPECT_EQ(r->verb, verb);
-        EXPECT_EQ(r->instance, "alpha-1");
+    using vocabulary::Verb;
+    for (const Request& request :
+         {Request{Verb::Mount, "alpha-1"}, Request{Verb::Unmount, "alpha-1"},
+          Request{Verb::Status, "alpha-1"}, Request{Verb::Migrate, "alpha-1"},
+          Request{Verb::Migrate, "alpha-1", true}, Request{Verb::List, ""}, Request{}}) {
+        const auto r = parse_request(format_request(request));
+        ASSERT_TRUE(r) << format_request(request);
+        EXPECT_EQ(r->verb, request.verb);
+        EXPECT_EQ(r->instance, request.instance);
+        EXPECT_EQ(r->dry_run, request.dry_run);
     }
-    for (auto verb : {RequestVerb::List, RequestVerb::Sync}) {
-        const auto r = parse_request(format_request(verb, ""));
-        ASSERT_TRUE(r);
-        EXPECT_EQ(r->verb, verb);
-        EXPECT_TRUE(r->instance.empty());
-    }
-    EXPECT_EQ(format_request(RequestVerb::Migrate, "a"), "migrate a\n");
-    EXPECT_EQ(format_request(RequestVerb::MigrateDryRun, "a"), "migrate-dry-run a\n");
+    // The words on the wire: the drop-in's, and sync.
+    EXPECT_EQ(format_request({Verb::Mount, "a"}), "mount a\n");
+    EXPECT_EQ(format_request({Verb::Unmount, "a"}), "umount a\n");
+    EXPECT_EQ(format_request({Verb::Status, "a"}), "status a\n");
+    EXPECT_EQ(format_request({Verb::List, ""}), "list\n");
+    EXPECT_EQ(format_request({}), "sync\n");
+    EXPECT_EQ(format_request({Verb::Migrate, "a"}), "migrate a\n");
+    EXPECT_EQ(format_request({Verb::Migrate, "a", true}), "migrate-dry-run a\n");
     // A name with a line break cannot add a request: it travels escaped.
-    const auto escaped = parse_request(format_request(RequestVerb::Mount, "a\nlist"));
+    const auto escaped = parse_request(format_request({vocabulary::Verb::Mount, "a\nlist"}));
     ASSERT_TRUE(escaped);
     EXPECT_EQ(escaped->instance, "a\\x0alist");
     for (const char* bad :
          {"", "mount\n", "mount a b\n", "list x\n", "frob a\n", "mount a", "mount \n",
           "sync\nsync\n", "umount a\nmount b\n", "migrate\n", "migrate-dry-run\n", "migrate a b\n",
-          "migrate-dry-run a --x\n", "migrate --dry-run a\n"}) {
+          "migrate-dry-run a --x\n", "migrate --dry-run a\n", "unmount a\n",
+          "sync a\n", "list-dry-run\n", "mount-dry-run a\n", " mount a\n"}) {
         EXPECT_FALSE(parse_request(bad)) << bad;
     }
 }
@@ -45,9 +50,9 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     hello.settings.max_pending_calls_per_user = 3;
     hello.settings.max_concurrent_authorizations = 2;
     hello.settings.max_concurrent_authorizations_per_user = 4;
-    hello.settings.operation_timeout = std::chrono::seconds(9);
+    hello.settings.operation_timeout_sec = 9;
     hello.settings.migrate_executors = 4;
-    hello.settings.migrate_timeout = std::chrono::seconds(7200);
+    hello.settings.migrate_timeout_sec = 7200;
     hello.warnings = {"HostPid is 42, not 1", "two\nlines"};
     hello.config_error = "/etc/x.conf:3: bad";
     const auto back = parse_hello(format_hello(hello));
@@ -57,9 +62,9 @@ TEST(ExecutorProtocol, HelloCarriesSettingsWarningsAndConfigErrors) {
     EXPECT_EQ(back->settings.max_pending_calls_per_user, 3U);
     EXPECT_EQ(back->settings.max_concurrent_authorizations, 2U);
     EXPECT_EQ(back->settings.max_concurrent_authorizations_per_user, 4U);
-    EXPECT_EQ(back->settings.operation_timeout, std::chrono::seconds(9));
+    EXPECT_EQ(back->settings.operation_timeout_sec, 9U);
     EXPECT_EQ(back->settings.migrate_executors, 4U);
-    EXPECT_EQ(back->settings.migrate_timeout, std::chrono::seconds(7200));
+    EXPECT_EQ(back->settings.migrate_timeout_sec, 7200U);
     EXPECT_EQ(back->warnings, (std::vector<std::string>{"HostPid is 42, not 1", "two\\x0alines"}));
     EXPECT_EQ(back->config_error, "/etc/x.conf:3: bad");
     for (const char* bad :

@@ -27,25 +27,25 @@ namespace {
 using namespace l4m_test;
 using overlay::ErrorCode;
 using overlay::daemon::Executor;
-using overlay::daemon::HelperOutcome;
+using overlay::daemon::ExecutorOutcome;
 
 // What the tests ask of an outcome.
-bool ok(const HelperOutcome& out) {
-    return std::holds_alternative<overlay::protocol::HelperResult>(out);
+bool ok(const ExecutorOutcome& out) {
+    return std::holds_alternative<overlay::protocol::ExecutorResult>(out);
 }
-std::string message_of(const HelperOutcome& out) {
-    const auto* f = std::get_if<overlay::protocol::HelperFailure>(&out);
+std::string message_of(const ExecutorOutcome& out) {
+    const auto* f = std::get_if<overlay::protocol::ExecutorFailure>(&out);
     return f ? f->message : std::string();
 }
-ErrorCode error_of(const HelperOutcome& out) {
-    const auto* f = std::get_if<overlay::protocol::HelperFailure>(&out);
+ErrorCode error_of(const ExecutorOutcome& out) {
+    const auto* f = std::get_if<overlay::protocol::ExecutorFailure>(&out);
     return f ? f->error : ErrorCode::Failed;
 }
-const overlay::protocol::HelperResult& result_of(const HelperOutcome& out) {
-    return std::get<overlay::protocol::HelperResult>(out);
+const overlay::protocol::ExecutorResult& result_of(const ExecutorOutcome& out) {
+    return std::get<overlay::protocol::ExecutorResult>(out);
 }
 using overlay::protocol::Request;
-using overlay::protocol::RequestVerb;
+using overlay::vocabulary::Verb;
 
 // What must be the same before and after any request.
 struct ProcessState {
@@ -113,12 +113,12 @@ class ExecutorTest : public ::testing::Test {
     }
     Executor::Options options(bool watch = false) {
         Executor::Options o;
-        o.helper_path = L4M_DROPIN_PATH;
+        o.executor_path = L4M_DROPIN_PATH;
         o.config_path = config_path;
         o.watch = watch;
         return o;
     }
-    static Request req(RequestVerb verb, std::string name = {}) { return {verb, std::move(name)}; }
+    static Request req(Verb verb, std::string name = {}) { return {verb, std::move(name)}; }
 
     // Holds the instance's operation lock, as a running operation would.
     overlay::UniqueFd hold_instance_lock(const std::string& name) {
@@ -138,7 +138,7 @@ class ExecutorTest : public ::testing::Test {
 TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
     layout.add_instance("beta", "/overlays/mod:/installation/base");
     Executor executor(options());
-    ASSERT_TRUE(ok(executor.run(req(RequestVerb::List))));
+    ASSERT_TRUE(ok(executor.run(req(Verb::List))));
     const pid_t pid = executor.pid();
     ASSERT_GT(pid, 0);
     const ProcessState before = state_of(pid);
@@ -148,21 +148,21 @@ TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
 
     // Successes and refusals of every kind, from every core path.
     const std::vector<std::pair<Request, std::optional<ErrorCode>>> cycle = {
-        {req(RequestVerb::Mount, "alpha"), std::nullopt},
-        {req(RequestVerb::Mount, "alpha"), ErrorCode::AlreadyMounted},
-        {req(RequestVerb::Status, "alpha"), std::nullopt},
-        {req(RequestVerb::Mount, "ghost"), ErrorCode::NoSuchInstance},
-        {req(RequestVerb::Mount, "beta"), ErrorCode::LowerdirNotAllowed},
-        {req(RequestVerb::List), std::nullopt},
-        {req(RequestVerb::Unmount, "alpha"), std::nullopt},
-        {req(RequestVerb::Unmount, "alpha"), ErrorCode::NotMounted},
-        {req(RequestVerb::Status, "ghost"), ErrorCode::NoSuchInstance},
-        {req(RequestVerb::Mount, "-bad"), ErrorCode::InvalidName},
+        {req(Verb::Mount, "alpha"), std::nullopt},
+        {req(Verb::Mount, "alpha"), ErrorCode::AlreadyMounted},
+        {req(Verb::Status, "alpha"), std::nullopt},
+        {req(Verb::Mount, "ghost"), ErrorCode::NoSuchInstance},
+        {req(Verb::Mount, "beta"), ErrorCode::LowerdirNotAllowed},
+        {req(Verb::List), std::nullopt},
+        {req(Verb::Unmount, "alpha"), std::nullopt},
+        {req(Verb::Unmount, "alpha"), ErrorCode::NotMounted},
+        {req(Verb::Status, "ghost"), ErrorCode::NoSuchInstance},
+        {req(Verb::Mount, "-bad"), ErrorCode::InvalidName},
     };
     int done = 0;
     while (done < 10'000) {
         for (const auto& [request, expected] : cycle) {
-            const HelperOutcome out = executor.run(request);
+            const ExecutorOutcome out = executor.run(request);
             ASSERT_EQ(ok(out), !expected) << done << ": " << message_of(out);
             if (expected) {
                 ASSERT_EQ(error_of(out), *expected) << message_of(out);
@@ -181,7 +181,7 @@ TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
 
 TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
     Executor executor(options());
-    ASSERT_TRUE(ok(executor.run(req(RequestVerb::List))));
+    ASSERT_TRUE(ok(executor.run(req(Verb::List))));
     const pid_t first = executor.pid();
     auto lock = hold_instance_lock("alpha");
     std::thread killer([&] {
@@ -192,27 +192,27 @@ TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
         }
         ::kill(first, SIGKILL);
     });
-    const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
+    const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     killer.join();
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(error_of(out), ErrorCode::Failed);
     EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
                                " was killed by signal SIGKILL during mount");
     lock.reset();
-    const HelperOutcome next = executor.run(req(RequestVerb::Mount, "alpha"));
+    const ExecutorOutcome next = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_TRUE(ok(next)) << message_of(next);
     EXPECT_NE(executor.pid(), first);
     EXPECT_EQ(overlays_at(layout.merged("alpha")), 1);
-    EXPECT_TRUE(ok(executor.run(req(RequestVerb::Unmount, "alpha"))));
+    EXPECT_TRUE(ok(executor.run(req(Verb::Unmount, "alpha"))));
 }
 
 TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
     Executor executor(options());
     executor.set_timeout(std::chrono::milliseconds(300));
-    ASSERT_TRUE(ok(executor.run(req(RequestVerb::List))));
+    ASSERT_TRUE(ok(executor.run(req(Verb::List))));
     const pid_t first = executor.pid();
     auto lock = hold_instance_lock("alpha");
-    const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
+    const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
                                " did not finish within 300 ms and was killed by signal SIGKILL "
@@ -220,15 +220,15 @@ TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
     EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(first)));
     lock.reset();
     executor.set_timeout(std::chrono::seconds(60));
-    const HelperOutcome next = executor.run(req(RequestVerb::Mount, "alpha"));
+    const ExecutorOutcome next = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_TRUE(ok(next)) << message_of(next);
     EXPECT_NE(executor.pid(), first);
-    EXPECT_TRUE(ok(executor.run(req(RequestVerb::Unmount, "alpha"))));
+    EXPECT_TRUE(ok(executor.run(req(Verb::Unmount, "alpha"))));
 }
 
 TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
     Executor executor(options());
-    HelperOutcome out = executor.run(req(RequestVerb::Status, "alpha"));
+    ExecutorOutcome out = executor.run(req(Verb::Status, "alpha"));
     ASSERT_TRUE(ok(out)) << message_of(out);
     const pid_t pid = executor.pid();
     ASSERT_EQ(result_of(out).lowerdirs.size(), 2U);
@@ -237,18 +237,18 @@ TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
                                 "/installation/base\nOTHER_KEY=" + layout.root +
                                 "/overlays/mod\n");
     write_config("LowerdirsKey=OTHER_KEY\n");
-    out = executor.run(req(RequestVerb::Status, "alpha"));
+    out = executor.run(req(Verb::Status, "alpha"));
     ASSERT_TRUE(ok(out)) << message_of(out);
     ASSERT_EQ(result_of(out).lowerdirs, std::vector<std::string>{layout.root + "/overlays/mod"});
 
     write_config("LowerdirsKey=\n");
-    out = executor.run(req(RequestVerb::Status, "alpha"));
+    out = executor.run(req(Verb::Status, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(error_of(out), ErrorCode::BadConfig);
     EXPECT_NE(message_of(out).find("overlay.conf:4: LowerdirsKey"), std::string::npos) << message_of(out);
 
     write_config("");
-    out = executor.run(req(RequestVerb::Status, "alpha"));
+    out = executor.run(req(Verb::Status, "alpha"));
     EXPECT_TRUE(ok(out)) << message_of(out);
     EXPECT_EQ(executor.pid(), pid);
 }
@@ -273,8 +273,8 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
     layout.add_instance("beta", layout.root + "/overlays/mod");
     Executor watcher(std::move(o));
     Executor worker(options());
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "beta"))));
-    const Request sync = req(RequestVerb::Sync);
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "beta"))));
+    const Request sync{}; // no verb: sync
 
     ASSERT_TRUE(ok(watcher.run(sync)));
     {
@@ -293,7 +293,7 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
     // out again at once, so an unmount and a mount between two reads of
     // the table can look like no change (docs/architecture.md).
     ASSERT_TRUE(ok(watcher.run(sync)));
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "beta"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "beta"))));
     ASSERT_TRUE(ok(watcher.run(sync)));
     std::lock_guard lock(mutex);
     const std::vector<std::pair<std::string, bool>> expected = {
@@ -329,7 +329,7 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     };
     Executor watcher(std::move(o));
     Executor worker(options());
-    const Request sync = req(RequestVerb::Sync);
+    const Request sync{}; // no verb: sync
     ASSERT_TRUE(ok(watcher.run(sync)));
     // The watcher in use, seen from its descriptors.
     bool fanotify = false;
@@ -347,51 +347,51 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
         return out;
     };
     using Changes = std::vector<std::pair<std::string, bool>>;
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
     ASSERT_EQ(owner.rename(inst + "/merged", inst + "/moved"), 0);
     ASSERT_EQ(owner.mkdir(inst + "/merged"), 0);
     EXPECT_EQ(changes_now(), Changes{});
-    const auto status = worker.run(req(RequestVerb::Status, "alpha"));
+    const auto status = worker.run(req(Verb::Status, "alpha"));
     ASSERT_TRUE(ok(status));
     EXPECT_TRUE(result_of(status).mounted);
     EXPECT_EQ(result_of(status).merged, inst + "/moved");
     ASSERT_EQ(owner.rmdir(inst + "/moved"), 0);
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
 
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
     // Unmounted and mounted again between two looks: the kernel may hand
     // the same (reusable) mount id out again; the unique one differs.
     ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, {"alpha", true}}));
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Unmount, "alpha"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
 
     // The watcher shares what it knows (LockDir/.watcher, NAME.seen), so the
     // other executors ask the kernel by id instead of listing the table, and
     // still see an admin's bind of the overlay: Unmount is Busy, naming it.
     EXPECT_TRUE(std::filesystem::exists(layout.lock_dir + "/.watcher"));
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Mount, "alpha"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     const std::string bind = layout.outside + "/alpha-view";
     std::filesystem::create_directories(bind);
     ASSERT_EQ(::mount(layout.merged("alpha").c_str(), bind.c_str(), nullptr, MS_BIND, nullptr), 0);
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
     EXPECT_NE(read_file(layout.lock_dir + "/alpha.seen").find("alpha "), std::string::npos);
-    const auto busy = worker.run(req(RequestVerb::Unmount, "alpha"));
+    const auto busy = worker.run(req(Verb::Unmount, "alpha"));
     EXPECT_EQ(error_of(busy), ErrorCode::Busy) << message_of(busy);
     EXPECT_NE(message_of(busy).find(bind), std::string::npos) << message_of(busy);
     // The original goes behind the service's back: the bind keeps the
     // overlay, and the instance, mounted there.
     ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
     EXPECT_EQ(changes_now(), Changes{});
-    const auto there = worker.run(req(RequestVerb::Status, "alpha"));
+    const auto there = worker.run(req(Verb::Status, "alpha"));
     ASSERT_TRUE(ok(there));
     EXPECT_TRUE(result_of(there).mounted);
     EXPECT_EQ(result_of(there).merged, bind);
-    EXPECT_EQ(error_of(worker.run(req(RequestVerb::Mount, "alpha"))), ErrorCode::AlreadyMounted);
-    ASSERT_TRUE(ok(worker.run(req(RequestVerb::Unmount, "alpha"))));
+    EXPECT_EQ(error_of(worker.run(req(Verb::Mount, "alpha"))), ErrorCode::AlreadyMounted);
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
 }
 
@@ -400,14 +400,14 @@ INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "pol
                              return std::string(param.param);
                          });
 
-TEST_F(ExecutorTest, MissingHelperFailsNamingItAndRetriesLater) {
+TEST_F(ExecutorTest, MissingExecutorFailsNamingItAndRetriesLater) {
     auto o = options();
-    o.helper_path = layout.root + "/no-such-helper";
+    o.executor_path = layout.root + "/no-such-executor";
     Executor executor(std::move(o));
-    const HelperOutcome out = executor.run(req(RequestVerb::Mount, "alpha"));
+    const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_NE(message_of(out).find("instance alpha: cannot start executor " + layout.root +
-                               "/no-such-helper: No such file or directory"),
+                               "/no-such-executor: No such file or directory"),
               std::string::npos)
         << message_of(out);
     EXPECT_TRUE(executor.restart_due().has_value());

@@ -1,5 +1,5 @@
 // What the daemon and a persistent executor (left4me-overlay --serve) say
-// to each other, beside the result record of helper_protocol.hpp. Text,
+// to each other, beside the result record of result_record.hpp. Text,
 // one field per line, hostile bytes already printable():
 //
 // daemon -> executor, one request per message:
@@ -10,7 +10,7 @@
 //   KEY VALUE ...       config (see ExecutorHello), then any
 //   warning TEXT        start-up warnings, or
 //   config-error TEXT   when the config could not be loaded
-//   <result record>     the answer to a request (helper_protocol.hpp)
+//   <result record>     the answer to a request (result_record.hpp)
 //   restart             instead of an answer: the config now names another
 //                       host namespace; start a new executor and ask again
 //   mounts              (watching executor only) the instances whose
@@ -20,7 +20,9 @@
 //                       changes ("fanotify statmount", "poll mountinfo", ...)
 #pragma once
 
-#include <chrono>
+#include "daemon_settings.hpp"
+#include "vocabulary.hpp"
+
 #include <optional>
 #include <string>
 #include <string_view>
@@ -29,33 +31,25 @@
 
 namespace overlay::protocol {
 
-enum class RequestVerb { Mount, Unmount, Status, List, Sync, Migrate, MigrateDryRun };
-
+// A verb of org.left4me.Overlay1, in the words of its row of the verb table
+// (vocabulary.hpp: executor_word, or dry_run_word for a dry run), or, with
+// no verb, sync: answered once every mount change so far is reported.
 struct Request {
-    RequestVerb verb = RequestVerb::Sync;
-    std::string instance; // Mount, Unmount, Status, Migrate, MigrateDryRun
+    std::optional<vocabulary::Verb> verb; // nullopt: sync
+    std::string instance;                 // when the verb takes one
+    bool dry_run = false;                 // only for a verb with a dry_run_word
 };
 
-std::string format_request(RequestVerb verb, std::string_view instance);
+inline constexpr std::string_view kSyncWord = "sync";
+
+std::string format_request(const Request& request);
 // nullopt on anything malformed (unknown verb, missing or extra name).
 std::optional<Request> parse_request(std::string_view text);
-std::string_view request_word(RequestVerb verb) noexcept;
-
-// The keys of the config that the daemon itself applies. It reads no file
-// under Root and parses no config: the executor, which does, tells it.
-struct DaemonSettings {
-    unsigned executors = 2;
-    unsigned max_pending_calls = 256;
-    unsigned max_pending_calls_per_user = 32;
-    unsigned max_concurrent_authorizations = 8;
-    unsigned max_concurrent_authorizations_per_user = 2;
-    std::chrono::seconds operation_timeout{120};
-    unsigned migrate_executors = 2;              // Migrate's own, at most this many at once
-    std::chrono::seconds migrate_timeout{21600}; // and their time limit
-};
+// The request's word on the wire ("umount", "migrate-dry-run", "sync").
+std::string_view request_word(const Request& request) noexcept;
 
 struct ExecutorHello {
-    DaemonSettings settings;
+    DaemonSettings settings; // the config's, or the defaults when it has none
     std::vector<std::string> warnings;
     std::string config_error; // empty when the config loaded
 };

@@ -9,22 +9,6 @@ namespace overlay::protocol {
 
 namespace {
 
-struct VerbWord {
-    RequestVerb verb;
-    std::string_view word;
-    bool takes_instance;
-};
-
-constexpr std::array<VerbWord, 7> kVerbs{{
-    {RequestVerb::Mount, "mount", true},
-    {RequestVerb::Unmount, "umount", true},
-    {RequestVerb::Status, "status", true},
-    {RequestVerb::List, "list", false},
-    {RequestVerb::Sync, "sync", false},
-    {RequestVerb::Migrate, "migrate", true},
-    {RequestVerb::MigrateDryRun, "migrate-dry-run", true},
-}};
-
 // Splits "a\nb\n" into lines; nullopt unless the text ends with '\n'.
 std::optional<std::vector<std::string_view>> lines_of(std::string_view text) {
     if (text.empty() || text.back() != '\n') {
@@ -53,7 +37,8 @@ struct SettingKey {
     unsigned DaemonSettings::*field;
 };
 
-constexpr std::array<SettingKey, 6> kSettingKeys{{
+// In the order the hello lists them.
+constexpr std::array<SettingKey, 8> kSettingKeys{{
     {"executors", &DaemonSettings::executors},
     {"max-pending-calls", &DaemonSettings::max_pending_calls},
     {"max-pending-calls-per-user", &DaemonSettings::max_pending_calls_per_user},
@@ -61,25 +46,24 @@ constexpr std::array<SettingKey, 6> kSettingKeys{{
     {"max-concurrent-authorizations-per-user",
      &DaemonSettings::max_concurrent_authorizations_per_user},
     {"migrate-executors", &DaemonSettings::migrate_executors},
+    {"operation-timeout-s", &DaemonSettings::operation_timeout_sec},
+    {"migrate-timeout-s", &DaemonSettings::migrate_timeout_sec},
 }};
-constexpr std::string_view kTimeoutKey = "operation-timeout-s";
-constexpr std::string_view kMigrateTimeoutKey = "migrate-timeout-s";
 
 } // namespace
 
-std::string_view request_word(RequestVerb verb) noexcept {
-    for (const auto& v : kVerbs) {
-        if (v.verb == verb) {
-            return v.word;
-        }
+std::string_view request_word(const Request& request) noexcept {
+    if (!request.verb) {
+        return kSyncWord;
     }
-    return "?";
+    const auto& v = vocabulary::verb_info(*request.verb);
+    return request.dry_run && !v.dry_run_word.empty() ? v.dry_run_word : v.executor_word;
 }
 
-std::string format_request(RequestVerb verb, std::string_view instance) {
-    std::string out(request_word(verb));
-    if (!instance.empty()) {
-        out += " " + printable(instance);
+std::string format_request(const Request& request) {
+    std::string out(request_word(request));
+    if (!request.instance.empty()) {
+        out += " " + printable(request.instance);
     }
     return out + "\n";
 }
@@ -92,15 +76,19 @@ std::optional<Request> parse_request(std::string_view text) {
     const std::string_view line = lines->front();
     const auto sp = line.find(' ');
     const std::string_view word = line.substr(0, sp);
-    for (const auto& v : kVerbs) {
-        if (v.word != word) {
+    const bool named = sp != std::string_view::npos;
+    if (word == kSyncWord) {
+        return named ? std::nullopt : std::optional<Request>(Request{});
+    }
+    for (const auto& v : vocabulary::kVerbs) {
+        const bool dry_run = !v.dry_run_word.empty() && word == v.dry_run_word;
+        if (word != v.executor_word && !dry_run) {
             continue;
         }
-        if (v.takes_instance != (sp != std::string_view::npos)) {
+        if (v.takes_instance != named) {
             return std::nullopt;
         }
-        Request r;
-        r.verb = v.verb;
+        Request r{v.verb, {}, dry_run};
         if (v.takes_instance) {
             r.instance = std::string(line.substr(sp + 1));
             if (r.instance.empty() || r.instance.find(' ') != std::string::npos) {
@@ -117,10 +105,6 @@ std::string format_hello(const ExecutorHello& hello) {
     for (const auto& k : kSettingKeys) {
         out += std::string(k.key) + " " + std::to_string(hello.settings.*k.field) + "\n";
     }
-    out += std::string(kTimeoutKey) + " " +
-           std::to_string(hello.settings.operation_timeout.count()) + "\n";
-    out += std::string(kMigrateTimeoutKey) + " " +
-           std::to_string(hello.settings.migrate_timeout.count()) + "\n";
     for (const auto& w : hello.warnings) {
         out += "warning " + printable(w) + "\n";
     }
@@ -155,14 +139,6 @@ std::optional<ExecutorHello> parse_hello(std::string_view text) {
         auto number = parse_unsigned(value);
         if (!number) {
             return std::nullopt;
-        }
-        if (key == kTimeoutKey) {
-            hello.settings.operation_timeout = std::chrono::seconds(*number);
-            continue;
-        }
-        if (key == kMigrateTimeoutKey) {
-            hello.settings.migrate_timeout = std::chrono::seconds(*number);
-            continue;
         }
         bool known = false;
         for (const auto& k : kSettingKeys) {

@@ -1,6 +1,6 @@
-// The record the privileged helper (left4me-overlay --result-fd N ...)
-// writes for the daemon: the daemon never makes mount syscalls itself, it
-// runs the helper and reads this. Text, one record per line, every field
+// The result record an executor (left4me-overlay --serve) answers each
+// request with: the daemon never makes mount syscalls itself, it asks an
+// executor and reads this. Text, one record per line, every field
 // passed through overlay::printable() so no line can be forged:
 //
 //   ok                              first line on success
@@ -24,7 +24,7 @@
 namespace overlay::protocol {
 
 // What an "ok" record carries (the fields its verb fills).
-struct HelperResult {
+struct ExecutorResult {
     bool mounted = false;
     std::string merged;
     std::vector<std::string> lowerdirs;
@@ -33,13 +33,13 @@ struct HelperResult {
 };
 
 // What an "error" record carries.
-struct HelperFailure {
+struct ExecutorFailure {
     ErrorCode error = ErrorCode::Failed;
     std::string message;
 };
 
 // A record is one or the other, never both.
-using HelperRecord = std::variant<HelperResult, HelperFailure>;
+using ResultRecord = std::variant<ExecutorResult, ExecutorFailure>;
 
 std::string format_ok();
 std::string format_error(const Error& error);
@@ -50,8 +50,8 @@ std::string format_list(const std::vector<std::pair<std::string, bool>>& instanc
 // anything that could break the record's line or UTF-8 is escaped.
 std::string format_report(const std::vector<std::string>& lines);
 
-// Parses what the helper wrote; nullopt when it is not a well-formed record
-// (the helper crashed or was killed mid-write).
-std::optional<HelperRecord> parse_helper_result(std::string_view text);
+// Parses what the executor wrote; nullopt when it is not a well-formed record
+// (the executor crashed or was killed mid-write).
+std::optional<ResultRecord> parse_result_record(std::string_view text);
 
 } // namespace overlay::protocol

@@ -1,4 +1,4 @@
-#include "helper_protocol.hpp"
+#include "result_record.hpp"
 
 #include <charconv>
 
@@ -83,12 +83,12 @@ std::string format_report(const std::vector<std::string>& lines) {
     return out;
 }
 
-std::optional<HelperRecord> parse_helper_result(std::string_view text) {
+std::optional<ResultRecord> parse_result_record(std::string_view text) {
     if (text.empty() || text.back() != '\n') {
         return std::nullopt;
     }
     auto lines = split_lines(text);
-    HelperResult result;
+    ExecutorResult result;
     const auto first = lines.front();
     if (first.starts_with("error ")) {
         if (lines.size() != 1) {
@@ -103,7 +103,7 @@ std::optional<HelperRecord> parse_helper_result(std::string_view text) {
         if (!code) {
             return std::nullopt;
         }
-        return HelperFailure{*code, std::string(rest.substr(sp + 1))};
+        return ExecutorFailure{*code, std::string(rest.substr(sp + 1))};
     }
     if (first != "ok") {
         return std::nullopt;
