@@ -18,7 +18,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -183,7 +182,6 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         chown_to(upper, kOwner, kOwner);
     }
     void TearDown() override {
-        overlay::set_migration_stop_after_for_tests(0);
         if (overlays_at(layout.merged("alpha")) > 0) {
             ::umount2(layout.merged("alpha").c_str(), MNT_DETACH);
         }
@@ -259,8 +257,9 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
         ASSERT_EQ(::symlink("../../../../outside/victim", (upper + "/linkdir").c_str()), 0);
     }
 
-    overlay::MigrationReport migrate(bool dry_run) {
-        return overlay::migrate_instance(layout.config, "alpha", dry_run);
+    // stop_after: throw after this many changes (0: never).
+    overlay::MigrationReport migrate(bool dry_run, std::size_t stop_after = 0) {
+        return overlay::migrate_instance(layout.config, "alpha", dry_run, {}, stop_after);
     }
 
     Layout layout;
@@ -388,9 +387,7 @@ TEST_P(Migrate, AnInterruptedRunIsSimplyRunAgain) {
     for (std::size_t stop : {std::size_t{1}, total / 3, total / 2, total - 1}) {
         SCOPED_TRACE("stopped after " + std::to_string(stop));
         fresh();
-        overlay::set_migration_stop_after_for_tests(stop);
-        EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::Failed, "test hook"));
-        overlay::set_migration_stop_after_for_tests(0);
+        EXPECT_TRUE(throws_error([&] { migrate(false, stop); }, ErrorCode::Failed, "test hook"));
         // Half converted: the mount path refuses it until the run is done.
         EXPECT_TRUE(throws_error([&] { overlay::mount_instance(layout.config, "alpha"); },
                                  ErrorCode::UpperdirTainted,
@@ -498,41 +495,6 @@ TEST_P(Migrate, DeepAndWideTrees) {
     EXPECT_FALSE(exists(layout.merged("alpha") + "/wide/n7"));
     EXPECT_TRUE(exists(layout.merged("alpha") + "/wide/u7"));
     overlay::unmount_instance(layout.config, "alpha");
-}
-
-// Not a timed test: prints how long a migration of 100,000 upper entries
-// takes, when L4M_MIGRATE_BENCH is set.
-TEST_P(Migrate, Bench100k) {
-    if (std::getenv("L4M_MIGRATE_BENCH") == nullptr) {
-        GTEST_SKIP() << "set L4M_MIGRATE_BENCH=1 to measure";
-    }
-    for (int d = 0; d < 100; ++d) {
-        const std::string dir = upper + "/d" + std::to_string(d);
-        const std::string low = base + "/d" + std::to_string(d);
-        fuse_opaque_dir(dir);
-        make_dirs(low);
-        for (int i = 0; i < 998; ++i) {
-            const std::string n = "f" + std::to_string(i);
-            if (i % 10 == 0) {
-                write_file(low + "/" + n, "x");
-                fuse_whiteout(dir, n);
-            } else {
-                write_file(dir + "/" + n, "data");
-                set_x(dir + "/" + n, "user.fuseoverlayfs.origin", "o");
-            }
-        }
-    }
-    const auto t0 = std::chrono::steady_clock::now();
-    const auto dry = migrate(true);
-    const auto t1 = std::chrono::steady_clock::now();
-    const auto report = migrate(false);
-    const auto t2 = std::chrono::steady_clock::now();
-    auto ms = [](auto d) {
-        return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
-    };
-    std::printf("migrate bench: %zu entries, %zu changes: dry run %lld ms, real run %lld ms\n",
-                report.totals.entries, dry.totals.changes(), static_cast<long long>(ms(t1 - t0)),
-                static_cast<long long>(ms(t2 - t1)));
 }
 
 TEST_P(Migrate, OddEntriesAreQuarantinedOrRefusedNeverDeleted) {
