@@ -140,39 +140,6 @@ std::string first_few(const std::vector<std::string>& items, std::string_view se
     return shown;
 }
 
-std::optional<OverrideStat> parse_override(std::string_view v) {
-    auto num = [&](int base) -> std::optional<unsigned long> {
-        unsigned long x = 0;
-        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x, base);
-        if (ec != std::errc() || end == v.data()) {
-            return std::nullopt;
-        }
-        v.remove_prefix(static_cast<std::size_t>(end - v.data()));
-        return x;
-    };
-    auto colon = [&] {
-        if (v.empty() || v[0] != ':') {
-            return false;
-        }
-        v.remove_prefix(1);
-        return true;
-    };
-    auto uid = num(10);
-    if (!uid || !colon()) {
-        return std::nullopt;
-    }
-    auto gid = num(10);
-    if (!gid || !colon()) {
-        return std::nullopt;
-    }
-    auto mode = num(8);
-    if (!mode || !v.empty() || *mode > 0177777 || *uid > 0xfffffffeUL || *gid > 0xfffffffeUL) {
-        return std::nullopt;
-    }
-    return OverrideStat{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid),
-                        static_cast<mode_t>(*mode)};
-}
-
 UpperOwner UpperOwner::of(const struct stat& upper_st) {
     UpperOwner o;
     o.uid = upper_st.st_uid;
@@ -206,6 +173,39 @@ bool UpperOwner::in_group(gid_t gid) const {
 }
 
 namespace {
+
+std::optional<OverrideStat> parse_override(std::string_view v) {
+    auto num = [&](int base) -> std::optional<unsigned long> {
+        unsigned long x = 0;
+        auto [end, ec] = std::from_chars(v.data(), v.data() + v.size(), x, base);
+        if (ec != std::errc() || end == v.data()) {
+            return std::nullopt;
+        }
+        v.remove_prefix(static_cast<std::size_t>(end - v.data()));
+        return x;
+    };
+    auto colon = [&] {
+        if (v.empty() || v[0] != ':') {
+            return false;
+        }
+        v.remove_prefix(1);
+        return true;
+    };
+    auto uid = num(10);
+    if (!uid || !colon()) {
+        return std::nullopt;
+    }
+    auto gid = num(10);
+    if (!gid || !colon()) {
+        return std::nullopt;
+    }
+    auto mode = num(8);
+    if (!mode || !v.empty() || *mode > 0177777 || *uid > 0xfffffffeUL || *gid > 0xfffffffeUL) {
+        return std::nullopt;
+    }
+    return OverrideStat{static_cast<uid_t>(*uid), static_cast<gid_t>(*gid),
+                        static_cast<mode_t>(*mode)};
+}
 
 std::string ids(uid_t uid, gid_t gid) {
     return std::to_string(uid) + ":" + std::to_string(gid);
