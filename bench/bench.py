@@ -944,11 +944,10 @@ class Bench:
         return scan, gf
 
     def make_fuse_era_instance(self, name):
-        """A fuse-era upper of 100,000 entries (as the root tier's
-        Bench100k): 100 opaque directories (user.fuseoverlayfs.opaque and
-        .wh..wh..opq), each with 998 entries: 1 in 10 a fuse whiteout of a
-        file of the lower, the others files with a user.fuseoverlayfs.origin
-        xattr."""
+        """A fuse-era upper of 100,000 entries: 100 opaque directories
+        (user.fuseoverlayfs.opaque and .wh..wh..opq), each with 998
+        entries: 1 in 10 a fuse whiteout of a file of the lower, the others
+        files with a user.fuseoverlayfs.origin xattr."""
         d = self.fx.make_instance(name)
         upper = os.path.join(d, "upper")
         lower = self.fx.installation

@@ -131,4 +131,8 @@ std::string describe_open_failure(int err) {
     }
 }
 
+std::string proc_fd_path(int fd) {
+    return "/proc/self/fd/" + std::to_string(fd);
+}
+
 } // namespace overlay

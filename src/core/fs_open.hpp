@@ -42,6 +42,11 @@ OpenResult open_beneath(int dirfd, std::string_view relpath, int flags);
 enum class PathResolver { Auto, Openat2, NofollowWalk };
 void set_path_resolver(PathResolver resolver) noexcept;
 
+// "/proc/self/fd/N": the descriptor's own file, a magic link through which
+// path-only calls (getxattr, chmod, a mount option) reach it with no name
+// looked up again.
+std::string proc_fd_path(int fd);
+
 // For messages: "is a symlink", "is not a directory", ... for an errno of
 // open_beneath.
 std::string describe_open_failure(int err);

@@ -74,13 +74,12 @@ struct MigrationReport {
 // difference, or an earlier run's did: the instance stays refused), Failed.
 // on_change, when given, is called with each change line as it is made (or,
 // in a dry run, planned), so that a caller can show them even when the run
-// then fails.
+// then fails. stop_after, for tests: stop (throw Failed) after this many
+// changes of a real run, to leave a half-converted upper behind as a crash
+// would; 0: never.
 using MigrationLineSink = std::function<void(const std::string&)>;
 MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run,
-                                 const MigrationLineSink& on_change = {});
-
-// For tests: stop (throw Failed) after this many changes of a real run, to
-// leave a half-converted upper behind as a crash would. 0: never.
-void set_migration_stop_after_for_tests(std::size_t changes) noexcept;
+                                 const MigrationLineSink& on_change = {},
+                                 std::size_t stop_after = 0);
 
 } // namespace overlay

@@ -1,5 +1,6 @@
 #include "overlay_mount.hpp"
 
+#include "fs_open.hpp"
 #include "working_directory.hpp"
 
 #include "error.hpp"
@@ -18,15 +19,11 @@ namespace {
 
 constexpr std::size_t kPageSize = 4096; // what mount(2) copies of its data
 
-std::string fd_path(int fd) {
-    return "/proc/self/fd/" + std::to_string(fd);
-}
-
 class MountFailure {
   public:
-    MountFailure(std::string_view instance, std::string_view merged_path, MountApi api)
-        : prefix_(instance_context(instance) + "mount on " + printable(merged_path) +
-                  " (" + mount_api_name(api) + "): ") {}
+    // `what`: "instance 'x': mount on PATH", and the like.
+    MountFailure(const std::string& what, MountApi api)
+        : prefix_(what + " (" + mount_api_name(api) + "): ") {}
 
     [[noreturn]] void raise(const std::string& step, int err, int fsfd = -1) const {
         std::string msg = prefix_ + step + ": " + std::strerror(err);
@@ -46,8 +43,14 @@ class MountFailure {
     std::string prefix_;
 };
 
-void mount_with_fs_context(const OverlayLayers& layers, const std::string& source,
-                           const Config& config, MountApi api, const MountFailure& failure) {
+// The one fsopen/fsconfig/fsmount sequence: an overlay of `lowers` (top
+// first) and, when `upper` >= 0, `upper` and `work`, as a detached mount
+// with `attrs`. Layers go by descriptor (LayerFds) or as /proc/self/fd
+// names, "lowerdir+" one at a time, or for Legacy (only a read-only view
+// comes here: the read-write mount then uses mount(2)) the old "lowerdir"
+// list in one string.
+UniqueFd create_overlay(const std::string& source, const std::vector<int>& lowers, int upper,
+                        int work, MountApi api, unsigned int attrs, const MountFailure& failure) {
     UniqueFd fs(::fsopen("overlay", FSOPEN_CLOEXEC));
     if (!fs) {
         failure.raise("fsopen", errno);
@@ -64,23 +67,49 @@ void mount_with_fs_context(const OverlayLayers& layers, const std::string& sourc
                               fs.get());
             }
         } else {
-            set_string(key, fd_path(fd));
+            set_string(key, proc_fd_path(fd));
         }
     };
     set_string("source", source);
-    for (const auto& lower : layers.lowers) {
-        set_layer("lowerdir+", lower.get());
+    if (api == MountApi::Legacy) {
+        std::string joined;
+        for (int fd : lowers) {
+            joined += (joined.empty() ? "" : ":") + proc_fd_path(fd);
+        }
+        set_string("lowerdir", joined);
+    } else {
+        for (int fd : lowers) {
+            set_layer("lowerdir+", fd);
+        }
     }
-    set_layer("upperdir", layers.upper);
-    set_layer("workdir", layers.work);
+    if (upper >= 0) {
+        set_layer("upperdir", upper);
+        set_layer("workdir", work);
+    }
     if (::fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
         failure.raise("create", errno, fs.get());
     }
-    UniqueFd mnt(
-        ::fsmount(fs.get(), FSMOUNT_CLOEXEC, static_cast<unsigned int>(config.mount_attr_flags)));
+    UniqueFd mnt(::fsmount(fs.get(), FSMOUNT_CLOEXEC, attrs));
     if (!mnt) {
         failure.raise("fsmount", errno, fs.get());
     }
+    return mnt;
+}
+
+std::vector<int> fds_of(const std::vector<UniqueFd>& fds) {
+    std::vector<int> out;
+    out.reserve(fds.size());
+    for (const auto& fd : fds) {
+        out.push_back(fd.get());
+    }
+    return out;
+}
+
+void mount_with_fs_context(const OverlayLayers& layers, const std::string& source,
+                           const Config& config, MountApi api, const MountFailure& failure) {
+    const UniqueFd mnt =
+        create_overlay(source, fds_of(layers.lowers), layers.upper, layers.work, api,
+                       static_cast<unsigned int>(config.mount_attr_flags), failure);
     if (::move_mount(mnt.get(), "", layers.merged, "",
                      MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0) {
         failure.raise("move_mount", errno);
@@ -89,11 +118,8 @@ void mount_with_fs_context(const OverlayLayers& layers, const std::string& sourc
 
 void mount_legacy(const OverlayLayers& layers, const std::string& source, const Config& config,
                   std::string_view instance, const MountFailure& failure) {
-    std::vector<int> lowers;
-    for (const auto& lower : layers.lowers) {
-        lowers.push_back(lower.get());
-    }
-    const std::string data = legacy_mount_data(lowers, layers.upper, layers.work, instance);
+    const std::string data =
+        legacy_mount_data(fds_of(layers.lowers), layers.upper, layers.work, instance);
     // The layer names in `data` are relative to /proc/self/fd, so the
     // working directory must be there for this one call; the helper is
     // single-threaded, and the old directory is restored.
@@ -189,12 +215,22 @@ std::string legacy_mount_data(const std::vector<int>& lowers, int upper, int wor
 void mount_overlay(const OverlayLayers& layers, const std::string& source, const Config& config,
                    std::string_view instance, std::string_view merged_path) {
     const MountApi api = resolve_mount_api(config.mount_api);
-    const MountFailure failure(instance, merged_path, api);
+    const MountFailure failure(instance_context(instance) + "mount on " + printable(merged_path),
+                               api);
     if (api == MountApi::Legacy) {
         mount_legacy(layers, source, config, instance, failure);
     } else {
         mount_with_fs_context(layers, source, config, api, failure);
     }
+}
+
+UniqueFd mount_read_only_view(const std::vector<int>& layers, const std::string& source,
+                              const Config& config, const std::string& what) {
+    const MountApi api = resolve_mount_api(config.mount_api);
+    return create_overlay(
+        source, layers, -1, -1, api,
+        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+        MountFailure(what, api));
 }
 
 } // namespace overlay

@@ -39,4 +39,11 @@ std::string legacy_mount_data(const std::vector<int>& lowers, int upper, int wor
 void mount_overlay(const OverlayLayers& layers, const std::string& source, const Config& config,
                    std::string_view instance, std::string_view merged_path);
 
+// A read-only overlay of `layers` (top first), mounted nowhere: the mount
+// exists only as the descriptor returned (an anonymous mount namespace of
+// its own), so no other process can see or use it, and closing it ends it.
+// Errors as mount_overlay's, "WHAT (mount api): step: ..." with `what`.
+UniqueFd mount_read_only_view(const std::vector<int>& layers, const std::string& source,
+                              const Config& config, const std::string& what);
+
 } // namespace overlay

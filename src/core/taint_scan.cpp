@@ -5,8 +5,10 @@
 #include "working_directory.hpp"
 
 #include "error.hpp"
+#include "fuse_format.hpp"
 #include "migrate.hpp"
 #include "unique_fd.hpp"
+#include "xattr_list.hpp"
 
 #include <cerrno>
 #include <dirent.h>
@@ -21,9 +23,7 @@ namespace overlay {
 
 namespace {
 
-constexpr std::string_view kFuseXattrPrefix = "user.fuseoverlayfs.";
-constexpr std::string_view kWhiteoutPrefix = ".wh.";
-constexpr std::size_t kSmallList = 1024;
+using fuse_format::kWhiteoutPrefix;
 
 using DirPtr = DirStream;
 
@@ -183,17 +183,9 @@ class UpperScan {
         return mountinfo_id(fd, std::string(upper_path_) + "/" + rel);
     }
 
-    // listxattr(2) allocates a kernel buffer of the size it is given (up to
-    // XATTR_LIST_MAX, 64 KiB) on every call: asking with the full size each
-    // time made that allocation most of the scan's cost. Nearly every list
-    // fits kSmallList; ERANGE means this one did not, and it is asked again
-    // with the full buffer.
+    // One buffer for the whole walk (list_xattr_names: small first).
     template <typename List> ssize_t list_names(List list) {
-        ssize_t len = list(names_.data(), kSmallList);
-        if (len < 0 && errno == ERANGE) {
-            len = list(names_.data(), names_.size());
-        }
-        return len;
+        return list_xattr_names(names_, list);
     }
 
     void check_xattrs(int fd, const std::string& rel) {
@@ -223,23 +215,16 @@ class UpperScan {
     }
 
     template <typename Rel> void check_names(std::size_t len, const Rel& rel) {
-        std::string_view list(names_.data(), len);
-        while (!list.empty()) {
-            auto end = list.find('\0');
-            auto xattr = list.substr(0, end);
+        for_each_xattr_name(names_, len, [&](std::string_view xattr) {
             if (xattr == kMigrationMarkerXattr) {
                 taint(rel(), "carries xattr " + std::string(xattr) +
                                  ": a migration (left4me-overlay migrate) is unfinished or "
                                  "failed verification; run it again, or read its error");
             }
-            if (xattr.starts_with(kFuseXattrPrefix)) {
+            if (xattr.starts_with(fuse_format::kXattrPrefix)) {
                 taint(rel(), "carries xattr " + printable(xattr) + " (left by fuse-overlayfs)");
             }
-            if (end == std::string_view::npos) {
-                break;
-            }
-            list.remove_prefix(end + 1);
-        }
+        });
     }
 
     std::string_view upper_path_;
