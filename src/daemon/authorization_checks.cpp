@@ -29,7 +29,7 @@ void deliver(Authorizer::Callback& done, AuthResult result) noexcept {
     try {
         done(std::move(result));
     } catch (...) {
-        log_message(3, "internal error delivering an authorization result");
+        log_message(LOG_ERR, "internal error delivering an authorization result");
     }
 }
 
@@ -334,7 +334,7 @@ void AuthorizationChecks::take_slot(std::uint64_t id) {
     Check* check = find(id);
     if (check == nullptr) {
         // Cannot be: a check leaving the wait is withdrawn from turns_.
-        log_message(3, "internal error: a polkit slot went to a finished check");
+        log_message(LOG_ERR, "internal error: a polkit slot went to a finished check");
         return;
     }
     check->holds_slot = true;

@@ -158,7 +158,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
             return;
         case AuthResult::Verdict::CallerGone:
             // Nobody to answer, and nothing may be done on their behalf.
-            log_call(call, LOG_NOTICE,
+            log_call(call, LogEvent::None, LOG_NOTICE,
                      what + ": caller left the bus before authorization; "
                             "nothing done",
                      "caller-left");
@@ -173,18 +173,19 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
             finish_error(id,
                          make_error(AuthError::InteractiveAuthorizationRequired,
                                     "Interactive authorization is required to " + what),
-                         LOG_NOTICE, what + ": denied: interactive authorization required");
+                         LOG_NOTICE, what + ": denied: interactive authorization required",
+                         LogEvent::Denied);
             return;
         case AuthResult::Verdict::Denied:
             // The same answer whether or not the instance exists.
             finish_error(id, make_error(AuthError::AccessDenied, "Not authorized to " + what),
-                         LOG_NOTICE, what + ": denied" + why);
+                         LOG_NOTICE, what + ": denied" + why, LogEvent::Denied);
             return;
         case AuthResult::Verdict::Allowed:
             break;
         }
         if (vi.changes_state) {
-            log_call(call, LOG_INFO, what + ": authorized", "authorized");
+            log_call(call, LogEvent::Authorized, LOG_INFO, what + ": authorized", "authorized");
         }
         if (stopping_) {
             finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
@@ -241,7 +242,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             // that the executors synced before this answer.
             const bool mounted = call.verb == Verb::Mount;
             std::get<0>(call.reply).succeed();
-            log_call(call, LOG_INFO,
+            log_call(call, mounted ? LogEvent::Mounted : LogEvent::Unmounted, LOG_INFO,
                      std::string(mounted ? "mounted " : "unmounted ") + call.instance, "ok");
             break;
         }
@@ -253,7 +254,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             }
             std::get<1>(call.reply)
                 .succeed(result.mounted, dbus_safe(result.merged), lowerdirs);
-            log_call(call, LOG_DEBUG, "status of " + call.instance, "ok");
+            log_call(call, LogEvent::Authorized, LOG_DEBUG, "status of " + call.instance, "ok");
             break;
         }
         case Verb::List: {
@@ -263,7 +264,8 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
                 list.emplace_back(dbus_safe(name), mounted);
             }
             std::get<2>(call.reply).succeed(list);
-            log_call(call, LOG_DEBUG, "listed " + std::to_string(list.size()) + " instances", "ok");
+            log_call(call, LogEvent::Authorized, LOG_DEBUG,
+                     "listed " + std::to_string(list.size()) + " instances", "ok");
             break;
         }
         case Verb::Migrate: {
@@ -276,7 +278,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
             // per line, only to the caller.
             const std::string summary = report.empty() ? std::string() : report.back();
             std::get<3>(call.reply).succeed(report);
-            log_call(call, LOG_NOTICE,
+            log_call(call, LogEvent::Authorized, LOG_NOTICE,
                      std::string(call.dry_run ? "migration dry run of " : "migrated ") +
                          call.instance + ": " + summary,
                      "ok");
@@ -290,7 +292,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::HelperResult& r
 }
 
 void OverlayService::finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
-                                  const std::string& message) noexcept {
+                                  const std::string& message, LogEvent event) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;
@@ -301,15 +303,16 @@ void OverlayService::finish_error(std::uint64_t id, const sdbus::Error& error, i
     if (auto dot = outcome.rfind('.'); dot != std::string::npos) {
         outcome.erase(0, dot + 1);
     }
-    log_call(call, priority, message, outcome);
+    log_call(call, event, priority, message, outcome);
     forget(id);
 }
 
-void OverlayService::log_call(const Call& call, int priority, const std::string& message,
-                              const std::string& outcome) const noexcept {
+void OverlayService::log_call(const Call& call, LogEvent event, int priority,
+                              const std::string& message, const std::string& outcome) const noexcept {
     try {
         LogRecord r;
         r.priority = priority;
+        r.event = event;
         r.message = message;
         r.action = std::string(verb_info(call.verb).word);
         r.instance = call.instance;

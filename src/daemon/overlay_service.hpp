@@ -10,6 +10,7 @@
 #include "call_limits.hpp"
 #include "event_loop.hpp"
 #include "executor_pool.hpp"
+#include "journal_log.hpp"
 #include "overlay1_adaptor.hpp"
 #include "reply_guard.hpp"
 #include "vocabulary.hpp"
@@ -91,11 +92,12 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     void emit_mount_changed(const std::string& instance, bool mounted) noexcept;
     void on_helper_done(std::uint64_t id, HelperOutcome outcome) noexcept;
 
-    // Answers, logs and forgets call `id`.
+    // Answers, logs and forgets call `id`: a failure, or (event Denied)
+    // polkit's refusal.
     void finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
-                      const std::string& message) noexcept;
+                      const std::string& message, LogEvent event = LogEvent::Failed) noexcept;
     void finish_ok(std::uint64_t id, const protocol::HelperResult& result) noexcept;
-    void log_call(const Call& call, int priority, const std::string& message,
+    void log_call(const Call& call, LogEvent event, int priority, const std::string& message,
                   const std::string& outcome) const noexcept;
     void forget(std::uint64_t id) noexcept;
 

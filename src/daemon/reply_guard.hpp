@@ -41,7 +41,7 @@ template <typename... Results> class ReplyGuard {
             try {
                 result_.returnError(error_from_current_exception());
             } catch (...) {
-                log_message(3, "cannot send a reply");
+                log_message(LOG_ERR, "cannot send a reply");
             }
         }
     }
@@ -53,7 +53,7 @@ template <typename... Results> class ReplyGuard {
         try {
             result_.returnError(error);
         } catch (...) {
-            log_message(3, "cannot send an error reply");
+            log_message(LOG_ERR, "cannot send an error reply");
         }
     }
 
