@@ -98,8 +98,8 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
         call.interactive = current.interactive;
 
         if (stopping_) {
-            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
-                         "refused: service is stopping");
+            finish_error(id, make_error(ErrorCode::Failed, kStoppingMessage), LOG_NOTICE,
+                         std::string("refused: ") + kStoppingMessage);
             return;
         }
         // Before anything that costs: a flood is refused here, holding
@@ -166,8 +166,8 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
             forget(id);
             return;
         case AuthResult::Verdict::Stopping:
-            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
-                         what + ": refused: service is stopping");
+            finish_error(id, make_error(ErrorCode::Failed, kStoppingMessage), LOG_NOTICE,
+                         what + ": refused: " + kStoppingMessage);
             return;
         case AuthResult::Verdict::InteractiveRequired:
             finish_error(id,
@@ -188,8 +188,8 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
             log_call(call, LogEvent::Authorized, LOG_INFO, what + ": authorized", "authorized");
         }
         if (stopping_) {
-            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
-                         what + ": refused: service is stopping");
+            finish_error(id, make_error(ErrorCode::Failed, kStoppingMessage), LOG_NOTICE,
+                         what + ": refused: " + kStoppingMessage);
             return;
         }
         run_operation(id);

@@ -34,7 +34,7 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
                    CallLimits& limits, ExecutorPool& executors);
     // Unregisters the object, then answers whatever is left with Failed
-    // "service shutting down". Destroy before the connection.
+    // "service is stopping". Destroy before the connection.
     ~OverlayService();
 
     // SIGTERM: new calls are refused, pending authorizations and queued
