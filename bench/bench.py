@@ -3,7 +3,7 @@
 
     bench.py --build BUILD_DIR [--quick] [--json PATH] [--markdown PATH]
 
-Runs inside the dbus tier's fixture (tests/dbus/l4m_fixture.py, imported,
+Runs inside the dbus tier's fixture (tests/fixture/l4m_fixture.py, imported,
 not copied): a private mount namespace with a private system-like bus, the
 real polkitd with our policy and rules, test users, and left4me-overlayd
 running the helper from BUILD_DIR. Re-executes itself under `unshare
@@ -32,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "dbus"))
+sys.path.insert(0, os.path.join(REPO, "tests", "fixture"))
 
 TAINT_ENTRIES = 100_000
 LOWER_COUNTS = (1, 50, 500)
@@ -864,9 +864,9 @@ class Bench:
     def held_checks(self, count):
         """A member's GetStatus and Mount+Unmount pairs while a user with no
         rights holds count interactive checks open: their polkit agent
-        (tests/dbus/stalling_agent.py, registered for its own process)
+        (tests/fixture/stalling_agent.py, registered for its own process)
         never answers, so each check it is asked about stays in polkit."""
-        agent_py = os.path.join(REPO, "tests", "dbus", "stalling_agent.py")
+        agent_py = os.path.join(REPO, "tests", "fixture", "stalling_agent.py")
         agent = self.fx.popen("other", [sys.executable, agent_py, str(count), "held"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
