@@ -1,7 +1,8 @@
-// The record the privileged helper (left4me-overlay --result-fd N ...)
-// writes for the daemon: the daemon never makes mount syscalls itself, it
-// runs the helper and reads this. Text, one record per line, every field
-// passed through overlay::printable() so no line can be forged:
+// The result record: an executor's (left4me-overlay --serve) answer to each
+// request of the daemon (executor_protocol.hpp), in one message over their
+// socket. The daemon never makes a mount syscall itself: it reads this.
+// Text, one field per line, every field passed through overlay::printable()
+// so no line can be forged:
 //
 //   ok                              first line on success
 //   error NAME MESSAGE              instead, on failure (NAME from error.hpp)
