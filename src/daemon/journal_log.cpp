@@ -113,7 +113,7 @@ void send_syslog(int priority, const std::string& line) {
 // no "notice"), the message, the journal fields, and the one-line text
 // with key=value pairs.
 struct Entry {
-    int priority = LOG_INFO;
+    int priority;
     const std::string& message;
     const std::vector<std::string>& fields;
     const std::string& line;
