@@ -3,7 +3,7 @@
 
     bench.py --build BUILD_DIR [--quick] [--json PATH] [--markdown PATH]
 
-Runs inside the dbus tier's fixture (tests/dbus/l4m_fixture.py, imported,
+Runs inside the dbus tier's fixture (tests/fixture/l4m_fixture.py, imported,
 not copied): a private mount namespace with a private system-like bus, the
 real polkitd with our policy and rules, test users, and left4me-overlayd
 running the helper from BUILD_DIR. Re-executes itself under `unshare
@@ -32,7 +32,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(REPO, "tests", "dbus"))
+sys.path.insert(0, os.path.join(REPO, "tests", "fixture"))
 
 TAINT_ENTRIES = 100_000
 LOWER_COUNTS = (1, 50, 500)
@@ -42,10 +42,9 @@ LIST_INSTANCES = 1000
 FLOOD_CALLS = 8000
 FLOOD_CONNECTIONS = (1, 16)  # 16 x MaxPendingCallsPerUser (32) > MaxPendingCalls (256)
 
-# Targets of issue 9 (figures on this machine, not tests).
-# bench.py's stand-in for the seed's helper (see Bench.write_seed_helper).
-SEED_HELPER = """#!/usr/bin/python3 -I
-# Stand-in for the seed's sudo helper (bench only): what its commit message
+# bench.py's stand-in for the old sudo helper (see Bench.write_old_helper).
+OLD_HELPER = """#!/usr/bin/python3 -I
+# Stand-in for the old sudo helper (bench only): what its commit message
 # says it does, stdlib only. Usage: mount|umount NAME
 import os
 import re
@@ -104,6 +103,7 @@ main()
 OPS_EXECUTORS = "executors (operation and status)"
 WATCH_EXECUTOR = "watching executor"
 
+# The targets (figures on this machine, not tests).
 TARGET_SHARE_MS = 1.5        # pair median - 2 polkit checks (same run)
 TARGET_OLD_PATH_RATIO = 15.0  # pair >= 15x faster than the old path (same run)
 TARGET_CPU_PAIR_MS = 1.0     # CPU per pair, daemon + executors
@@ -791,18 +791,17 @@ class Bench:
         self.cpu_per_op("pair_helper", before, n + 1)
         return s
 
-    def write_seed_helper(self):
-        """A stand-in for the seed's sudo helper, whose source is not in the
-        seed: only its commit message (shared/seed/) says what it did, and
-        this does that, stdlib only, on /usr/bin/python3: takes only the
+    def write_old_helper(self):
+        """A stand-in for the old sudo helper, whose source we do not have:
+        only its commit message says what it did, and this does that, stdlib only, on /usr/bin/python3: takes only the
         instance name, parses instance.env for L4D2_LOWERDIRS, checks every
         lowerdir against the allowed roots, refuses an upper with
         user.fuseoverlayfs.* xattrs, and execs `nsenter --mount=... -- mount
         -t overlay ...` (or umount) so the mount lands in the host
-        namespace. Paths are baked in, as the seed's were."""
-        path = os.path.join(self.fx.tmp, "seed-left4me-overlay")
+        namespace. Paths are baked in, as the old helper's were."""
+        path = os.path.join(self.fx.tmp, "old-left4me-overlay")
         with open(path, "w") as f:
-            f.write(SEED_HELPER % {
+            f.write(OLD_HELPER % {
                 "root": self.fx.root, "instances": self.fx.instances,
                 "allowed": [os.path.join(self.fx.root, d) for d in ("installation", "overlays")],
                 "ns": "/proc/%d/ns/mnt" % os.getpid(), "nsenter": shutil.which("nsenter"),
@@ -815,13 +814,13 @@ class Bench:
         sudoers = os.path.join(self.fx.tmp, "sudoers.d")
         os.mkdir(sudoers, 0o755)
         rule = os.path.join(sudoers, "left4me-bench")
-        seed = self.write_seed_helper()
+        old_helper = self.write_old_helper()
         # The packaged sudoers line's shape: the member may run the drop-in
         # as root without a password (here with the fixture's --config);
-        # and the seed's (its stand-in).
+        # and the old helper (its stand-in).
         with open(rule, "w") as f:
             f.write("%s ALL=(root) NOPASSWD: %s\n" % (self.fx.users["member"][0], self.helper))
-            f.write("%s ALL=(root) NOPASSWD: %s\n" % (self.fx.users["member"][0], seed))
+            f.write("%s ALL=(root) NOPASSWD: %s\n" % (self.fx.users["member"][0], old_helper))
         os.chmod(rule, 0o440)
         import l4m_fixture
         l4m_fixture.mount(sudoers, "/etc/sudoers.d", None, l4m_fixture.MS_BIND)
@@ -835,11 +834,11 @@ class Bench:
         self.cpu_per_op("pair_sudo", before, n + 1)
         n = self.n(200, 50)
         before = self.cpu_snapshot()
-        self.record("pair_seed", "Mount+Unmount via sudo + the seed's Python helper (stand-in: "
+        self.record("pair_old_helper", "Mount+Unmount via sudo + the old Python helper (stand-in: "
                     "nsenter + mount(8); member)",
                     summary(self.samples("member", [self.client, "spawnpair", "sudo", str(n),
-                                                    "/usr/bin/sudo", "-n", seed])))
-        self.cpu_per_op("pair_seed", before, n + 1)
+                                                    "/usr/bin/sudo", "-n", old_helper])))
+        self.cpu_per_op("pair_old_helper", before, n + 1)
         return s
 
     def polkit_check(self):
@@ -864,9 +863,9 @@ class Bench:
     def held_checks(self, count):
         """A member's GetStatus and Mount+Unmount pairs while a user with no
         rights holds count interactive checks open: their polkit agent
-        (tests/dbus/stalling_agent.py, registered for its own process)
+        (tests/fixture/stalling_agent.py, registered for its own process)
         never answers, so each check it is asked about stays in polkit."""
-        agent_py = os.path.join(REPO, "tests", "dbus", "stalling_agent.py")
+        agent_py = os.path.join(REPO, "tests", "fixture", "stalling_agent.py")
         agent = self.fx.popen("other", [sys.executable, agent_py, str(count), "held"],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
@@ -1271,18 +1270,18 @@ def targets(results):
         add("service's own share of a pair (pair median - 2 polkit checks) <= %.1f ms"
             % TARGET_SHARE_MS, "%.3f ms (%.3f - 2 x %.3f)"
             % (share, pair, r["polkit_check"]["median_ms"]), share <= TARGET_SHARE_MS)
-    if "pair_bus" in r and "pair_seed" in r:
-        # The old path of the issue: sudo + the seed's Python helper +
-        # nsenter + mount(8) (a stand-in: the seed has only its description).
+    if "pair_bus" in r and "pair_old_helper" in r:
+        # The old path: sudo + the old Python helper + nsenter + mount(8) (a
+        # stand-in: only its description is left).
         pair = r["pair_bus"]["median_ms"]
-        ratio = r["pair_seed"]["median_ms"] / pair
+        ratio = r["pair_old_helper"]["median_ms"] / pair
         extra = ""
         if "pair_sudo" in r:
             extra = "; sudo + the drop-in: %.1fx (%.3f ms)" % (r["pair_sudo"]["median_ms"] / pair,
                                                                r["pair_sudo"]["median_ms"])
-        add("pair >= %.0fx faster than the old path (sudo + the seed's helper, stand-in)"
+        add("pair >= %.0fx faster than the old path (sudo + the old helper, stand-in)"
             % TARGET_OLD_PATH_RATIO,
-            "%.1fx (%.3f / %.3f ms)%s" % (ratio, r["pair_seed"]["median_ms"], pair, extra),
+            "%.1fx (%.3f / %.3f ms)%s" % (ratio, r["pair_old_helper"]["median_ms"], pair, extra),
             ratio >= TARGET_OLD_PATH_RATIO)
     if "pair_bus_root" in r:
         v = r["pair_bus_root"]["median_ms"]

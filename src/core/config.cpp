@@ -348,10 +348,22 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
     }
 }
 
+// InstancesDir and AllowedLowerRoots at their defaults: folders of Root.
+void place_default_folders(Config& config) {
+    // Root=/ must give "/instances", not "//instances" (found by fuzz_config).
+    const std::string base = config.root == "/" ? "" : config.root;
+    config.instances_dir = base + "/" + std::string(kDefaultInstancesFolder);
+    config.allowed_lower_roots.clear();
+    for (const auto folder : kDefaultLowerRootFolders) {
+        config.allowed_lower_roots.push_back(base + "/" + std::string(folder));
+    }
+}
+
 } // namespace
 
 Config default_config() {
     Config config;
+    place_default_folders(config);
     apply_mount_options(config, config.mount_options, Reporter("(defaults)"), 0);
     return config;
 }
@@ -397,14 +409,7 @@ Config parse_config(std::string_view text, std::string_view file_name) {
     Config config = default_config();
     if (raw[key::Root].line != 0) {
         apply(config, key::Root, raw[key::Root], report);
-        // Root=/ must give "/instances", not "//instances" (found by fuzz_config).
-        const std::string base = config.root == "/" ? "" : config.root;
-        config.instances_dir = base + "/instances";
-        config.allowed_lower_roots.clear();
-        for (const char* dir :
-             {"installation", "overlays", "global_overlay_cache", "workshop_cache"}) {
-            config.allowed_lower_roots.push_back(base + "/" + dir);
-        }
+        place_default_folders(config);
     }
     for (std::size_t index = key::Root + 1; index < key::Count; ++index) {
         if (raw[index].line != 0) {

@@ -2,8 +2,10 @@
 // "Host layout and configuration").
 #pragma once
 
+#include "config_path.hpp"
 #include "daemon_settings.hpp"
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -12,8 +14,13 @@
 
 namespace overlay {
 
-inline constexpr const char* kDefaultConfigPath = "/etc/left4me/overlay.conf";
 inline constexpr const char* kDefaultLockDir = "/run/left4me-overlay/locks";
+// Root's default. InstancesDir and AllowedLowerRoots default to these
+// folders of Root, wherever Root is (default_config, parse_config).
+inline constexpr std::string_view kDefaultRoot = "/var/lib/left4me";
+inline constexpr std::string_view kDefaultInstancesFolder = "instances";
+inline constexpr std::array<std::string_view, 4> kDefaultLowerRootFolders = {
+    "installation", "overlays", "global_overlay_cache", "workshop_cache"};
 
 // Which kernel interface makes the overlay (overlay_mount.hpp). Auto picks the
 // newest the running kernel has; the others force one path, for tests.
@@ -35,11 +42,10 @@ enum class MountWatchApi { Auto, Fanotify, Poll };
 struct Config : DaemonSettings {
     // All paths absolute and normalized; relative entries of the file are
     // already joined onto root.
-    std::string root = "/var/lib/left4me";
-    std::string instances_dir = "/var/lib/left4me/instances";
-    std::vector<std::string> allowed_lower_roots = {
-        "/var/lib/left4me/installation", "/var/lib/left4me/overlays",
-        "/var/lib/left4me/global_overlay_cache", "/var/lib/left4me/workshop_cache"};
+    // Defaults: kDefaultRoot and its folders, filled in by default_config().
+    std::string root{kDefaultRoot};
+    std::string instances_dir;
+    std::vector<std::string> allowed_lower_roots;
     std::string lowerdirs_key = "L4D2_LOWERDIRS";
     pid_t host_pid = 1;
     // MountOptions, as given (for messages) and as MOUNT_ATTR_* / MS_* bits.
@@ -57,7 +63,7 @@ struct Config : DaemonSettings {
     std::string lock_dir = kDefaultLockDir;
 };
 
-// The built-in defaults (flags filled in).
+// The built-in defaults (the folders of Root and the flags filled in).
 Config default_config();
 
 // Parses the text of a config file. file_name only labels errors, which are

@@ -25,8 +25,6 @@ namespace {
 
 using fuse_format::kWhiteoutPrefix;
 
-using DirPtr = DirStream;
-
 class UpperScan {
   public:
     UpperScan(std::string_view upper_path, std::string_view instance)
@@ -124,7 +122,7 @@ class UpperScan {
   private:
 
     struct Frame {
-        DirPtr dir;
+        DirStream dir;
         std::string rel;
     };
 
@@ -135,7 +133,7 @@ class UpperScan {
             ::close(fd);
             fail_errno("open directory", rel, err);
         }
-        return Frame{DirPtr(d), rel};
+        return Frame{DirStream(d), rel};
     }
 
     static std::string join(const std::string& base, std::string_view name) {

@@ -1,5 +1,6 @@
 #include "authorization_checks.hpp"
 
+#include "dbus_errors.hpp"
 #include "error.hpp"
 #include "journal_log.hpp"
 
@@ -29,7 +30,7 @@ void deliver(Authorizer::Callback& done, AuthResult result) noexcept {
     try {
         done(std::move(result));
     } catch (...) {
-        log_message(3, "internal error delivering an authorization result");
+        log_message(LOG_ERR, "internal error delivering an authorization result");
     }
 }
 
@@ -243,7 +244,7 @@ void AuthorizationChecks::finish_cancelled(Check& check, const std::string& what
         finish(check.id, Verdict::CallerGone, "cancelled", "caller left the bus");
         return;
     case CancelReason::Stopping:
-        finish(check.id, Verdict::Stopping, "cancelled", "service is stopping");
+        finish(check.id, Verdict::Stopping, "cancelled", kStoppingMessage);
         return;
     case CancelReason::Timeout:
         finish(check.id, Verdict::Denied, "timeout", what + " timed out");
@@ -334,7 +335,7 @@ void AuthorizationChecks::take_slot(std::uint64_t id) {
     Check* check = find(id);
     if (check == nullptr) {
         // Cannot be: a check leaving the wait is withdrawn from turns_.
-        log_message(3, "internal error: a polkit slot went to a finished check");
+        log_message(LOG_ERR, "internal error: a polkit slot went to a finished check");
         return;
     }
     check->holds_slot = true;
@@ -473,7 +474,7 @@ void AuthorizationChecks::on_identity(const std::string& sender, std::uint64_t l
     if (error != nullptr) {
         g_autofree gchar* remote = g_dbus_error_get_remote_error(error);
         if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
-            failed.emplace(Verdict::Stopping, "service is stopping");
+            failed.emplace(Verdict::Stopping, kStoppingMessage);
         } else if (g_strcmp0(remote, "org.freedesktop.DBus.Error.NameHasNoOwner") == 0) {
             // Left before we could ask: the same as leaving during the check.
             failed.emplace(Verdict::CallerGone, "caller left the bus");
@@ -560,7 +561,7 @@ gboolean AuthorizationChecks::timed_out(gpointer data) {
 
 void AuthorizationChecks::start(AuthRequest request, Authorizer::Callback done) {
     if (stopping_) {
-        deliver(done, AuthResult{Verdict::Stopping, {}, {}, "cancelled", "service is stopping"});
+        deliver(done, AuthResult{Verdict::Stopping, {}, {}, "cancelled", kStoppingMessage});
         return;
     }
     const std::uint64_t id = next_id_++;

@@ -18,6 +18,11 @@ enum class AuthError {
     LimitsExceeded,                   // org.freedesktop.DBus.Error.LimitsExceeded
 };
 
+// What a call the service will no longer serve is told, with Failed: new
+// calls once it stops, calls it was still checking or queueing, and a
+// reply left unanswered at the end.
+inline constexpr const char* kStoppingMessage = "service is stopping";
+
 // "org.left4me.Overlay1.Error." + error_name(code).
 sdbus::Error make_error(ErrorCode code, const std::string& message);
 sdbus::Error make_error(AuthError code, const std::string& message);

@@ -56,9 +56,9 @@ void EventLoop::run_posted() {
         try {
             task();
         } catch (const std::exception& e) {
-            log_message(3, std::string("internal error in a posted task: ") + e.what());
+            log_message(LOG_ERR, std::string("internal error in a posted task: ") + e.what());
         } catch (...) {
-            log_message(3, "internal error in a posted task");
+            log_message(LOG_ERR, "internal error in a posted task");
         }
     }
 }
@@ -133,7 +133,7 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
         } catch (const sdbus::Error& e) {
             // sd-bus reports a closed connection as ENOTCONN/ECONNRESET
             // from sd_bus_process or sd_bus_get_fd.
-            log_message(3, std::string("bus connection lost: ") + e.getMessage());
+            log_message(LOG_ERR, std::string("bus connection lost: ") + e.getMessage());
             return End::BusDisconnected;
         }
         int timeout = bus_poll.timeout_ms;

@@ -1,5 +1,6 @@
 #include "executor_pool.hpp"
 
+#include "dbus_errors.hpp"
 #include "error.hpp"
 
 namespace overlay::daemon {
@@ -7,7 +8,7 @@ namespace overlay::daemon {
 namespace {
 
 ExecutorOutcome stopping() {
-    return protocol::ExecutorFailure{ErrorCode::Failed, "service is stopping"};
+    return protocol::ExecutorFailure{ErrorCode::Failed, kStoppingMessage};
 }
 
 } // namespace

@@ -12,7 +12,7 @@ gboolean run_task(gpointer data) {
         (*task)();
     } catch (...) {
         // An exception must not unwind through GLib's C frames.
-        log_message(3, "internal error in a task of the GLib thread");
+        log_message(LOG_ERR, "internal error in a task of the GLib thread");
     }
     return G_SOURCE_REMOVE;
 }

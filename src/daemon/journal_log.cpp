@@ -27,55 +27,28 @@ constexpr const char* kIdentifier = "left4me-overlayd";
 constexpr const char* kJournalSocket = "/run/systemd/journal/socket";
 
 // One MESSAGE_ID per kind of event, fixed forever (journalctl
-// MESSAGE_ID=... finds every denial, every mount, ... of every version).
+// MESSAGE_ID=... finds every denial, every mount, ... of every version),
+// and the word L4M_EVENT carries.
 struct EventKind {
-    const char* name;
+    LogEvent event;
+    const char* word;
     const char* message_id;
 };
 constexpr EventKind kEventKinds[] = {
-    {"authorized", "2a77d29f1dce4a609437aa82afded821"},
-    {"denied", "0d6240d8d6f641dc80ab8e3964bf4b56"},
-    {"mounted", "4b6135ae048e4fd1a10230ed24f7b54b"},
-    {"unmounted", "2ef44a6055e4433f95f4b965bb450d80"},
-    {"failed", "28a51a80e9cc44e39c7b6fe8b50b9b34"},
+    {LogEvent::Authorized, "authorized", "2a77d29f1dce4a609437aa82afded821"},
+    {LogEvent::Denied, "denied", "0d6240d8d6f641dc80ab8e3964bf4b56"},
+    {LogEvent::Mounted, "mounted", "4b6135ae048e4fd1a10230ed24f7b54b"},
+    {LogEvent::Unmounted, "unmounted", "2ef44a6055e4433f95f4b965bb450d80"},
+    {LogEvent::Failed, "failed", "28a51a80e9cc44e39c7b6fe8b50b9b34"},
 };
 
-const char* message_id_of(const std::string& kind) {
+const EventKind* kind_of(LogEvent event) {
     for (const auto& k : kEventKinds) {
-        if (kind == k.name) {
-            return k.message_id;
+        if (k.event == event) {
+            return &k;
         }
     }
-    return nullptr;
-}
-
-// The kind of a call's record, from what the service already logs: the
-// "authorized" step of mount/unmount, polkit's refusals, a change made, a
-// query answered (authorized), or any other error.
-std::string derive_kind(const LogRecord& r) {
-    if (!r.kind.empty()) {
-        return r.kind;
-    }
-    const std::string& o = r.outcome;
-    if (o.empty() || o == "caller-left") {
-        return {};
-    }
-    if (o == "authorized") {
-        return "authorized";
-    }
-    if (o == "AccessDenied" || o == "InteractiveAuthorizationRequired") {
-        return "denied";
-    }
-    if (o == "ok") {
-        if (r.action == "mount") {
-            return "mounted";
-        }
-        if (r.action == "unmount") {
-            return "unmounted";
-        }
-        return "authorized";
-    }
-    return "failed";
+    return nullptr; // LogEvent::None
 }
 
 // systemd sets JOURNAL_STREAM=DEV:INODE of the stream it connected to
@@ -116,22 +89,6 @@ const char* level_word(int priority) {
     return priority >= 0 && priority <= 7 ? kWords[priority] : "info";
 }
 
-spdlog::level::level_enum spdlog_level(int priority) {
-    if (priority <= LOG_CRIT) {
-        return spdlog::level::critical;
-    }
-    switch (priority) {
-    case LOG_ERR:
-        return spdlog::level::err;
-    case LOG_WARNING:
-        return spdlog::level::warn;
-    case LOG_DEBUG:
-        return spdlog::level::debug;
-    default:
-        return spdlog::level::info; // notice, info
-    }
-}
-
 int syslog_priority(spdlog::level::level_enum level) {
     switch (level) {
     case spdlog::level::critical:
@@ -148,44 +105,48 @@ int syslog_priority(spdlog::level::level_enum level) {
     }
 }
 
-// What log_record hands to the sinks besides spdlog's message: the exact
-// syslog priority (spdlog has no "notice"), the journal fields, and the
-// one-line text with key=value pairs. spdlog calls its sinks synchronously
-// in the logging thread, so a thread-local is enough; a message logged
-// through the logger by other code has none and is sent as it is.
-struct Context {
-    int priority = LOG_INFO;
-    const std::vector<std::string>* fields = nullptr;
-    const std::string* line = nullptr;
-};
-thread_local const Context* t_context = nullptr;
-
-int priority_of(const spdlog::details::log_msg& msg) {
-    return t_context != nullptr ? t_context->priority : syslog_priority(msg.level);
-}
-
-std::string line_of(const spdlog::details::log_msg& msg) {
-    if (t_context != nullptr && t_context->line != nullptr) {
-        return *t_context->line;
-    }
-    return std::string(msg.payload.data(), msg.payload.size());
-}
-
 void send_syslog(int priority, const std::string& line) {
     ::syslog(LOG_DAEMON | priority, "%s", line.c_str());
 }
 
-// The journal, natively: MESSAGE plus the record's fields.
-class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
+// What a record hands to each sink: the exact syslog priority (spdlog has
+// no "notice"), the message, the journal fields, and the one-line text
+// with key=value pairs.
+struct Entry {
+    int priority;
+    const std::string& message;
+    const std::vector<std::string>& fields;
+    const std::string& line;
+};
+
+// The program's sinks: each writes a whole Entry under its own lock. A
+// message logged through the spdlog logger by other code (it has no
+// fields) arrives through sink_it_ and is sent as it is.
+class Sink : public spdlog::sinks::base_sink<std::mutex> {
+  public:
+    void write(const Entry& entry) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        write_(entry);
+    }
+
   protected:
+    virtual void write_(const Entry& entry) = 0;
+
     void sink_it_(const spdlog::details::log_msg& msg) override {
-        const int priority = priority_of(msg);
-        std::vector<std::string> fields;
-        if (t_context != nullptr && t_context->fields != nullptr) {
-            fields = *t_context->fields;
-        }
-        fields.push_back("MESSAGE=" + std::string(msg.payload.data(), msg.payload.size()));
-        fields.push_back("PRIORITY=" + std::to_string(priority));
+        const std::string text(msg.payload.data(), msg.payload.size());
+        const std::vector<std::string> no_fields;
+        write_(Entry{syslog_priority(msg.level), text, no_fields, text});
+    }
+    void flush_() override {}
+};
+
+// The journal, natively: MESSAGE plus the record's fields.
+class JournalSink final : public Sink {
+  protected:
+    void write_(const Entry& entry) override {
+        std::vector<std::string> fields = entry.fields;
+        fields.push_back("MESSAGE=" + entry.message);
+        fields.push_back("PRIORITY=" + std::to_string(entry.priority));
         fields.push_back(std::string("SYSLOG_IDENTIFIER=") + kIdentifier);
         std::vector<struct iovec> iov;
         iov.reserve(fields.size());
@@ -194,32 +155,30 @@ class JournalSink final : public spdlog::sinks::base_sink<std::mutex> {
         }
         if (sd_journal_sendv(iov.data(), static_cast<int>(iov.size())) < 0) {
             // journald gone: syslog is the next best place.
-            send_syslog(priority, line_of(msg));
+            send_syslog(entry.priority, entry.line);
         }
     }
-    void flush_() override {}
 };
 
 // syslog(3): /dev/log, whoever listens there (rsyslog, busybox syslogd, or
 // journald's own /dev/log socket).
-class SyslogSink final : public spdlog::sinks::base_sink<std::mutex> {
+class SyslogSink final : public Sink {
   public:
     SyslogSink() { ::openlog(kIdentifier, LOG_PID, LOG_DAEMON); }
 
   protected:
-    void sink_it_(const spdlog::details::log_msg& msg) override {
-        send_syslog(priority_of(msg), line_of(msg));
-    }
-    void flush_() override {}
+    void write_(const Entry& entry) override { send_syslog(entry.priority, entry.line); }
 };
 
-// One line per record: "left4me-overlayd: LEVEL: LINE". One fprintf per
-// record: stdio locks the stream, so lines never interleave.
-class StderrSink final : public spdlog::sinks::base_sink<std::mutex> {
+// One line per record: "left4me-overlayd: LEVEL: LINE", flushed at once.
+// One fprintf per record: stdio locks the stream, so lines never
+// interleave.
+class StderrSink final : public Sink {
   protected:
-    void sink_it_(const spdlog::details::log_msg& msg) override {
-        std::fprintf(stderr, "%s: %s: %s\n", kIdentifier, level_word(priority_of(msg)),
-                     line_of(msg).c_str());
+    void write_(const Entry& entry) override {
+        std::fprintf(stderr, "%s: %s: %s\n", kIdentifier, level_word(entry.priority),
+                     entry.line.c_str());
+        std::fflush(stderr);
     }
     void flush_() override { std::fflush(stderr); }
 };
@@ -259,15 +218,16 @@ void add_field(std::vector<std::string>& fields, std::string& line, const char* 
     line += std::string(" ") + line_key + "=" + value;
 }
 
-void emit(int priority, const std::vector<std::string>& fields, const std::string& message,
-          const std::string& line) {
-    const Context context{priority, &fields, &line};
-    t_context = &context;
-    try {
-        logger().log(spdlog_level(priority), "{}", message);
-    } catch (...) {
+// Every sink of the logger is a Sink (make_logger puts no other there).
+void emit(const Entry& entry) noexcept {
+    for (const auto& sink : logger().sinks()) {
+        try {
+            static_cast<Sink&>(*sink).write(entry);
+        } catch (...) {
+            // A sink that throws must not take a call down, nor write
+            // elsewhere.
+        }
     }
-    t_context = nullptr;
 }
 
 } // namespace
@@ -279,11 +239,11 @@ void log_record(const LogRecord& r) noexcept {
         std::vector<std::string> fields;
         std::string message = printable(r.message);
         std::string line = message;
-        const std::string kind = derive_kind(r);
-        if (const char* id = message_id_of(kind)) {
-            fields.push_back(std::string("MESSAGE_ID=") + id);
+        const EventKind* kind = kind_of(r.event);
+        if (kind != nullptr) {
+            fields.push_back(std::string("MESSAGE_ID=") + kind->message_id);
         }
-        add_field(fields, line, "L4M_EVENT", "event", kind);
+        add_field(fields, line, "L4M_EVENT", "event", kind != nullptr ? kind->word : "");
         add_field(fields, line, "L4M_ACTION", "action", r.action);
         add_field(fields, line, "L4M_INSTANCE", "instance", printable(r.instance));
         add_field(fields, line, "L4M_CALLER_BUS_NAME", "caller", r.caller_bus_name);
@@ -300,7 +260,7 @@ void log_record(const LogRecord& r) noexcept {
         add_field(fields, line, "L4M_OUTCOME", "outcome", r.outcome);
         add_field(fields, line, "L4M_DURATION_MS", "duration_ms",
                   r.duration_ms ? std::to_string(*r.duration_ms) : std::string());
-        emit(r.priority, fields, message, line);
+        emit(Entry{r.priority, message, fields, line});
     } catch (...) {
         // Logging must never take a call down with it.
     }
@@ -308,8 +268,9 @@ void log_record(const LogRecord& r) noexcept {
 
 void log_message(int priority, const std::string& message) noexcept {
     try {
-        std::string m = printable(message);
-        emit(priority, {}, m, m);
+        const std::string m = printable(message);
+        const std::vector<std::string> no_fields;
+        emit(Entry{priority, m, no_fields, m});
     } catch (...) {
     }
 }

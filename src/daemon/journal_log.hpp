@@ -9,23 +9,28 @@
 #include <optional>
 #include <string>
 #include <sys/types.h>
+// Priorities are syslog's, by their names (LOG_ERR, LOG_NOTICE, ...).
+#include <syslog.h>
 
 namespace overlay::daemon {
 
+// What happened in a call, said by the code that saw it happen; each kind
+// has its MESSAGE_ID and its L4M_EVENT word. None: a record that is no
+// event (a caller who left before anything was decided).
+enum class LogEvent { None, Authorized, Denied, Mounted, Unmounted, Failed };
+
 struct LogRecord {
-    int priority = 6; // LOG_INFO; syslog priorities
+    int priority = LOG_INFO;
+    LogEvent event = LogEvent::None;
     std::string message;
-    std::string action; // mount, unmount, status, list
+    std::string action; // mount, unmount, status, list, migrate
     std::string instance;
     std::string caller_bus_name;
     std::optional<uid_t> caller_uid;
     std::optional<pid_t> caller_pid;
     std::string polkit;  // polkit result: "not needed", "root", "authorized", ...
-    std::string outcome; // "ok", an error name, "caller left", ...
+    std::string outcome; // "ok", an error name, "caller-left", ...
     std::optional<long long> duration_ms;
-    // The event kind behind MESSAGE_ID: "authorized", "denied", "mounted",
-    // "unmounted", "failed". Empty: derived from action and outcome.
-    std::string kind;
 };
 
 void log_record(const LogRecord& record) noexcept;

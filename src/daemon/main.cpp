@@ -1,6 +1,7 @@
 // left4me-overlayd: options, wiring, and the order of start-up and shutdown.
 #include "authorizer.hpp"
 #include "call_limits.hpp"
+#include "config_path.hpp"
 #include "event_loop.hpp"
 #include "executor_pool.hpp"
 #include "journal_log.hpp"
@@ -33,7 +34,7 @@ const overlay::sdbus_compat::ServiceName kBusName{std::string(overlay::vocabular
 constexpr std::chrono::seconds kFirstHelloTimeout{10};
 
 struct Options {
-    std::string config = "/etc/left4me/overlay.conf";
+    std::string config = overlay::kDefaultConfigPath;
     std::string executor = L4M_EXECUTOR_PATH;
     std::chrono::seconds exit_idle_time{30};
 };
@@ -44,13 +45,13 @@ void usage(std::FILE* out) {
                  "D-Bus system service org.left4me.Overlay1: mounts and unmounts left4me\n"
                  "instance overlays on behalf of callers authorized by polkit.\n\n"
                  "  --config PATH            configuration passed to the executors\n"
-                 "                           (default /etc/left4me/overlay.conf)\n"
+                 "                           (default %s)\n"
                  "  --executor PATH          privileged executor to run (default %s)\n"
                  "  --exit-idle-time SECONDS exit after this long without calls; 0 = never\n"
                  "                           (default 30)\n"
                  "  --version                print the version and exit\n"
                  "  --help                   print this help and exit\n",
-                 L4M_EXECUTOR_PATH);
+                 overlay::kDefaultConfigPath, L4M_EXECUTOR_PATH);
 }
 
 Options parse_options(int argc, char** argv) {

@@ -82,8 +82,8 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
         call.interactive = current.interactive;
 
         if (stopping_) {
-            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
-                         "refused: service is stopping");
+            finish_error(id, make_error(ErrorCode::Failed, kStoppingMessage), LOG_NOTICE,
+                         std::string("refused: ") + kStoppingMessage);
             return;
         }
         // Before anything that costs: a flood is refused here, holding
@@ -142,7 +142,7 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
             return;
         case AuthResult::Verdict::CallerGone:
             // Nobody to answer, and nothing may be done on their behalf.
-            log_call(call, LOG_NOTICE,
+            log_call(call, LogEvent::None, LOG_NOTICE,
                      what + ": caller left the bus before authorization; "
                             "nothing done",
                      "caller-left");
@@ -150,29 +150,30 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
             forget(id);
             return;
         case AuthResult::Verdict::Stopping:
-            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
-                         what + ": refused: service is stopping");
+            finish_error(id, make_error(ErrorCode::Failed, kStoppingMessage), LOG_NOTICE,
+                         what + ": refused: " + kStoppingMessage);
             return;
         case AuthResult::Verdict::InteractiveRequired:
             finish_error(id,
                          make_error(AuthError::InteractiveAuthorizationRequired,
                                     "Interactive authorization is required to " + what),
-                         LOG_NOTICE, what + ": denied: interactive authorization required");
+                         LOG_NOTICE, what + ": denied: interactive authorization required",
+                         LogEvent::Denied);
             return;
         case AuthResult::Verdict::Denied:
             // The same answer whether or not the instance exists.
             finish_error(id, make_error(AuthError::AccessDenied, "Not authorized to " + what),
-                         LOG_NOTICE, what + ": denied" + why);
+                         LOG_NOTICE, what + ": denied" + why, LogEvent::Denied);
             return;
         case AuthResult::Verdict::Allowed:
             break;
         }
         if (vi.changes_state) {
-            log_call(call, LOG_INFO, what + ": authorized", "authorized");
+            log_call(call, LogEvent::Authorized, LOG_INFO, what + ": authorized", "authorized");
         }
         if (stopping_) {
-            finish_error(id, make_error(ErrorCode::Failed, "service is stopping"), LOG_NOTICE,
-                         what + ": refused: service is stopping");
+            finish_error(id, make_error(ErrorCode::Failed, kStoppingMessage), LOG_NOTICE,
+                         what + ": refused: " + kStoppingMessage);
             return;
         }
         run_operation(id);
@@ -225,7 +226,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult&
             // that the executors synced before this answer.
             const bool mounted = call.verb == Verb::Mount;
             reply_of<Reply::Nothing>(call.reply).succeed();
-            log_call(call, LOG_INFO,
+            log_call(call, mounted ? LogEvent::Mounted : LogEvent::Unmounted, LOG_INFO,
                      std::string(mounted ? "mounted " : "unmounted ") + call.instance, "ok");
             break;
         }
@@ -237,7 +238,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult&
             }
             reply_of<Reply::Status>(call.reply)
                 .succeed(result.mounted, dbus_safe(result.merged), lowerdirs);
-            log_call(call, LOG_DEBUG, "status of " + call.instance, "ok");
+            log_call(call, LogEvent::Authorized, LOG_DEBUG, "status of " + call.instance, "ok");
             break;
         }
         case Verb::List: {
@@ -247,7 +248,8 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult&
                 list.emplace_back(dbus_safe(name), mounted);
             }
             reply_of<Reply::List>(call.reply).succeed(list);
-            log_call(call, LOG_DEBUG, "listed " + std::to_string(list.size()) + " instances", "ok");
+            log_call(call, LogEvent::Authorized, LOG_DEBUG,
+                     "listed " + std::to_string(list.size()) + " instances", "ok");
             break;
         }
         case Verb::Migrate: {
@@ -260,7 +262,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult&
             // per line, only to the caller.
             const std::string summary = report.empty() ? std::string() : report.back();
             reply_of<Reply::Report>(call.reply).succeed(report);
-            log_call(call, LOG_NOTICE,
+            log_call(call, LogEvent::Authorized, LOG_NOTICE,
                      std::string(call.dry_run ? "migration dry run of " : "migrated ") +
                          call.instance + ": " + summary,
                      "ok");
@@ -274,7 +276,7 @@ void OverlayService::finish_ok(std::uint64_t id, const protocol::ExecutorResult&
 }
 
 void OverlayService::finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
-                                  const std::string& message) noexcept {
+                                  const std::string& message, LogEvent event) noexcept {
     auto it = calls_.find(id);
     if (it == calls_.end()) {
         return;
@@ -285,15 +287,16 @@ void OverlayService::finish_error(std::uint64_t id, const sdbus::Error& error, i
     if (auto dot = outcome.rfind('.'); dot != std::string::npos) {
         outcome.erase(0, dot + 1);
     }
-    log_call(call, priority, message, outcome);
+    log_call(call, event, priority, message, outcome);
     forget(id);
 }
 
-void OverlayService::log_call(const Call& call, int priority, const std::string& message,
-                              const std::string& outcome) const noexcept {
+void OverlayService::log_call(const Call& call, LogEvent event, int priority,
+                              const std::string& message, const std::string& outcome) const noexcept {
     try {
         LogRecord r;
         r.priority = priority;
+        r.event = event;
         r.message = message;
         r.action = std::string(verb_info(call.verb).word);
         r.instance = call.instance;

@@ -10,6 +10,7 @@
 #include "call_limits.hpp"
 #include "event_loop.hpp"
 #include "executor_pool.hpp"
+#include "journal_log.hpp"
 #include "overlay1_adaptor.hpp"
 #include "reply_guard.hpp"
 #include "vocabulary.hpp"
@@ -34,7 +35,7 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
                    CallLimits& limits, ExecutorPool& executors);
     // Unregisters the object, then answers whatever is left with Failed
-    // "service shutting down". Destroy before the connection.
+    // "service is stopping". Destroy before the connection.
     ~OverlayService();
 
     // SIGTERM: new calls are refused, pending authorizations and queued
@@ -113,11 +114,12 @@ class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overl
     void emit_mount_changed(const std::string& instance, bool mounted) noexcept;
     void on_executor_done(std::uint64_t id, ExecutorOutcome outcome) noexcept;
 
-    // Answers, logs and forgets call `id`.
+    // Answers, logs and forgets call `id`: a failure, or (event Denied)
+    // polkit's refusal.
     void finish_error(std::uint64_t id, const sdbus::Error& error, int priority,
-                      const std::string& message) noexcept;
+                      const std::string& message, LogEvent event = LogEvent::Failed) noexcept;
     void finish_ok(std::uint64_t id, const protocol::ExecutorResult& result) noexcept;
-    void log_call(const Call& call, int priority, const std::string& message,
+    void log_call(const Call& call, LogEvent event, int priority, const std::string& message,
                   const std::string& outcome) const noexcept;
     void forget(std::uint64_t id) noexcept;
 

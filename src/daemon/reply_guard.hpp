@@ -1,8 +1,8 @@
 // sdbus::Result<> sends nothing when it is dropped: the caller would wait
 // for its timeout. A ReplyGuard answers exactly once on every path: with
 // the results, with an error, deliberately not at all (dismiss(): the caller
-// left the bus), or, when destroyed unanswered, with Failed "service
-// shutting down". Used and destroyed on the bus thread only, before the
+// left the bus), or, when destroyed unanswered, with Failed "service is
+// stopping" (kStoppingMessage). Used and destroyed on the bus thread only, before the
 // connection is destroyed.
 #pragma once
 
@@ -25,7 +25,7 @@ template <typename... Results> class ReplyGuard {
 
     ~ReplyGuard() {
         if (!answered_) {
-            fail(make_error(ErrorCode::Failed, "service shutting down"));
+            fail(make_error(ErrorCode::Failed, kStoppingMessage));
         }
     }
 
@@ -41,7 +41,7 @@ template <typename... Results> class ReplyGuard {
             try {
                 result_.returnError(error_from_current_exception());
             } catch (...) {
-                log_message(3, "cannot send a reply");
+                log_message(LOG_ERR, "cannot send a reply");
             }
         }
     }
@@ -53,7 +53,7 @@ template <typename... Results> class ReplyGuard {
         try {
             result_.returnError(error);
         } catch (...) {
-            log_message(3, "cannot send an error reply");
+            log_message(LOG_ERR, "cannot send an error reply");
         }
     }
 

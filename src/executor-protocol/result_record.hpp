@@ -1,7 +1,8 @@
-// The result record an executor (left4me-overlay --serve) answers each
-// request with: the daemon never makes mount syscalls itself, it asks an
-// executor and reads this. Text, one record per line, every field
-// passed through overlay::printable() so no line can be forged:
+// The result record: an executor's (left4me-overlay --serve) answer to each
+// request of the daemon (executor_protocol.hpp), in one message over their
+// socket. The daemon never makes a mount syscall itself: it reads this.
+// Text, one field per line, every field passed through overlay::printable()
+// so no line can be forged:
 //
 //   ok                              first line on success
 //   error NAME MESSAGE              instead, on failure (NAME from error.hpp)

@@ -11,4 +11,6 @@ endif()
 add_test(NAME pyclient.offline
          COMMAND ${L4MT_PYTHON} -m unittest -v test_python_client.OfflineTest
          WORKING_DIRECTORY ${CMAKE_CURRENT_SOURCE_DIR})
-set_tests_properties(pyclient.offline PROPERTIES LABELS unit TIMEOUT 60)
+# The module imports the fixture's constants (tests/fixture).
+set_tests_properties(pyclient.offline PROPERTIES LABELS unit TIMEOUT 60
+                     ENVIRONMENT PYTHONPATH=${PROJECT_SOURCE_DIR}/tests/fixture)

@@ -14,11 +14,10 @@ import time
 
 import l4m_fixture
 from l4m_fixture import SYSTEM_BUS_ADDRESS
-from test_service import ServiceTest
+from l4m_base import ServiceTest
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-STALLING_AGENT = os.path.join(HERE, "stalling_agent.py")
-SERIAL_CLIENT = os.path.join(HERE, "serial_client.py")
+STALLING_AGENT = os.path.join(l4m_fixture.FIXTURE_DIR, "stalling_agent.py")
+SERIAL_CLIENT = os.path.join(l4m_fixture.FIXTURE_DIR, "serial_client.py")
 
 # MaxConcurrentAuthorizationsPerUser's default: the checks of one uid in
 # polkit at once.

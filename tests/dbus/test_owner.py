@@ -11,7 +11,7 @@ import re
 import subprocess
 
 from l4m_fixture import ERROR_PREFIX, LOWER_FILE, mountinfo
-from test_service import ServiceTest, SignalListener
+from l4m_base import ServiceTest, SignalListener
 
 # Reads "OP A [B]" lines, answers "rc N" for each: a shell in the owner's
 # own user and mount namespace, where the host's later mounts are no mount

@@ -15,10 +15,9 @@ import time
 
 import l4m_fixture
 from l4m_fixture import ERROR_PREFIX, gdbus_argv, overlays_on
-from test_service import ServiceTest, SignalListener
+from l4m_base import ServiceTest, SignalListener
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-FLOOD_CLIENT = os.path.join(HERE, "flood_client.py")
+FLOOD_CLIENT = os.path.join(l4m_fixture.FIXTURE_DIR, "flood_client.py")
 LIMITS_EXCEEDED = "org.freedesktop.DBus.Error.LimitsExceeded"
 EXECUTOR = "left4me-overlay"
 

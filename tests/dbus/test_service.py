@@ -6,68 +6,17 @@ files seen in merged, exact D-Bus error names."""
 
 import json
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import unittest
 
 import l4m_fixture
-from l4m_base import FixtureTest
-HERE = os.path.dirname(os.path.abspath(__file__))
-
+from l4m_base import ServiceTest, SignalListener
 from l4m_fixture import (ACCESS_DENIED, ADMIN_PASSWORD, ERROR_PREFIX, INTERACTIVE_REQUIRED,
                          LOWER_FILE, gdbus_argv, overlays_on)
-
-
-class ServiceTest(FixtureTest):
-    def setUp(self):
-        self.assertIsNotNone(self.fx.daemon_proc, "the fixture runs no daemon")
-        self.assertIsNone(self.fx.daemon_proc.poll(), "the daemon has exited")
-
-    def tearDown(self):
-        # A crashed daemon fails the test that crashed it, not the next one.
-        self.assertIsNone(self.fx.daemon_proc.poll(),
-                          "the daemon exited:\n" + self.fx.log("daemon")[-3000:])
-
-
-class SignalListener:
-    """`gdbus monitor --system --dest org.left4me.Overlay1` as a test user;
-    ready once it has printed the name's owner (its match rule was added
-    before it asked for the owner)."""
-
-    def __init__(self, fx, role):
-        self.proc = fx.popen(role, ["gdbus", "monitor", "--system", "--dest", l4m_fixture.BUS_NAME],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=1)
-        self.lines = queue.Queue()
-        self.thread = threading.Thread(target=self._read, daemon=True)
-        self.thread.start()
-        self.seen = []
-        if not self.wait_for(r"is owned by", 10):
-            raise AssertionError("gdbus monitor did not start: %r" % self.seen)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def wait_for(self, pattern, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in self.seen:
-                if re.search(pattern, line):
-                    return line
-            try:
-                self.seen.append(self.lines.get(timeout=0.1))
-            except queue.Empty:
-                pass
-        return None
-
-    def close(self):
-        self.proc.terminate()
-        self.proc.wait(5)
 
 
 class MemberTest(ServiceTest):
@@ -338,7 +287,7 @@ class AgentTest(ServiceTest):
         fx = self.fx
         name = "agent-left"
         fx.make_instance(name)
-        client = [sys.executable, os.path.join(HERE, "leaving_client.py"), "Mount", name]
+        client = [sys.executable, os.path.join(l4m_fixture.FIXTURE_DIR, "leaving_client.py"), "Mount", name]
         with fx.agent_session("other", client) as s:
             self.assertTrue(s.expect(rb"SENT"), s.text())
             self.assertTrue(s.expect(rb"Password:"), s.text())

@@ -1,6 +1,6 @@
 """Shared by the load and fault tests: the load clients (load_client.py,
 run as the fixture's non-root member user) and the daemon's resource
-figures. Uses the dbus tier's fixture (tests/dbus/l4m_fixture.py) as is."""
+figures. Runs on the fixture (tests/fixture/l4m_fixture.py) as is."""
 
 import json
 import os

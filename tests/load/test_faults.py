@@ -1,4 +1,4 @@
-"""Fault tests, on the dbus tier's fixture: polkitd killed
+"""Fault tests, on the fixture (tests/fixture): polkitd killed
 and restarted under load, the daemon killed with SIGKILL in the middle of
 mounts, the bus daemon restarted, and callers that leave the bus before
 their reply. Every assertion looks at the real mount table of the host
@@ -14,10 +14,9 @@ import time
 import l4m_fixture
 from l4m_fixture import ACCESS_DENIED, LOWER_FILE, LOWER_TEXT, gdbus_argv, overlays_on
 from load_common import LoadClients, fd_count, overlays_below, rss_kib
-from test_service import ServiceTest
+from l4m_base import ServiceTest
 
-LEAVING_CLIENT = os.path.join(os.path.dirname(os.path.abspath(l4m_fixture.__file__)),
-                              "leaving_client.py")
+LEAVING_CLIENT = os.path.join(l4m_fixture.FIXTURE_DIR, "leaving_client.py")
 EXECUTOR_COMM = "left4me-overlay"  # the executors' comm (15 characters: not truncated)
 
 

@@ -15,7 +15,7 @@ import os
 import time
 
 from load_common import LoadClients, fd_count, overlays_below, rss_kib
-from test_service import ServiceTest
+from l4m_base import ServiceTest
 
 FULL_PAIRS = 500
 

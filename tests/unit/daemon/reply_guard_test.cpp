@@ -97,7 +97,7 @@ TEST_F(ReplyGuardTest, DroppedUnansweredItFailsTheCall) {
     const auto error = error_of([&] { call("drop"); });
     ASSERT_TRUE(error);
     EXPECT_EQ(error->getName(), "org.left4me.Overlay1.Error.Failed");
-    EXPECT_EQ(error->getMessage(), "service shutting down");
+    EXPECT_EQ(error->getMessage(), "service is stopping");
 }
 
 TEST_F(ReplyGuardTest, DismissedItSendsNothing) {
