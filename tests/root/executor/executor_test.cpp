@@ -185,10 +185,24 @@ TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
     const pid_t first = executor.pid();
     auto lock = hold_instance_lock("alpha");
     std::thread killer([&] {
-        // The mount now waits for the lock: kill the executor in the act.
-        while (read_file("/proc/" + std::to_string(first) + "/wchan") == "do_sys_poll" ||
-               read_file("/proc/" + std::to_string(first) + "/wchan").empty()) {
-            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        // Kill the executor in the act: once it holds the instance's lock
+        // file open, it is inside the mount, waiting for the lock we hold.
+        // (Not by its wchan: between requests it is not always in poll, and
+        // an idle executor killed there is replaced before it sees the mount.)
+        const std::string lock_path = layout.lock_dir + "/alpha.lock";
+        const std::string fd_dir = "/proc/" + std::to_string(first) + "/fd";
+        auto opened_lock = [&] {
+            std::error_code ec;
+            for (const auto& e : std::filesystem::directory_iterator(fd_dir, ec)) {
+                std::error_code link_ec;
+                if (std::filesystem::read_symlink(e.path(), link_ec) == lock_path) {
+                    return true;
+                }
+            }
+            return false;
+        };
+        while (!opened_lock()) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(2));
         }
         ::kill(first, SIGKILL);
     });
