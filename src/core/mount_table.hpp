@@ -47,8 +47,9 @@ MountTableKind mount_table_kind(const Config& config);
 std::string mountinfo_reason(const Config& config);
 // Asks the kernel now (Auto asks once): empty when the statmount table
 // works in this process, else the failing call and its errno text. A
-// seccomp filter that predates statmount/listmount fails them with ENOSYS
-// on a kernel that has them.
+// seccomp filter that predates statmount/listmount fails them (with its
+// error number: EPERM for the unit, ENOSYS for systemd-nspawn's) on a
+// kernel that has them.
 std::string statmount_unusable_reason();
 const char* mount_table_name(MountTableKind kind);
 

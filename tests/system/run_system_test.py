@@ -26,7 +26,7 @@ Debian 12 or Debian 13 with real systemd, dbus and polkitd.
    WatchdogSec= and the daemon pings it from its bus loop. The daemon says
    which mount watcher runs under its unit's seccomp filter, and why not
    fanotify statmount when not: Debian 13 on Linux 6.15+ gets fanotify
-   statmount, Debian 12 (systemd 252) polls mountinfo (ENOSYS).
+   statmount, Debian 12 (systemd 252) polls mountinfo (listmount: EPERM).
 
 Runs as root. Prints each step with its time; on failure, the container's
 console and journal.
@@ -431,12 +431,12 @@ def expected_watcher(release):
     """How the daemon under its unit watches the host's mounts on this
     kernel: a regex for the rest of its line "watching the host's mounts: ".
     On Debian 12, systemd 252 and libseccomp 2.5.4 know no statmount or
-    listmount, so the unit's allow list cannot let them through: ENOSYS,
-    and mountinfo is polled. systemd 257 (Debian 13) allows them with
+    listmount, so the unit's allow list cannot let them through: they fail
+    with its SystemCallErrorNumber=EPERM, and mountinfo is polled. systemd 257 (Debian 13) allows them with
     @file-system, and the unit allows fanotify_init/fanotify_mark."""
     version = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
     if release == "bookworm":
-        return (r"poll mountinfo \(listmount: Function not implemented\)" if version >= (6, 8)
+        return (r"poll mountinfo \(listmount: Operation not permitted\)" if version >= (6, 8)
                 else r"poll mountinfo \(listmount: .*\)")
     if version >= (6, 15):
         return r"fanotify statmount"

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstring>
 #include <linux/audit.h>
@@ -22,9 +23,10 @@ namespace overlay {
 namespace {
 
 // What statmount_unusable_reason() says in a child whose seccomp filter fails
-// `nr` with ENOSYS (the way systemd 252's filter treats system calls it
-// does not know), read back over a pipe.
-std::string reason_with_syscall_denied(long nr) {
+// `nr` with `err` (the way systemd 252's filters treat system calls it does
+// not know: the unit's SystemCallErrorNumber=EPERM, ENOSYS in nspawn's),
+// read back over a pipe.
+std::string reason_with_syscall_denied(long nr, int err) {
     int fds[2];
     if (::pipe(fds) != 0) {
         return "pipe failed";
@@ -38,7 +40,7 @@ std::string reason_with_syscall_denied(long nr) {
             BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
             BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(seccomp_data, nr)),
             BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, static_cast<__u32>(nr), 0, 1),
-            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | ENOSYS),
+            BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | static_cast<__u32>(err)),
             BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         };
         sock_fprog prog{static_cast<unsigned short>(sizeof code / sizeof code[0]), code};
@@ -67,13 +69,13 @@ std::string reason_with_syscall_denied(long nr) {
 
 #if defined(__x86_64__)
 TEST(MountTableReason, ASeccompFilterDenyingListmountIsNamed) {
-    EXPECT_EQ(reason_with_syscall_denied(kernel::kSysListmount),
-              "listmount: Function not implemented");
+    EXPECT_EQ(reason_with_syscall_denied(kernel::kSysListmount, EPERM),
+              "listmount: Operation not permitted");
 }
 
 TEST(MountTableReason, ASeccompFilterDenyingStatmountIsNamed) {
     // listmount passes (on Linux 6.8+), statmount is the call that fails.
-    const auto reason = reason_with_syscall_denied(kernel::kSysStatmount);
+    const auto reason = reason_with_syscall_denied(kernel::kSysStatmount, ENOSYS);
     if (reason.starts_with("listmount:")) {
         GTEST_SKIP() << "this kernel has no listmount: " << reason;
     }
