@@ -6,6 +6,7 @@
 #include "mountinfo.hpp"
 
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
 #include <memory>
 #include <sys/stat.h>
@@ -126,18 +127,44 @@ template <typename F> void for_each_instance_overlay(MountTableKind kind, F&& f)
     }
 }
 
-bool kernel_has_statmount() {
+} // namespace
+
+std::string statmount_unusable_reason() {
     std::uint64_t id = 0;
     if (kernel::listmount(kernel::kLsmtRoot, 0, &id, 1) != 1) {
-        return false;
+        return std::string("listmount: ") + std::strerror(errno);
     }
-    const auto* sm = stat_mount(id, kFullMask);
-    if (sm == nullptr || (sm->mask & kFullMask) != kFullMask) {
-        return false;
+    auto& buffer = stat_buffer();
+    if (kernel::statmount(id, kFullMask, buffer.get(), buffer.bytes) != 0) {
+        return std::string("statmount: ") + std::strerror(errno);
+    }
+    if ((buffer.get()->mask & kFullMask) != kFullMask) {
+        return "statmount reports no mount source (Linux 6.13)";
     }
     struct statx stx {};
-    return ::statx(AT_FDCWD, "/", 0, kernel::kStatxMntIdUnique, &stx) == 0 &&
-           (stx.stx_mask & kernel::kStatxMntIdUnique) != 0;
+    if (::statx(AT_FDCWD, "/", 0, kernel::kStatxMntIdUnique, &stx) != 0) {
+        return std::string("statx: ") + std::strerror(errno);
+    }
+    if ((stx.stx_mask & kernel::kStatxMntIdUnique) == 0) {
+        return "statx reports no unique mount id";
+    }
+    return {};
+}
+
+namespace {
+
+struct TableChoice {
+    MountTableKind kind;
+    std::string why_not_statmount;
+};
+
+const TableChoice& detected_table() {
+    static const TableChoice choice = [] {
+        auto why = statmount_unusable_reason();
+        return TableChoice{why.empty() ? MountTableKind::Statmount : MountTableKind::Mountinfo,
+                           std::move(why)};
+    }();
+    return choice;
 }
 
 struct statx statx_of(MountTableKind kind, int fd, std::string_view what) {
@@ -165,9 +192,19 @@ MountTableKind mount_table_kind(const Config& config) {
     case MountTableApi::Auto:
         break;
     }
-    static const MountTableKind detected =
-        kernel_has_statmount() ? MountTableKind::Statmount : MountTableKind::Mountinfo;
-    return detected;
+    return detected_table().kind;
+}
+
+std::string mountinfo_reason(const Config& config) {
+    switch (config.mount_table) {
+    case MountTableApi::Statmount:
+        return {};
+    case MountTableApi::Mountinfo:
+        return "MountTable=mountinfo";
+    case MountTableApi::Auto:
+        break;
+    }
+    return detected_table().why_not_statmount;
 }
 
 const char* mount_table_name(MountTableKind kind) {

@@ -42,6 +42,15 @@ struct MountFacts {
 
 // Auto resolved once per process against the running kernel.
 MountTableKind mount_table_kind(const Config& config);
+// Why mount_table_kind() is Mountinfo ("listmount: Function not
+// implemented", "MountTable=mountinfo", ...); empty when it is Statmount.
+std::string mountinfo_reason(const Config& config);
+// Asks the kernel now (Auto asks once): empty when the statmount table
+// works in this process, else the failing call and its errno text. A
+// seccomp filter that predates statmount/listmount fails them (with its
+// error number: EPERM for the unit, ENOSYS for systemd-nspawn's) on a
+// kernel that has them.
+std::string statmount_unusable_reason();
 const char* mount_table_name(MountTableKind kind);
 
 // The id of the mount `fd` lies on, of the table's kind. Throws

@@ -14,18 +14,25 @@ namespace overlay::cmd {
 
 namespace {
 
-// fanotify mount events, or nothing (an older kernel, or forced off).
-UniqueFd open_fanotify() {
+// fanotify mount events, or nothing (an older kernel, a seccomp filter
+// that denies them, or forced off) and `why` names the failing call.
+UniqueFd open_fanotify(std::string& why) {
+    const auto failed = [&why](const char* call) {
+        why = std::string(call) + ": " + std::strerror(errno);
+        return UniqueFd();
+    };
     UniqueFd fd(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | kernel::kFanReportMnt,
                                 O_RDONLY | O_CLOEXEC));
     if (!fd) {
-        return fd;
+        return failed("fanotify_init");
     }
     const UniqueFd ns(::open("/proc/self/ns/mnt", O_RDONLY | O_CLOEXEC));
-    if (!ns || ::fanotify_mark(fd.get(), FAN_MARK_ADD | kernel::kFanMarkMntns,
-                               kernel::kFanMntAttach | kernel::kFanMntDetach, ns.get(),
-                               nullptr) != 0) {
-        return UniqueFd();
+    if (!ns) {
+        return failed("open /proc/self/ns/mnt");
+    }
+    if (::fanotify_mark(fd.get(), FAN_MARK_ADD | kernel::kFanMarkMntns,
+                        kernel::kFanMntAttach | kernel::kFanMntDetach, ns.get(), nullptr) != 0) {
+        return failed("fanotify_mark");
     }
     return fd;
 }
@@ -35,16 +42,19 @@ UniqueFd open_fanotify() {
 MountWatch::MountWatch(const Config& config) : config_(config), kind_(mount_table_kind(config)) {
     // Mount events name mounts by unique id: they need the statmount table.
     if (config.mount_watch != MountWatchApi::Poll && kind_ == MountTableKind::Statmount) {
-        fd_ = open_fanotify();
+        fd_ = open_fanotify(why_);
         if (!fd_ && config.mount_watch == MountWatchApi::Fanotify) {
-            throw_errno(ErrorCode::Failed,
-                        "MountWatch=fanotify: the kernel has no fanotify mount events "
-                        "(Linux 6.15)",
-                        errno);
+            throw Error(ErrorCode::Failed, "MountWatch=fanotify: no fanotify mount events "
+                                           "(Linux 6.15): " + why_);
         }
     } else if (config.mount_watch == MountWatchApi::Fanotify) {
         throw Error(ErrorCode::Failed,
-                    "MountWatch=fanotify needs the statmount mount table (MountTable)");
+                    "MountWatch=fanotify needs the statmount mount table (MountTable): " +
+                        mountinfo_reason(config));
+    } else if (kind_ == MountTableKind::Mountinfo) {
+        why_ = mountinfo_reason(config);
+    } else {
+        why_ = "MountWatch=poll";
     }
     if (fd_) {
         mode_ = Mode::Fanotify;
@@ -122,6 +132,9 @@ protocol::MountReport MountWatch::snapshot() const {
     protocol::MountReport report;
     report.complete = true;
     report.how = std::string(mode_name()) + " " + mount_table_name(kind_);
+    if (mode_ == Mode::Poll && !why_.empty()) {
+        report.how += " (" + why_ + ")";
+    }
     for (const auto& [name, ids] : state_) {
         report.instances.emplace_back(name, true);
     }

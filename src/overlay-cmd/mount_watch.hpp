@@ -69,6 +69,7 @@ class MountWatch {
     MountTableKind kind_;
     std::optional<WatchedOverlays> shared_;
     Mode mode_ = Mode::Poll;
+    std::string why_; // why not fanotify statmount, for the first report
     UniqueFd fd_;
     State state_;                              // instance -> its overlays' mount ids
     std::map<std::uint64_t, std::string> owner_; // mount id -> instance

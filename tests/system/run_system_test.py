@@ -11,7 +11,7 @@ Debian 12 or Debian 13 with real systemd, dbus and polkitd.
    files again as VERSION~systest1, the "previous build";
 2. copies the cached debootstrap tree of the release (debian_tree.py) and
    boots it with systemd-nspawn --boot --register=no --keep-unit
-   --private-network;
+   --private-network (and no seccomp filter of nspawn's own);
 3. inside, through nsenter: installs the previous package, and as a user of
    group left4me, with no daemon running, `left4me-overlayctl mount alpha`
    bus-activates left4me-overlayd under its hardened unit; the overlay
@@ -23,7 +23,10 @@ Debian 12 or Debian 13 with real systemd, dbus and polkitd.
    works and refuses added options; `dpkg --purge` leaves no file behind.
    A running polkitd keeps its pid through install, upgrade, removal and
    purge (the maintainer scripts never restart or reload it). The unit sets
-   WatchdogSec= and the daemon pings it from its bus loop.
+   WatchdogSec= and the daemon pings it from its bus loop. The daemon says
+   which mount watcher runs under its unit's seccomp filter, and why not
+   fanotify statmount when not: Debian 13 on Linux 6.15+ gets fanotify
+   statmount, Debian 12 (systemd 252) polls mountinfo (listmount: EPERM).
 
 Runs as root. Prints each step with its time; on failure, the container's
 console and journal.
@@ -146,10 +149,18 @@ class Container:
 
     def boot(self):
         self.log = open(self.log_path, "w")
+        # SYSTEMD_SECCOMP=0: no seccomp filter of nspawn's own on the
+        # container. That allow list, built by this host's systemd and
+        # libseccomp, fails every system call they do not know with ENOSYS
+        # (statmount, listmount on Debian 12) and denies fanotify_init: the
+        # daemon would then fall back to reading mountinfo on any release.
+        # A booted Debian has no such filter above its services; the unit's
+        # own filter (set by the container's systemd) is what is tested.
         self.nspawn = subprocess.Popen(
             ["systemd-nspawn", "-D", self.root, "--boot", "--register=no", "--keep-unit",
              "--private-network", "--console=pipe", "--machine=" + self.name],
-            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT,
+            env=dict(os.environ, SYSTEMD_SECCOMP="0"))
         deadline = time.monotonic() + 30
         while self.pid is None and time.monotonic() < deadline:
             check(self.nspawn.poll() is None, "systemd-nspawn exited:\n" + self.console())
@@ -416,6 +427,44 @@ def check_hardened_daemon(ct):
     return int(pid)
 
 
+def expected_watcher(release):
+    """How the daemon under its unit watches the host's mounts on this
+    kernel: a regex for the rest of its line "watching the host's mounts: ".
+    On Debian 12, systemd 252 and libseccomp 2.5.4 know no statmount or
+    listmount, so the unit's allow list cannot let them through: they fail
+    with its SystemCallErrorNumber=EPERM, and mountinfo is polled. systemd 257 (Debian 13) allows them with
+    @file-system, and the unit allows fanotify_init/fanotify_mark."""
+    version = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+    if release == "bookworm":
+        return (r"poll mountinfo \(listmount: Operation not permitted\)" if version >= (6, 8)
+                else r"poll mountinfo \(listmount: .*\)")
+    if version >= (6, 15):
+        return r"fanotify statmount"
+    if version >= (6, 13):
+        return r"poll statmount \(fanotify_init: .*\)"
+    return r"poll mountinfo \(.*\)"
+
+
+def check_watcher(ct, release):
+    """The daemon's line saying which watcher its executor runs, and why
+    not fanotify statmount when it is not. The watcher's first report comes
+    after the daemon owns the bus name: wait for the line."""
+    expected = expected_watcher(release)
+    deadline = time.monotonic() + 30
+    lines = []
+    while time.monotonic() < deadline:
+        out = ct.run(["journalctl", "--no-pager", "-o", "cat", "-u", UNIT]).stdout
+        lines = [line for line in out.splitlines() if "watching the host's mounts: " in line]
+        if lines:
+            break
+        time.sleep(0.3)
+    check(lines, "the daemon never said how it watches the host's mounts")
+    how = lines[0].split("watching the host's mounts: ", 1)[1]
+    check(re.fullmatch(expected, how),
+          "%s: watching the host's mounts: %r, expected %r" % (release, how, expected))
+    step("%s: watching the host's mounts: %s" % (release, how))
+
+
 def wait_inactive(ct, timeout):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -496,7 +545,7 @@ def status_json(ct, user):
     return json.loads(res.stdout)
 
 
-def scenario(ct, old_deb, new_deb, old_version, new_version):
+def scenario(ct, release, old_deb, new_deb, old_version, new_version):
     step("preparing users and instances %s, %s" % (INSTANCE, INSTANCE2))
     prepare(ct)
     before = file_list(ct.root)
@@ -525,6 +574,7 @@ def scenario(ct, old_deb, new_deb, old_version, new_version):
     content = ct.run(["cat", MERGED + "/base.txt"], user=USER).stdout
     check(content == "from the installation\n", "merged shows %r" % content)
     old_pid = check_hardened_daemon(ct)
+    check_watcher(ct, release)
     check(status_json(ct, USER)["mounted"] is True, "status does not say mounted")
     step("the watchdog is set and pinged")
     check_watchdog(ct)
@@ -675,7 +725,7 @@ def main():
         versions = ct.run(["dpkg-query", "-W", "-f=${Package} ${Version}, ", "systemd",
                            "dbus-daemon", "polkitd", "python3-jeepney"]).stdout
         step("%s: %s" % (args.release, versions.rstrip(", ")))
-        scenario(ct, old_deb, new_deb, old_version, version)
+        scenario(ct, args.release, old_deb, new_deb, old_version, version)
         ok = True
     except Failure as e:
         print("FAILED: %s" % e, flush=True)

@@ -334,17 +334,25 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     OwnerNamespace owner;
     std::mutex mutex;
     std::vector<std::pair<std::string, bool>> changes;
+    std::string how;
     auto o = options(true);
     o.on_report = [&](const overlay::protocol::MountReport& report) {
         std::lock_guard lock(mutex);
         if (!report.complete) {
             changes.insert(changes.end(), report.instances.begin(), report.instances.end());
+        } else {
+            how = report.how;
         }
     };
     Executor watcher(std::move(o));
     Executor worker(options());
     const Request sync{}; // no verb: sync
     ASSERT_TRUE(ok(watcher.run(sync)));
+    {
+        // The first report says which watcher runs, and why not fanotify.
+        std::lock_guard lock(mutex);
+        EXPECT_EQ(how, mode == "fanotify" ? "fanotify statmount" : "poll statmount (MountWatch=poll)");
+    }
     // The watcher in use, seen from its descriptors.
     bool fanotify = false;
     for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(watcher.pid()) + "/fd")) {
