@@ -9,10 +9,11 @@ namespace {
 // Every code once, for the reverse lookup; the size check below and the
 // switch in error_name() (built with -Werror=switch) keep it complete.
 constexpr std::array kAllCodes{
-    ErrorCode::InvalidName, ErrorCode::NoSuchInstance,  ErrorCode::BadConfig,
-    ErrorCode::LowerdirNotAllowed, ErrorCode::UnsafePath, ErrorCode::UpperdirTainted,
-    ErrorCode::AlreadyMounted, ErrorCode::NotMounted,   ErrorCode::Busy,
-    ErrorCode::Failed,
+    ErrorCode::InvalidName,    ErrorCode::NoSuchInstance,
+    ErrorCode::BadConfig,      ErrorCode::LowerdirNotAllowed,
+    ErrorCode::UnsafePath,     ErrorCode::UpperdirTainted,
+    ErrorCode::AlreadyMounted, ErrorCode::NotMounted,
+    ErrorCode::Busy,           ErrorCode::Failed,
 };
 static_assert(kAllCodes.size() == static_cast<std::size_t>(ErrorCode::Failed) + 1,
               "kAllCodes must list every ErrorCode");

@@ -180,12 +180,24 @@ enum Index {
 };
 } // namespace key
 
-constexpr std::array<std::string_view, key::Count> kKeyNames{
-    "Root",    "InstancesDir", "AllowedLowerRoots", "LowerdirsKey",
-    "HostPid", "MountOptions", "MountApi", "MountTable", "MountWatch", "Executors",
-    "MaxPendingCalls", "MaxPendingCallsPerUser", "MaxConcurrentAuthorizations",
-    "MaxConcurrentAuthorizationsPerUser", "OperationTimeoutSec",
-    "LockDir", "MigrateExecutors", "MigrateTimeoutSec"};
+constexpr std::array<std::string_view, key::Count> kKeyNames{"Root",
+                                                             "InstancesDir",
+                                                             "AllowedLowerRoots",
+                                                             "LowerdirsKey",
+                                                             "HostPid",
+                                                             "MountOptions",
+                                                             "MountApi",
+                                                             "MountTable",
+                                                             "MountWatch",
+                                                             "Executors",
+                                                             "MaxPendingCalls",
+                                                             "MaxPendingCallsPerUser",
+                                                             "MaxConcurrentAuthorizations",
+                                                             "MaxConcurrentAuthorizationsPerUser",
+                                                             "OperationTimeoutSec",
+                                                             "LockDir",
+                                                             "MigrateExecutors",
+                                                             "MigrateTimeoutSec"};
 
 // The daemon's own limits: whole numbers in a range that keeps the daemon
 // useful (a cap of 0 would refuse everything).
@@ -314,8 +326,8 @@ void apply(Config& config, key::Index index, const RawValue& raw, const Reporter
         } else if (value == "poll") {
             config.mount_watch = MountWatchApi::Poll;
         } else {
-            report.fail(line, "MountWatch '" + printable(value) +
-                                  "' is not one of auto, fanotify, poll");
+            report.fail(line,
+                        "MountWatch '" + printable(value) + "' is not one of auto, fanotify, poll");
         }
         break;
     case key::LockDir:

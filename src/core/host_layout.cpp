@@ -21,7 +21,8 @@ HostLayout::HostLayout(const Config& config) : config_(config) {
     // It may be a mount of its own (a nosuid,nodev bind mount, a disk), but
     // not a user's FUSE mount: that user would then answer every lookup
     // and could stall every operation.
-    require_not_user_mount(config, instances_.get(), "InstancesDir " + printable(config.instances_dir));
+    require_not_user_mount(config, instances_.get(),
+                           "InstancesDir " + printable(config.instances_dir));
 }
 
 UniqueFd HostLayout::open_configured_dir(const std::string& path, int flags) const {

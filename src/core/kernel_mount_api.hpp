@@ -12,7 +12,7 @@
 
 namespace overlay::kernel {
 
-#if defined(__x86_64__) || defined(__aarch64__) || defined(__riscv) || defined(__i386__) ||      \
+#if defined(__x86_64__) || defined(__aarch64__) || defined(__riscv) || defined(__i386__) ||        \
     defined(__arm__) || defined(__powerpc__) || defined(__s390__) || defined(__loongarch__)
 // The same number on every architecture that uses the common syscall table.
 inline constexpr long kSysStatmount = 457;

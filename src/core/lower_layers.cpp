@@ -37,8 +37,9 @@ std::vector<UniqueFd> open_lower_layers(const HostLayout& layout,
             root_fd = layout.open_configured_dir(roots[match], O_PATH | O_DIRECTORY);
             // An admin's disk may be mounted there; a user's FUSE mount
             // there would pass the same-mount check below.
-            require_not_user_mount(layout.config(), root_fd.get(), instance_context(instance) +
-                                                      "allowed root " + printable(roots[match]));
+            require_not_user_mount(layout.config(), root_fd.get(),
+                                   instance_context(instance) + "allowed root " +
+                                       printable(roots[match]));
         }
         auto below = path_below(lower, roots[match]);
         // Not O_PATH: layer fds for fsconfig need a real open file before 6.15.

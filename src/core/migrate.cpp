@@ -173,9 +173,9 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         set_marker(upper.get(), kMarkerInProgress, r);
     }
 
-    const std::vector<std::string> foreign = convert_upper(
-        upper.get(), layer_dirs(), dry_run, stop_after, report, r, instance, upper_mount, owner,
-        on_change);
+    const std::vector<std::string> foreign =
+        convert_upper(upper.get(), layer_dirs(), dry_run, stop_after, report, r, instance,
+                      upper_mount, owner, on_change);
     if (dry_run) {
         return report;
     }

@@ -67,7 +67,8 @@ class Converter {
                               "remove-marker");
             entries.erase(it);
         }
-        if (auto it = entries.find(std::string(fuse_format::kOpaqueWhiteout)); it != entries.end()) {
+        if (auto it = entries.find(std::string(fuse_format::kOpaqueWhiteout));
+            it != entries.end()) {
             struct stat st {};
             const bool marker = ::fstatat(dfd, it->first.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                                 (is_whiteout_dev(st) || (S_ISREG(st.st_mode) && st.st_size == 0));
@@ -367,7 +368,8 @@ class Converter {
         for (const auto& name : names) {
             const bool fuse = name.starts_with(fuse_format::kXattrPrefix) ||
                               name.starts_with(fuse_format::kUserOverlayXattrPrefix) ||
-                              std::find(fuse_format::kOverrideStatXattrs.begin(), fuse_format::kOverrideStatXattrs.end(),
+                              std::find(fuse_format::kOverrideStatXattrs.begin(),
+                                        fuse_format::kOverrideStatXattrs.end(),
                                         name) != fuse_format::kOverrideStatXattrs.end();
             if (!fuse || (rel.empty() && name == kMigrationMarkerXattr)) {
                 continue;

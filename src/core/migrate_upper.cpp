@@ -75,7 +75,8 @@ bool fuse_opaque(int dirfd) {
         }
     }
     struct stat st {};
-    return ::fstatat(dirfd, std::string(fuse_format::kOpaqueMarker).c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0;
+    return ::fstatat(dirfd, std::string(fuse_format::kOpaqueMarker).c_str(), &st,
+                     AT_SYMLINK_NOFOLLOW) == 0;
 }
 
 UniqueFd open_dir_at(int parent, const std::string& name) {

@@ -108,8 +108,8 @@ void verify_conversion(const View& expected, const std::vector<int>& layers,
         throw Error(ErrorCode::UpperdirTainted,
                     instance_context(instance) + "migrate: verification failed, " +
                         count(diffs.size(), "difference", "differences") +
-                        " between what fuse-overlayfs showed and what the kernel shows: " +
-                        shown + "; the instance stays refused");
+                        " between what fuse-overlayfs showed and what the kernel shows: " + shown +
+                        "; the instance stays refused");
     }
 }
 

@@ -64,10 +64,14 @@ MountFacts facts_of(const kernel::Statmount& sm) {
     MountFacts f;
     f.id = sm.mnt_id;
     f.device = ::makedev(sm.sb_dev_major, sm.sb_dev_minor);
-    f.fs_type = (sm.mask & kernel::kStatmountFsType) ? kernel::statmount_string(sm, sm.fs_type) : "";
-    f.source = (sm.mask & kernel::kStatmountSbSource) ? kernel::statmount_string(sm, sm.sb_source) : "";
-    f.mount_point = (sm.mask & kernel::kStatmountMntPoint) ? kernel::statmount_string(sm, sm.mnt_point) : "";
-    f.super_options = (sm.mask & kernel::kStatmountMntOpts) ? kernel::statmount_string(sm, sm.mnt_opts) : "";
+    f.fs_type =
+        (sm.mask & kernel::kStatmountFsType) ? kernel::statmount_string(sm, sm.fs_type) : "";
+    f.source =
+        (sm.mask & kernel::kStatmountSbSource) ? kernel::statmount_string(sm, sm.sb_source) : "";
+    f.mount_point =
+        (sm.mask & kernel::kStatmountMntPoint) ? kernel::statmount_string(sm, sm.mnt_point) : "";
+    f.super_options =
+        (sm.mask & kernel::kStatmountMntOpts) ? kernel::statmount_string(sm, sm.mnt_opts) : "";
     return f;
 }
 
@@ -169,7 +173,8 @@ const TableChoice& detected_table() {
 
 struct statx statx_of(MountTableKind kind, int fd, std::string_view what) {
     struct statx stx {};
-    const unsigned mask = kind == MountTableKind::Statmount ? kernel::kStatxMntIdUnique : STATX_MNT_ID;
+    const unsigned mask =
+        kind == MountTableKind::Statmount ? kernel::kStatxMntIdUnique : STATX_MNT_ID;
     if (::statx(fd, "", AT_EMPTY_PATH | AT_SYMLINK_NOFOLLOW, mask, &stx) != 0) {
         throw_errno(ErrorCode::Failed, "statx " + printable(what), errno);
     }

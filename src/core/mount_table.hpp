@@ -36,7 +36,7 @@ struct MountFacts {
     std::uint64_t device = 0; // the superblock's (makedev): a bind mount shares it
     std::string fs_type;
     std::string source;
-    std::string mount_point; // where it is now, seen from the current root
+    std::string mount_point;   // where it is now, seen from the current root
     std::string super_options; // the file system's options (mount_by_id only)
 };
 

@@ -14,8 +14,8 @@ struct MountEntry {
     std::uint64_t mount_id = 0;
     std::uint64_t parent_id = 0;
     std::uint64_t device = 0; // field 3, the superblock's major:minor (makedev)
-    std::string root;        // field 4, unescaped
-    std::string mount_point; // field 5, unescaped (\040 -> ' ', etc.)
+    std::string root;         // field 4, unescaped
+    std::string mount_point;  // field 5, unescaped (\040 -> ' ', etc.)
     std::string mount_options;
     std::string fs_type;
     std::string source; // unescaped

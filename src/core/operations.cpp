@@ -1,8 +1,6 @@
 #include "operations.hpp"
 
 #include "dir_stream.hpp"
-#include "working_directory.hpp"
-
 #include "error.hpp"
 #include "fs_open.hpp"
 #include "host_layout.hpp"
@@ -17,6 +15,7 @@
 #include "same_mount.hpp"
 #include "taint_scan.hpp"
 #include "watched_overlays.hpp"
+#include "working_directory.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -127,9 +126,10 @@ void unmount_one(MountTableKind kind, const MountFacts& target, std::string_view
     if (auto still = mount_by_id(kind, target.id); still && still->device == target.device) {
         // Between the check and umount2 another mount was moved to that
         // name (only the owner's renames can do that): say so, loudly.
-        throw Error(ErrorCode::Failed, what + ": a mount moved there in the meantime was "
-                                              "unmounted instead; the overlay is still at " +
-                                              printable(still->mount_point));
+        throw Error(ErrorCode::Failed, what +
+                                           ": a mount moved there in the meantime was "
+                                           "unmounted instead; the overlay is still at " +
+                                           printable(still->mount_point));
     }
 }
 
@@ -217,7 +217,8 @@ void unmount_instance(const Config& config, std::string_view name) {
     // with neither leaves no lock file in /run.
     const InstanceLock lock(config, name);
     const std::string merged_path =
-        instance ? instance->path_of("merged") : config.instances_dir + "/" + std::string(name) + "/merged";
+        instance ? instance->path_of("merged")
+                 : config.instances_dir + "/" + std::string(name) + "/merged";
     auto overlays = known_overlays(config, kind, name);
     if (instance) {
         // What is on merged, in case nothing recorded it (an overlay

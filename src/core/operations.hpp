@@ -1,8 +1,8 @@
 // Mount, unmount and status of one instance, and the list of all: what the
 // drop-in and the executors run for every request but Migrate
 // (migrate.hpp). Each call opens every path afresh by descriptor beneath
-// the configured roots; nothing is cached between calls. The caller must already be in the host mount namespace
-// (host_namespace.hpp) and single-threaded while it mounts.
+// the configured roots; nothing is cached between calls. The caller must already be in the host
+// mount namespace (host_namespace.hpp) and single-threaded while it mounts.
 #pragma once
 
 #include "config.hpp"

@@ -67,8 +67,7 @@ std::optional<Record> parse_record(std::string_view text) {
     return r;
 }
 
-std::string record_text(std::string_view instance, MountTableKind kind,
-                        const MountFacts& overlay) {
+std::string record_text(std::string_view instance, MountTableKind kind, const MountFacts& overlay) {
     return std::string(instance) + " " + std::to_string(overlay.id) + " " +
            std::to_string(overlay.device) + " " + mount_table_name(kind) + "\n";
 }
@@ -77,8 +76,8 @@ std::string record_text(std::string_view instance, MountTableKind kind,
 void write_record(int dir, const std::string& dir_path, const std::string& name,
                   const std::string& text) {
     const auto tmp = name + ".new";
-    UniqueFd fd(::openat(dir, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
-                         0600));
+    UniqueFd fd(
+        ::openat(dir, tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!fd) {
         throw_errno(ErrorCode::Failed, "cannot write " + printable(dir_path) + "/" + tmp, errno);
     }

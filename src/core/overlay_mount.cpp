@@ -1,9 +1,8 @@
 #include "overlay_mount.hpp"
 
+#include "error.hpp"
 #include "fs_open.hpp"
 #include "working_directory.hpp"
-
-#include "error.hpp"
 
 #include <cerrno>
 #include <cstdio>
@@ -160,7 +159,6 @@ std::string fs_context_messages(int fsfd) {
     return out;
 }
 
-
 const char* mount_api_name(MountApi api) {
     switch (api) {
     case MountApi::LayerFds:
@@ -227,10 +225,10 @@ void mount_overlay(const OverlayLayers& layers, const std::string& source, const
 UniqueFd mount_read_only_view(const std::vector<int>& layers, const std::string& source,
                               const Config& config, const std::string& what) {
     const MountApi api = resolve_mount_api(config.mount_api);
-    return create_overlay(
-        source, layers, -1, -1, api,
-        MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
-        MountFailure(what, api));
+    return create_overlay(source, layers, -1, -1, api,
+                          MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                              MOUNT_ATTR_NOEXEC,
+                          MountFailure(what, api));
 }
 
 } // namespace overlay

@@ -38,8 +38,8 @@ void require_same_mount(int anchor_fd, std::string_view anchor_path, int fd, std
         return;
     }
     throw Error(ErrorCode::UnsafePath,
-                instance_context(instance) + printable(path) +
-                    " is on another mount than " + printable(anchor_path) +
+                instance_context(instance) + printable(path) + " is on another mount than " +
+                    printable(anchor_path) +
                     " (a filesystem mounted or moved there is not part of the layout)");
 }
 

@@ -86,14 +86,15 @@ void writable_warnings(const Config& config, std::vector<std::string>& warnings)
                            "yet will hold");
     }
     if (auto who = writers_of(config.instances_dir); !who.empty()) {
-        warnings.push_back("InstancesDir " + printable(config.instances_dir) +
-                           " is writable by " + who + can);
+        warnings.push_back("InstancesDir " + printable(config.instances_dir) + " is writable by " +
+                           who + can);
     }
     for (const auto& root : config.allowed_lower_roots) {
         if (auto who = writers_of(root); !who.empty()) {
-            warnings.push_back("allowed lower root " + printable(root) + " is writable by " +
-                               who + ": that user chooses what every instance's lower layers "
-                                     "beneath it hold" + can);
+            warnings.push_back("allowed lower root " + printable(root) + " is writable by " + who +
+                               ": that user chooses what every instance's lower layers "
+                               "beneath it hold" +
+                               can);
         }
     }
 }
@@ -106,7 +107,8 @@ std::vector<std::string> startup_warnings(const Config& config) {
         warnings.push_back(
             "HostPid is " + std::to_string(config.host_pid) +
             ", not 1: mounts go to the mount namespace of whatever process has that pid when "
-            "an executor starts (or the sudo drop-in runs); once it exits, the pid can be reused by a process of another "
+            "an executor starts (or the sudo drop-in runs); once it exits, the pid can be reused "
+            "by a process of another "
             "namespace (one owned by another user namespace is refused, another root service's "
             "is not); use a pid that lives as long as the host");
     }

@@ -1,13 +1,12 @@
 #include "taint_scan.hpp"
 
 #include "dir_stream.hpp"
-#include "mount_point.hpp"
-#include "working_directory.hpp"
-
 #include "error.hpp"
 #include "fuse_format.hpp"
 #include "migrate.hpp"
+#include "mount_point.hpp"
 #include "unique_fd.hpp"
+#include "working_directory.hpp"
 #include "xattr_list.hpp"
 
 #include <cerrno>
@@ -95,18 +94,16 @@ class UpperScan {
                 // such a mount hides from this scan.
                 if (mount_id(dir.get(), dir_rel) != upper_mnt_id_) {
                     throw Error(ErrorCode::UnsafePath,
-                                instance_context(instance_) + "upperdir entry " +
-                                    where(dir_rel) +
+                                instance_context(instance_) + "upperdir entry " + where(dir_rel) +
                                     " is on another mount (a mount point inside upper hides "
                                     "from the taint scan what the overlay would use)");
                 }
                 check_xattrs(dir.get(), dir_rel);
                 if (stack.size() >= kMaxUpperDepth) {
-                    throw Error(ErrorCode::UnsafePath, instance_context(instance_) +
-                                                           "upperdir " + printable(upper_path_) +
-                                                           " is deeper than " +
-                                                           std::to_string(kMaxUpperDepth) +
-                                                           " levels at " + printable(dir_rel));
+                    throw Error(ErrorCode::UnsafePath,
+                                instance_context(instance_) + "upperdir " + printable(upper_path_) +
+                                    " is deeper than " + std::to_string(kMaxUpperDepth) +
+                                    " levels at " + printable(dir_rel));
                 }
                 stack.push_back(open_frame(dir.release(), dir_rel));
             } else if (type == DT_REG) {
@@ -120,7 +117,6 @@ class UpperScan {
     }
 
   private:
-
     struct Frame {
         DirStream dir;
         std::string rel;
@@ -152,8 +148,7 @@ class UpperScan {
 
     [[noreturn]] void fail_errno(const char* op, const std::string& rel, int err) const {
         throw_errno(ErrorCode::Failed,
-                    instance_context(instance_) + "taint scan: " + op + " " + where(rel),
-                    err);
+                    instance_context(instance_) + "taint scan: " + op + " " + where(rel), err);
     }
 
     // An entry the owner removed or replaced by a symlink during the scan

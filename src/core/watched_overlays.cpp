@@ -29,9 +29,8 @@ bool number(std::string_view s, std::uint64_t& out) {
 
 // Lines "NAME ID DEVICE KIND"; lines of another name, of ids of another
 // kind (see overlay_claims.cpp) or malformed are skipped.
-std::vector<std::pair<std::uint64_t, std::uint64_t>> read_ids(int dir, const std::string& file,
-                                                              std::string_view name,
-                                                              MountTableKind kind) {
+std::vector<std::pair<std::uint64_t, std::uint64_t>>
+read_ids(int dir, const std::string& file, std::string_view name, MountTableKind kind) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
     UniqueFd fd(::openat(dir, file.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {

@@ -34,8 +34,8 @@ template <typename List> ssize_t list_xattr_names(std::vector<char>& buf, List l
 
 // Calls `each(std::string_view name)` for every name of a list of `len`
 // bytes that list_xattr_names() read into `buf`.
-template <typename Each> void for_each_xattr_name(const std::vector<char>& buf, std::size_t len,
-                                                  Each each) {
+template <typename Each>
+void for_each_xattr_name(const std::vector<char>& buf, std::size_t len, Each each) {
     std::string_view all(buf.data(), std::min(len, buf.size()));
     while (!all.empty()) {
         const auto end = all.find('\0');

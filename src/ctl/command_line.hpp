@@ -19,7 +19,7 @@ struct CommandLine {
     std::string instance;   // empty for list; checked (valid name) when set
     bool ask_password = true;
     JsonMode json = JsonMode::Off;
-    bool legend = true; // --no-legend: no column header
+    bool legend = true;   // --no-legend: no column header
     bool dry_run = false; // --dry-run: migrate changes nothing
     bool help = false;
     bool version = false;
@@ -36,7 +36,6 @@ struct UsageError : std::runtime_error {
 CommandLine parse_command_line(const std::vector<std::string>& args);
 
 // The verb as the user types it, for messages ("mount", "unmount", ...).
-
 
 extern const char* const kHelpText;
 

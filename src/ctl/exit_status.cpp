@@ -6,7 +6,8 @@ namespace overlay::ctl {
 
 ExitStatus exit_status_for_error(std::string_view name) {
     // The service's two authorization verdicts.
-    if (name == vocabulary::kAccessDenied || name == vocabulary::kInteractiveAuthorizationRequired) {
+    if (name == vocabulary::kAccessDenied ||
+        name == vocabulary::kInteractiveAuthorizationRequired) {
         return kExitNotAuthorized;
     }
     // Errors of the bus itself: nobody is serving the name (not installed,

@@ -56,8 +56,8 @@ int run(const CommandLine& cl) {
         return kExitUnreachable;
     }
 
-    const std::string what =
-        std::string(vocabulary::verb_info(cl.verb).word) + (cl.instance.empty() ? "" : " " + cl.instance);
+    const std::string what = std::string(vocabulary::verb_info(cl.verb).word) +
+                             (cl.instance.empty() ? "" : " " + cl.instance);
     try {
         switch (cl.verb) {
         case Verb::Mount:
@@ -91,8 +91,9 @@ int run(const CommandLine& cl) {
         }
         case Verb::List: {
             auto list = client->list(cl.ask_password, query_timeout);
-            std::fputs((cl.json != JsonMode::Off ? format_list_json(list, cl.json == JsonMode::Pretty)
-                                                 : format_list_text(list, cl.legend))
+            std::fputs((cl.json != JsonMode::Off
+                            ? format_list_json(list, cl.json == JsonMode::Pretty)
+                            : format_list_text(list, cl.legend))
                            .c_str(),
                        stdout);
             break;

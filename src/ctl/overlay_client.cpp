@@ -62,7 +62,8 @@ void OverlayClient::unmount(const std::string& instance, bool allow_interactive,
 
 InstanceStatus OverlayClient::status(const std::string& instance, bool allow_interactive,
                                      std::chrono::seconds timeout) {
-    auto reply = proxy_->call_authorized(vocabulary::Verb::Status, instance, allow_interactive, timeout);
+    auto reply =
+        proxy_->call_authorized(vocabulary::Verb::Status, instance, allow_interactive, timeout);
     bool mounted = false;
     std::string merged;
     std::vector<std::string> lowerdirs;

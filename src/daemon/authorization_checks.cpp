@@ -36,8 +36,7 @@ void deliver(Authorizer::Callback& done, AuthResult result) noexcept {
 
 } // namespace
 
-std::optional<KnownCallers::Identity>
-KnownCallers::find_settled(const std::string& sender) const {
+std::optional<KnownCallers::Identity> KnownCallers::find_settled(const std::string& sender) const {
     std::lock_guard lock(mutex_);
     auto it = known_.find(sender);
     if (it == known_.end() || unanswered_.contains(sender)) {
@@ -146,12 +145,10 @@ void AuthorizationChecks::watch_departures() {
     // Delivered on this thread (the subscribing thread's default context).
     // No match of GDBus's own: the one below says exactly what to send.
     departures_ = glib::SignalSubscription(
-        bus_.get(),
-        g_dbus_connection_signal_subscribe(bus_.get(), "org.freedesktop.DBus",
-                                           "org.freedesktop.DBus", "NameOwnerChanged",
-                                           "/org/freedesktop/DBus", nullptr,
-                                           G_DBUS_SIGNAL_FLAGS_NO_MATCH_RULE, name_owner_changed,
-                                           this, nullptr));
+        bus_.get(), g_dbus_connection_signal_subscribe(
+                        bus_.get(), "org.freedesktop.DBus", "org.freedesktop.DBus",
+                        "NameOwnerChanged", "/org/freedesktop/DBus", nullptr,
+                        G_DBUS_SIGNAL_FLAGS_NO_MATCH_RULE, name_owner_changed, this, nullptr));
     g_autoptr(GError) error = nullptr;
     g_autoptr(GVariant) reply = g_dbus_connection_call_sync(
         bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
@@ -437,12 +434,11 @@ void AuthorizationChecks::ask_identity(const std::string& sender, Caller& caller
     // The departure match was added on this connection before: a caller
     // that leaves after the bus daemon answers is seen leaving, one that
     // left before makes the lookup fail.
-    g_dbus_connection_call(bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                           "org.freedesktop.DBus", "GetConnectionCredentials",
-                           g_variant_new("(s)", sender.c_str()), G_VARIANT_TYPE("(a{sv})"),
-                           G_DBUS_CALL_FLAGS_NONE, kCredentialsTimeoutMs,
-                           caller.lookup_cancellable.get(), identity_ready,
-                           glib::user_data(LookupRef{this, sender, caller.lookup}));
+    g_dbus_connection_call(
+        bus_.get(), "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+        "GetConnectionCredentials", g_variant_new("(s)", sender.c_str()), G_VARIANT_TYPE("(a{sv})"),
+        G_DBUS_CALL_FLAGS_NONE, kCredentialsTimeoutMs, caller.lookup_cancellable.get(),
+        identity_ready, glib::user_data(LookupRef{this, sender, caller.lookup}));
 }
 
 void AuthorizationChecks::identity_ready(GObject* source, GAsyncResult* res, gpointer data) {

@@ -110,8 +110,7 @@ std::size_t Authorizer::callers_known() {
     // instead of leaving get() waiting.
     auto count = std::make_shared<std::promise<std::size_t>>();
     auto answer = count->get_future();
-    impl_->thread.invoke(
-        [checks = &impl_->checks, count] { count->set_value(checks->callers()); });
+    impl_->thread.invoke([checks = &impl_->checks, count] { count->set_value(checks->callers()); });
     return answer.get();
 }
 

@@ -69,7 +69,8 @@ sdbus::Error error_from_current_exception() noexcept {
             return make_error(ErrorCode::Failed, "internal error");
         }
     } catch (...) {
-        return sdbus_compat::error("org.left4me.Overlay1.Error.Failed"); // no message: less to allocate
+        return sdbus_compat::error(
+            "org.left4me.Overlay1.Error.Failed"); // no message: less to allocate
     }
 }
 

@@ -61,11 +61,12 @@ std::optional<std::string> Executor::start() {
             parsed = protocol::parse_hello(hello.message);
         }
         if (!parsed) {
-            const std::string why = hello.status == protocol::ReceiveStatus::TimedOut
-                                        ? "did not say hello in time and " + process->kill_and_reap()
-                                    : hello.status == protocol::ReceiveStatus::Closed
-                                        ? process->reap(std::chrono::milliseconds(1000))
-                                        : "sent a malformed hello and " + process->kill_and_reap();
+            const std::string why =
+                hello.status == protocol::ReceiveStatus::TimedOut
+                    ? "did not say hello in time and " + process->kill_and_reap()
+                : hello.status == protocol::ReceiveStatus::Closed
+                    ? process->reap(std::chrono::milliseconds(1000))
+                    : "sent a malformed hello and " + process->kill_and_reap();
             return "executor " + printable(options_.executor_path) + " " + why;
         }
         if (options_.on_hello) {
@@ -118,8 +119,8 @@ void Executor::on_readable() noexcept {
         }
     } catch (const std::exception& e) {
         const std::string how = process_->kill_and_reap();
-        log_message(LOG_ERR, std::string("executor broke the protocol (") + e.what() +
-                                 ") and " + how + "; restarting it");
+        log_message(LOG_ERR, std::string("executor broke the protocol (") + e.what() + ") and " +
+                                 how + "; restarting it");
         lost();
     }
 }
@@ -200,14 +201,14 @@ ExecutorOutcome Executor::run_once(const protocol::Request& request, bool& resta
     const std::string verb(protocol::request_word(request));
     auto died = [&](const std::string& how) {
         lost();
-        return failed(subject + ": executor pid " + std::to_string(pid) + " " + how +
-                      " during " + verb);
+        return failed(subject + ": executor pid " + std::to_string(pid) + " " + how + " during " +
+                      verb);
     };
     const auto deadline = Clock::now() + timeout_;
     for (;;) {
-        const auto left = std::max(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       deadline - Clock::now()),
-                                   std::chrono::milliseconds(0));
+        const auto left =
+            std::max(std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()),
+                     std::chrono::milliseconds(0));
         protocol::Received received;
         try {
             received = protocol::receive_message(process_->socket(), left);
@@ -215,8 +216,8 @@ ExecutorOutcome Executor::run_once(const protocol::Request& request, bool& resta
             return died(process_->kill_and_reap() + " after a protocol error (" + e.what() + ")");
         }
         if (received.status == protocol::ReceiveStatus::TimedOut) {
-            return died("did not finish within " + std::to_string(timeout_.count()) +
-                        " ms and " + process_->kill_and_reap());
+            return died("did not finish within " + std::to_string(timeout_.count()) + " ms and " +
+                        process_->kill_and_reap());
         }
         if (received.status == protocol::ReceiveStatus::Closed) {
             return died(process_->reap(std::chrono::milliseconds(1000)));

@@ -69,7 +69,7 @@ class Executor {
 
   private:
     std::optional<std::string> start(); // error message, or nullopt
-    void lost() noexcept; // the process is gone: the next start waits
+    void lost() noexcept;               // the process is gone: the next start waits
     bool died_while_idle() noexcept;
     ExecutorOutcome run_once(const protocol::Request& request, bool& restart);
 

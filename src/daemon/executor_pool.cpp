@@ -52,11 +52,11 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
     auto cancel = [shared_done] { (*shared_done)(stopping()); };
     using vocabulary::Verb;
     if (request.verb == Verb::Status || request.verb == Verb::List) {
-        status_.submit({}, InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
-                                                  (*shared_done)(
-                                                      status_executors_[i]->run(request));
-                                              },
-                                              cancel});
+        status_.submit({},
+                       InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
+                                              (*shared_done)(status_executors_[i]->run(request));
+                                          },
+                                          cancel});
         return;
     }
     if (request.verb == Verb::Migrate) {
@@ -66,29 +66,25 @@ void ExecutorPool::submit(protocol::Request request, Done done) {
     std::string key = request.instance;
     operations_.submit(
         std::move(key),
-        InstanceQueue::Job{[this, request, shared_done](std::size_t i) {
-                               auto outcome = std::make_shared<ExecutorOutcome>(
-                                   operation_executors_[i]->run(request));
-                               const bool mounts_changed =
-                                   request.verb &&
-                                   vocabulary::verb_info(*request.verb).changes_mounts;
-                               const bool ok =
-                                   std::holds_alternative<protocol::ExecutorResult>(*outcome);
-                               if (!ok || !mounts_changed) {
-                                   (*shared_done)(std::move(*outcome));
-                                   return;
-                               }
-                               // The mount table changed: its report (and so
-                               // the signal) before the answer.
-                               watch_.sync([shared_done, outcome] {
-                                   (*shared_done)(std::move(*outcome));
-                               });
-                           },
-                           cancel});
+        InstanceQueue::Job{
+            [this, request, shared_done](std::size_t i) {
+                auto outcome =
+                    std::make_shared<ExecutorOutcome>(operation_executors_[i]->run(request));
+                const bool mounts_changed =
+                    request.verb && vocabulary::verb_info(*request.verb).changes_mounts;
+                const bool ok = std::holds_alternative<protocol::ExecutorResult>(*outcome);
+                if (!ok || !mounts_changed) {
+                    (*shared_done)(std::move(*outcome));
+                    return;
+                }
+                // The mount table changed: its report (and so
+                // the signal) before the answer.
+                watch_.sync([shared_done, outcome] { (*shared_done)(std::move(*outcome)); });
+            },
+            cancel});
 }
 
-void ExecutorPool::submit_migration(protocol::Request request,
-                                    const std::shared_ptr<Done>& done) {
+void ExecutorPool::submit_migration(protocol::Request request, const std::shared_ptr<Done>& done) {
     const std::size_t limit = migrate_executors_.size();
     {
         const std::lock_guard lock(migrations_mutex_);

@@ -33,7 +33,9 @@ void check(int err, const char* what) {
 
 class SpawnFileActions {
   public:
-    SpawnFileActions() { check(posix_spawn_file_actions_init(&actions_), "posix_spawn_file_actions_init"); }
+    SpawnFileActions() {
+        check(posix_spawn_file_actions_init(&actions_), "posix_spawn_file_actions_init");
+    }
     ~SpawnFileActions() { posix_spawn_file_actions_destroy(&actions_); }
     SpawnFileActions(const SpawnFileActions&) = delete;
     SpawnFileActions& operator=(const SpawnFileActions&) = delete;

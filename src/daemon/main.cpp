@@ -182,26 +182,27 @@ int run(const Options& opts) {
                           settings.max_concurrent_authorizations_per_user);
     if (settings.max_concurrent_authorizations > 1 &&
         settings.max_concurrent_authorizations_per_user >= settings.max_concurrent_authorizations) {
-        log_message(LOG_WARNING, "MaxConcurrentAuthorizationsPerUser (" +
-                                     std::to_string(settings.max_concurrent_authorizations_per_user) +
-                                     ") is not below MaxConcurrentAuthorizations (" +
-                                     std::to_string(settings.max_concurrent_authorizations) +
-                                     "): one user's polkit checks held open by their agent can "
-                                     "make every other user's calls wait");
+        log_message(LOG_WARNING,
+                    "MaxConcurrentAuthorizationsPerUser (" +
+                        std::to_string(settings.max_concurrent_authorizations_per_user) +
+                        ") is not below MaxConcurrentAuthorizations (" +
+                        std::to_string(settings.max_concurrent_authorizations) +
+                        "): one user's polkit checks held open by their agent can "
+                        "make every other user's calls wait");
     }
     auto service = std::make_unique<OverlayService>(*bus, loop, authorizer, limits, executors);
     service_on_bus_thread = service.get();
     // Last: callers are served from the moment they can reach us.
     bus->requestName(kBusName);
-    log_message(LOG_INFO, std::string("left4me-overlayd ") + L4M_VERSION + " serving " + kBusName +
-                              " (executor " + opts.executor + ", config " + opts.config + "; " +
-                              std::to_string(settings.executors) + " operation executors, " +
-                              std::to_string(settings.max_pending_calls) + " pending calls at most, " +
-                              std::to_string(settings.max_pending_calls_per_user) + " per user, " +
-                              std::to_string(settings.max_concurrent_authorizations) +
-                              " polkit checks at once, " +
-                              std::to_string(settings.max_concurrent_authorizations_per_user) +
-                              " per user)");
+    log_message(LOG_INFO,
+                std::string("left4me-overlayd ") + L4M_VERSION + " serving " + kBusName +
+                    " (executor " + opts.executor + ", config " + opts.config + "; " +
+                    std::to_string(settings.executors) + " operation executors, " +
+                    std::to_string(settings.max_pending_calls) + " pending calls at most, " +
+                    std::to_string(settings.max_pending_calls_per_user) + " per user, " +
+                    std::to_string(settings.max_concurrent_authorizations) +
+                    " polkit checks at once, " +
+                    std::to_string(settings.max_concurrent_authorizations_per_user) + " per user)");
     log_message(LOG_INFO, std::to_string(settings.migrate_executors) +
                               " migrate executors, each migration at most " +
                               std::to_string(settings.migrate_timeout_sec) + " s");

@@ -26,8 +26,7 @@ long long elapsed_ms(EventLoop::Clock::time_point since) {
 OverlayService::OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,
                                CallLimits& limits, ExecutorPool& executors)
     : AdaptorInterfaces(bus, sdbus_compat::object_path(std::string(vocabulary::kObjectPath))),
-      loop_(loop), authorizer_(authorizer), limits_(limits),
-      executors_(executors) {
+      loop_(loop), authorizer_(authorizer), limits_(limits), executors_(executors) {
     registerAdaptor();
 }
 
@@ -91,7 +90,8 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
         if (auto refused = limits_.admit_call(id, call.sender)) {
             std::visit(
                 [&](auto& guard) {
-                    guard.fail(make_error(AuthError::LimitsExceeded, "Too many calls: " + *refused));
+                    guard.fail(
+                        make_error(AuthError::LimitsExceeded, "Too many calls: " + *refused));
                 },
                 call.reply);
             calls_.erase(id);
@@ -103,15 +103,15 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
             validate_instance_name(call.instance);
         }
         const auto& vi = verb_info(verb);
-        authorizer_.check(
-            AuthRequest{call.sender, std::string(vi.polkit_action), call.instance, call.interactive,
-                        [this, id](uid_t uid) { return limits_.admit_uid(id, uid); }},
-            [this, id](AuthResult result) {
-                // GLib thread: hand the verdict to the bus thread.
-                loop_.post([this, id, result = std::move(result)]() mutable {
-                    on_authorized(id, std::move(result));
-                });
-            });
+        authorizer_.check(AuthRequest{call.sender, std::string(vi.polkit_action), call.instance,
+                                      call.interactive,
+                                      [this, id](uid_t uid) { return limits_.admit_uid(id, uid); }},
+                          [this, id](AuthResult result) {
+                              // GLib thread: hand the verdict to the bus thread.
+                              loop_.post([this, id, result = std::move(result)]() mutable {
+                                  on_authorized(id, std::move(result));
+                              });
+                          });
     } catch (const Error& e) {
         finish_error(id, make_error(e.code(), e.what()), LOG_NOTICE,
                      std::string("refused: ") + e.what());
@@ -137,7 +137,8 @@ void OverlayService::on_authorized(std::uint64_t id, AuthResult result) noexcept
     try {
         switch (result.verdict) {
         case AuthResult::Verdict::LimitsExceeded:
-            finish_error(id, make_error(AuthError::LimitsExceeded, "Too many calls: " + result.detail),
+            finish_error(id,
+                         make_error(AuthError::LimitsExceeded, "Too many calls: " + result.detail),
                          LOG_NOTICE, what + ": refused: " + result.detail);
             return;
         case AuthResult::Verdict::CallerGone:
@@ -292,7 +293,8 @@ void OverlayService::finish_error(std::uint64_t id, const sdbus::Error& error, i
 }
 
 void OverlayService::log_call(const Call& call, LogEvent event, int priority,
-                              const std::string& message, const std::string& outcome) const noexcept {
+                              const std::string& message,
+                              const std::string& outcome) const noexcept {
     try {
         LogRecord r;
         r.priority = priority;
@@ -325,8 +327,7 @@ void OverlayService::note_refusal(const std::string& why) noexcept {
         return;
     }
     log_message(LOG_WARNING, "refused " + std::to_string(refused_unlogged_) +
-                                 " calls over the limits since the last report; the last: " +
-                                 why);
+                                 " calls over the limits since the last report; the last: " + why);
     refused_unlogged_ = 0;
     refusals_logged_ = now;
 }

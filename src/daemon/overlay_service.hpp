@@ -17,9 +17,9 @@
 
 #include <cstdint>
 #include <map>
-#include <set>
 #include <optional>
 #include <sdbus-c++/sdbus-c++.h>
+#include <set>
 #include <string>
 #include <type_traits>
 #include <variant>
@@ -29,7 +29,6 @@ namespace overlay::daemon {
 
 class OverlayService final : public sdbus::AdaptorInterfaces<org::left4me::Overlay1_adaptor> {
   public:
-
     // All references must outlive the service; all methods run on the bus
     // thread.
     OverlayService(sdbus::IConnection& bus, EventLoop& loop, Authorizer& authorizer,

@@ -81,9 +81,9 @@ void WatchWorker::loop() {
         int timeout = -1;
         if (auto due = executor_.restart_due()) {
             timeout = static_cast<int>(std::max<long long>(
-                1, std::chrono::duration_cast<std::chrono::milliseconds>(
-                       *due - Executor::Clock::now())
-                       .count()));
+                1,
+                std::chrono::duration_cast<std::chrono::milliseconds>(*due - Executor::Clock::now())
+                    .count()));
         }
         pollfd pfds[2] = {{wake_fd_.get(), POLLIN, 0}, {executor_.socket(), POLLIN, 0}};
         const int ready = ::poll(pfds, executor_.socket() >= 0 ? 2 : 1, timeout);

@@ -155,9 +155,10 @@ std::optional<ExecutorHello> parse_hello(std::string_view text) {
 }
 
 std::string format_mount_report(const MountReport& report) {
-    std::string out = report.complete
-                          ? "mounts-all" + (report.how.empty() ? "" : " " + printable(report.how)) + "\n"
-                          : "mounts\n";
+    std::string out =
+        report.complete
+            ? "mounts-all" + (report.how.empty() ? "" : " " + printable(report.how)) + "\n"
+            : "mounts\n";
     for (const auto& [name, mounted] : report.instances) {
         out += printable(name);
         if (!report.complete) {

@@ -9,7 +9,8 @@ namespace overlay::cmd {
 
 ConfigSource::ConfigSource(std::string path) : path_(std::move(path)) {
     const auto slash = path_.rfind('/');
-    const std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
+    const std::string dir =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : path_.substr(0, slash));
     name_ = slash == std::string::npos ? path_ : path_.substr(slash + 1);
     dir_ = UniqueFd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir_) {

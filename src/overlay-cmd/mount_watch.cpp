@@ -21,8 +21,9 @@ UniqueFd open_fanotify(std::string& why) {
         why = std::string(call) + ": " + std::strerror(errno);
         return UniqueFd();
     };
-    UniqueFd fd(::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | kernel::kFanReportMnt,
-                                O_RDONLY | O_CLOEXEC));
+    UniqueFd fd(
+        ::fanotify_init(FAN_CLASS_NOTIF | FAN_CLOEXEC | FAN_NONBLOCK | kernel::kFanReportMnt,
+                        O_RDONLY | O_CLOEXEC));
     if (!fd) {
         return failed("fanotify_init");
     }
@@ -45,7 +46,8 @@ MountWatch::MountWatch(const Config& config) : config_(config), kind_(mount_tabl
         fd_ = open_fanotify(why_);
         if (!fd_ && config.mount_watch == MountWatchApi::Fanotify) {
             throw Error(ErrorCode::Failed, "MountWatch=fanotify: no fanotify mount events "
-                                           "(Linux 6.15): " + why_);
+                                           "(Linux 6.15): " +
+                                               why_);
         }
     } else if (config.mount_watch == MountWatchApi::Fanotify) {
         throw Error(ErrorCode::Failed,
@@ -268,7 +270,8 @@ protocol::MountReport MountWatch::read_events() {
             }
             std::uint64_t id = 0;
             bool found = false;
-            for (std::size_t at = meta->metadata_len; at + sizeof(kernel::FanotifyEventInfoMnt) <= meta->event_len;) {
+            for (std::size_t at = meta->metadata_len;
+                 at + sizeof(kernel::FanotifyEventInfoMnt) <= meta->event_len;) {
                 kernel::FanotifyEventInfoMnt info{};
                 std::memcpy(&info, reinterpret_cast<const char*>(meta) + at, sizeof info);
                 if (info.info_type == kernel::kFanEventInfoTypeMnt) {

@@ -71,7 +71,7 @@ class MountWatch {
     Mode mode_ = Mode::Poll;
     std::string why_; // why not fanotify statmount, for the first report
     UniqueFd fd_;
-    State state_;                              // instance -> its overlays' mount ids
+    State state_;                                // instance -> its overlays' mount ids
     std::map<std::uint64_t, std::string> owner_; // mount id -> instance
     std::map<std::uint64_t, MountFacts> facts_;  // mount id -> what it is
 };

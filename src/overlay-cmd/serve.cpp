@@ -3,12 +3,12 @@
 #include "config_source.hpp"
 #include "error.hpp"
 #include "executor_protocol.hpp"
-#include "result_record.hpp"
 #include "host_namespace.hpp"
 #include "migrate.hpp"
 #include "mount_watch.hpp"
 #include "operations.hpp"
 #include "packet_channel.hpp"
+#include "result_record.hpp"
 #include "startup_warnings.hpp"
 #include "unique_fd.hpp"
 
