@@ -12,6 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 top=$PWD
 ./scripts/install-deps.sh --with-checks
+./scripts/check-format.sh                       # src/ stays as .clang-format has it
 build=${BUILD_DIR:-build}
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
     -DL4M_REQUIRE_ALL_TESTS=ON >/dev/null
