@@ -86,7 +86,13 @@ if [[ "${L4M_CHROOT_ROOT:-}" ]]; then
         cmake --build /build -j"$(nproc)"
         cd /build
         status=0
-        ctest --output-on-failure -L "^(unit|root|dbus)$" 2>&1 | tee ctest-output.log || status=$?
+        # Left out here: the two tests of uppers that fuse-overlayfs writes
+        # with xattr_permissions=2. Debian 13 ships fuse-overlayfs 1.14,
+        # which, run unprivileged that way, refuses to delete a lower file
+        # (EPERM), so the upper cannot be made; they run on Debian 12 with
+        # 1.10, the version whose format they record.
+        ctest --output-on-failure -L "^(unit|root|dbus)$" \
+            -E "MigrateFuseOverlayfs\.WithXattrPermissions2" 2>&1 | tee ctest-output.log || status=$?
         if grep -q "(Skipped)" ctest-output.log; then
             echo "debian-chroot.sh: tests were skipped (see above); as root every test must run" >&2
             exit 1

@@ -136,7 +136,13 @@ std::string first_few(const std::vector<std::string>& items, std::string_view se
         shown += items[i];
     }
     if (items.size() > kShown) {
-        shown += std::string(before_more) + std::to_string(items.size() - kShown) + " more";
+        // The space apart: GCC copies a short literal inline as immediates,
+        // " more" as " mor" then "e", which lintian's spelling check reads
+        // in the binary as a misspelled word.
+        shown += before_more;
+        shown += std::to_string(items.size() - kShown);
+        shown += ' ';
+        shown += "more";
     }
     return shown;
 }
