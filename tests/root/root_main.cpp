@@ -1,6 +1,7 @@
 // Every root-tier test process first moves into a private mount namespace
 // with a tmpfs scratch area, so mounts made (or wrongly made) by a test can
 // never reach the host, and are all gone when the process exits.
+#include "mountinfo.hpp"
 #include "scratch.hpp"
 
 #include <cstdio>
@@ -31,6 +32,15 @@ int main(int argc, char** argv) {
         ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) != 0) {
         std::perror("root_tests: private mount namespace");
         return 1;
+    }
+    // The host's own instance overlays (a demo, a real deployment) are
+    // copied into this namespace too, and the service counts every
+    // "left4me:NAME" overlay wherever it is: detach them here (only here)
+    // so that each test sees only what it mounts.
+    for (const auto& mount : overlay::read_mountinfo(::getpid())) {
+        if (mount.fs_type == "overlay" && mount.source.starts_with("left4me:")) {
+            ::umount2(mount.mount_point.c_str(), MNT_DETACH);
+        }
     }
     l4m_test::init_scratch();
     ::testing::InitGoogleTest(&argc, argv);
