@@ -9,12 +9,14 @@
 #include "scratch.hpp"
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <mutex>
+#include <sstream>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -421,6 +423,177 @@ INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "pol
                          [](const ::testing::TestParamInfo<const char*>& param) {
                              return std::string(param.param);
                          });
+
+// The unique ids a LockDir record (NAME.seen, NAME.mounts) names: lines
+// "NAME ID DEVICE KIND".
+std::set<std::uint64_t> ids_in(const std::string& path) {
+    std::set<std::uint64_t> out;
+    if (!std::filesystem::exists(path)) {
+        return out;
+    }
+    std::istringstream lines(read_file(path));
+    std::string name, kind;
+    std::uint64_t id = 0, device = 0;
+    while (lines >> name >> id >> device >> kind) {
+        out.insert(id);
+    }
+    return out;
+}
+
+// The kernel's unique id of the mount whose root `path` is, asked here
+// (statx STATX_MNT_ID_UNIQUE, Linux 6.8), not through the code under test.
+std::uint64_t unique_mount_id(const std::string& path) {
+    constexpr unsigned kMntIdUnique = 0x4000; // STATX_MNT_ID_UNIQUE
+    struct statx st {};
+    if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, kMntIdUnique, &st) != 0 ||
+        (st.stx_mask & kMntIdUnique) == 0) {
+        ADD_FAILURE() << "statx STATX_MNT_ID_UNIQUE " << path;
+        return 0;
+    }
+    return st.stx_mnt_id;
+}
+
+// Stopped by SIGSTOP (state T in /proc/PID/stat): from then on it reads
+// nothing until SIGCONT.
+bool wait_until_stopped(pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+        const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        const auto paren = stat.rfind(')');
+        if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T') {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+}
+
+// The fanotify watcher's queue holds fanotify's max_queued_events; past
+// that the kernel drops events and queues one FAN_Q_OVERFLOW. The watcher
+// is held (SIGSTOP) while instances change, then more mount events than
+// the queue holds are made, then more instances change (events the kernel
+// drops). Resumed, the watcher must log the overflow, list the table again
+// and report every instance whose state changed, once each, in order per
+// instance (an overlay unmounted and mounted again under a new unique id
+// is two changes), and publish in LockDir what the table now holds.
+TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
+    write_config("MountWatch=fanotify\n");
+    const std::string lowers = layout.root + "/overlays/mod";
+    for (const char* name : {"beta", "delta", "gamma"}) {
+        layout.add_instance(name, lowers);
+    }
+    std::mutex mutex;
+    std::vector<std::pair<std::string, bool>> changes;
+    std::vector<std::string> notes;
+    auto o = options(true);
+    o.on_report = [&](const overlay::protocol::MountReport& report) {
+        std::lock_guard lock(mutex);
+        if (!report.complete) {
+            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
+            if (!report.note.empty()) {
+                notes.push_back(report.note);
+            }
+        }
+    };
+    Executor watcher(std::move(o));
+    Executor worker(options());
+    const Request sync{}; // no verb: sync
+    using Changes = std::vector<std::pair<std::string, bool>>;
+    auto changes_now = [&] {
+        EXPECT_TRUE(ok(watcher.run(sync)));
+        std::lock_guard lock(mutex);
+        return std::exchange(changes, {});
+    };
+    ASSERT_TRUE(ok(watcher.run(sync))); // started: what follows are changes
+    for (const char* name : {"alpha", "beta", "delta"}) {
+        ASSERT_TRUE(ok(worker.run(req(Verb::Mount, name))));
+    }
+    ASSERT_EQ(changes_now(), (Changes{{"alpha", true}, {"beta", true}, {"delta", true}}));
+    const std::uint64_t delta_before = unique_mount_id(layout.merged("delta"));
+    EXPECT_EQ(ids_in(layout.lock_dir + "/delta.seen"), std::set<std::uint64_t>{delta_before});
+
+    const pid_t pid = watcher.pid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    // Resumed on every way out: a stopped executor would never see EOF.
+    std::shared_ptr<void> resume(nullptr, [pid](void*) { ::kill(pid, SIGCONT); });
+    ASSERT_TRUE(wait_until_stopped(pid));
+
+    // Still queued: alpha's unmount.
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
+    // More events than the queue holds, cheaply: a bind mount moved back
+    // and forth (each move is one event, FAN_MNT_ATTACH|FAN_MNT_DETACH;
+    // no unmount, so no RCU grace period per event).
+    const std::size_t max_events =
+        std::stoul(read_file("/proc/sys/fs/fanotify/max_queued_events"));
+    const std::string here = layout.outside + "/flood-a", there = layout.outside + "/flood-b";
+    make_dirs(here);
+    make_dirs(there);
+    ASSERT_EQ(::mount(here.c_str(), here.c_str(), nullptr, MS_BIND, nullptr), 0);
+    for (std::size_t i = 0; i < max_events + 100; ++i) {
+        const bool forth = i % 2 == 0;
+        ASSERT_EQ(::mount(forth ? here.c_str() : there.c_str(), forth ? there.c_str() : here.c_str(),
+                          nullptr, MS_MOVE, nullptr),
+                  0)
+            << i << ": " << std::strerror(errno);
+    }
+    // Dropped by the kernel: beta unmounted; alpha mounted again; delta
+    // unmounted behind the service's back and mounted again (a new unique
+    // id: two changes, though it is mounted before and after); gamma
+    // mounted by hand away from its merged (only the watcher can tell the
+    // other executors of that one).
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "beta"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
+    ASSERT_EQ(::umount2(layout.merged("delta").c_str(), 0), 0);
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "delta"))));
+    const std::string by_hand = layout.outside + "/gamma-by-hand";
+    make_dirs(by_hand);
+    const std::string data = "lowerdir=" + lowers + ":" + layout.root + "/installation/base";
+    ASSERT_EQ(::mount("left4me:gamma", by_hand.c_str(), "overlay", 0, data.c_str()), 0)
+        << std::strerror(errno);
+    resume.reset();
+
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, // the event
+                                      // the table listed again: gone, replaced, new
+                                      {"beta", false},
+                                      {"delta", false},
+                                      {"delta", true},
+                                      {"alpha", true},
+                                      {"gamma", true}}));
+    {
+        std::lock_guard lock(mutex);
+        ASSERT_EQ(notes.size(), 1U);
+        EXPECT_EQ(notes[0], "the fanotify mount event queue overflowed after " +
+                                std::to_string(max_events) +
+                                " events; listed the mount table again and compared");
+    }
+    // What the watcher shares is the table's, by unique id.
+    EXPECT_EQ(ids_in(layout.lock_dir + "/alpha.seen"),
+              std::set<std::uint64_t>{unique_mount_id(layout.merged("alpha"))});
+    EXPECT_FALSE(std::filesystem::exists(layout.lock_dir + "/beta.seen"));
+    const std::uint64_t delta_after = unique_mount_id(layout.merged("delta"));
+    EXPECT_NE(delta_after, delta_before);
+    EXPECT_EQ(ids_in(layout.lock_dir + "/delta.seen"), std::set<std::uint64_t>{delta_after});
+    EXPECT_EQ(ids_in(layout.lock_dir + "/gamma.seen"),
+              std::set<std::uint64_t>{unique_mount_id(by_hand)});
+    // ... and what the other executors answer from it.
+    const auto gamma = worker.run(req(Verb::Status, "gamma"));
+    ASSERT_TRUE(ok(gamma)) << message_of(gamma);
+    EXPECT_TRUE(result_of(gamma).mounted);
+    EXPECT_EQ(result_of(gamma).merged, by_hand);
+    const auto list = worker.run(req(Verb::List));
+    ASSERT_TRUE(ok(list)) << message_of(list);
+    EXPECT_EQ(result_of(list).instances,
+              (Changes{{"alpha", true}, {"beta", false}, {"delta", true}, {"gamma", true}}));
+
+    // And the watcher goes on event by event.
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "gamma"))));
+    EXPECT_EQ(overlays_at(by_hand), 0);
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"gamma", false}, {"alpha", false}}));
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(notes.size(), 1U);
+}
 
 TEST_F(ExecutorTest, MissingExecutorFailsNamingItAndRetriesLater) {
     auto o = options();
