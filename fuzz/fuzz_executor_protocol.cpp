@@ -45,9 +45,11 @@ void check_round_trips(std::string_view input) {
     if (!name.empty() && name.find(' ') == std::string::npos) {
         report.instances.emplace_back(name, input.size() % 2 == 0);
     }
+    report.note = std::string(input);
     const auto parsed_report = parse_mount_report(format_mount_report(report));
     overlay::fuzz::check(parsed_report.has_value(), "parsed_report.has_value()");
     overlay::fuzz::check(parsed_report->instances.size() == report.instances.size(), "parsed_report->instances.size() == report.instances.size()");
+    overlay::fuzz::check(!input.empty() == !parsed_report->note.empty(), "!input.empty() == !parsed_report->note.empty()");
 }
 
 } // namespace

@@ -343,6 +343,9 @@ void OverlayService::emit_mount_changed(const std::string& instance, bool mounte
 void OverlayService::on_mount_report(const protocol::MountReport& report) noexcept {
     try {
         if (!report.complete) {
+            if (!report.note.empty()) {
+                log_message(LOG_WARNING, "mount watcher: " + report.note);
+            }
             for (const auto& [name, mounted] : report.instances) {
                 if (mounted_) {
                     if (mounted) {

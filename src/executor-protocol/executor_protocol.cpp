@@ -158,7 +158,7 @@ std::string format_mount_report(const MountReport& report) {
     std::string out =
         report.complete
             ? "mounts-all" + (report.how.empty() ? "" : " " + printable(report.how)) + "\n"
-            : "mounts\n";
+            : "mounts" + (report.note.empty() ? "" : " " + printable(report.note)) + "\n";
     for (const auto& [name, mounted] : report.instances) {
         out += printable(name);
         if (!report.complete) {
@@ -180,6 +180,8 @@ std::optional<MountReport> parse_mount_report(std::string_view text) {
     } else if (lines->front().starts_with("mounts-all ")) {
         report.complete = true;
         report.how = std::string(lines->front().substr(11));
+    } else if (lines->front().starts_with("mounts ")) {
+        report.note = std::string(lines->front().substr(7));
     } else if (lines->front() != "mounts") {
         return std::nullopt;
     }

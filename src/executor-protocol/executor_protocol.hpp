@@ -13,8 +13,11 @@
 //   <result record>     the answer to a request (result_record.hpp)
 //   restart             instead of an answer: the config now names another
 //                       host namespace; start a new executor and ask again
-//   mounts              (watching executor only) the instances whose
-//   NAME 0|1 ...        mounted state changed since the last report
+//   mounts [NOTE]       (watching executor only) the instances whose
+//   NAME 0|1 ...        mounted state changed since the last report; NOTE
+//                       says when they were found otherwise than one event
+//                       at a time (the event queue overflowed: the table
+//                       was listed again), for the daemon's log
 //   mounts-all [HOW]    (watching executor only, first after hello) every
 //   NAME ...            mounted instance; HOW says how the watcher hears of
 //                       changes ("fanotify statmount", "poll mountinfo", ...)
@@ -62,6 +65,7 @@ inline constexpr std::string_view kRestart = "restart\n";
 struct MountReport {
     bool complete = false; // mounts-all: instances not named are not mounted
     std::string how;       // mounts-all only: how the watcher hears of changes
+    std::string note;      // mounts only: what the daemon should log about them
     std::vector<std::pair<std::string, bool>> instances;
 };
 

@@ -247,6 +247,7 @@ protocol::MountReport MountWatch::read_events() {
     protocol::MountReport report;
     alignas(fanotify_event_metadata) char buffer[16 * 1024];
     bool overflow = false;
+    std::size_t events = 0; // read before the overflow, for the log
     for (;;) {
         const ssize_t n = ::read(fd_.get(), buffer, sizeof buffer);
         if (n < 0) {
@@ -268,6 +269,7 @@ protocol::MountReport MountWatch::read_events() {
                 overflow = true;
                 continue;
             }
+            events += overflow ? 0 : 1;
             std::uint64_t id = 0;
             bool found = false;
             for (std::size_t at = meta->metadata_len;
@@ -300,7 +302,12 @@ protocol::MountReport MountWatch::read_events() {
         }
     }
     if (overflow) {
+        // Events were dropped: which mounts came and went is unknown, so
+        // the table is listed and compared with what was known. Said in
+        // the daemon's log, so that a lost event is never silent.
         take(read_state(), report);
+        report.note = "the fanotify mount event queue overflowed after " + std::to_string(events) +
+                      " events; listed the mount table again and compared";
     }
     return report;
 }

@@ -122,7 +122,10 @@ class RequestServer {
 
     bool report_mount_changes() {
         auto report = watch_->changes();
-        return report.instances.empty() || send(protocol::format_mount_report(report));
+        // A note (an overflow) is sent even when nothing changed: it is
+        // logged.
+        return (report.instances.empty() && report.note.empty()) ||
+               send(protocol::format_mount_report(report));
     }
 
     // The result record; nullopt when the executor must be replaced.

@@ -4,12 +4,14 @@ user and mount namespace of its own made before the service mounts
 make a new one, move a live overlay to where an allowed root belongs, remove
 merged (which detaches the host's overlay). Through the real bus and
 polkitd: Mount refuses a second overlay, status and list follow the overlay
-wherever it is, Unmount reaches it, and every change is signalled."""
+wherever it is, Unmount reaches it, and every change is signalled. And an
+admin's bind of a live overlay: the same overlay, not a second one."""
 
 import os
 import re
 import subprocess
 
+import l4m_fixture
 from l4m_fixture import ERROR_PREFIX, LOWER_FILE, mountinfo
 from l4m_base import ServiceTest, SignalListener
 
@@ -173,3 +175,33 @@ class OwnerNamespaceTest(ServiceTest):
             owner.do("rmdir", overlays)
             owner.do("mv", overlays + ".real", overlays)
             owner.close()
+
+    def test_a_bind_of_the_live_overlay_is_the_same_overlay(self):
+        # An admin exposes merged at another path: one overlay (one
+        # superblock), not a second one. Status shows the original, Mount
+        # refuses, Unmount is Busy naming the bind and unmounts nothing;
+        # the bind gone, Unmount works; one signal each way.
+        fx = self.fx
+        name = "owner-bind"
+        fx.make_instance(name)
+        view = os.path.join(fx.tmp, "owner-bind-view")
+        os.mkdir(view)
+        listener = SignalListener(fx, "other")
+        try:
+            self.assertCallOk(fx.call("member", "Mount", name))
+            l4m_fixture.mount(fx.merged(name), view, None, l4m_fixture.MS_BIND)
+            try:
+                self.assertEqual(self.status(name), (True, fx.merged(name)))
+                self.assertCallError(fx.call("member", "Mount", name),
+                                     ERROR_PREFIX + "AlreadyMounted")
+                self.assertCallError(fx.call("member", "Unmount", name), ERROR_PREFIX + "Busy",
+                                     view)
+                self.assertEqual(sorted(self.overlays_of(name)), sorted([fx.merged(name), view]))
+            finally:
+                l4m_fixture.umount(view)
+            self.assertCallOk(fx.call("member", "Unmount", name))
+            self.assertEqual(self.overlays_of(name), [])
+            self.assertTrue(listener.wait_for(r"MountChanged \('%s', false\)" % name, 20))
+            self.assertEqual(self.signals_for(listener, name), [True, False])
+        finally:
+            listener.close()

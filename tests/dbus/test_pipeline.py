@@ -333,6 +333,89 @@ class LiveStateTest(PipelineTest):
             listener.close()
         self.root_unmount("live-marker")
 
+    def test_changes_while_the_watcher_is_held_are_all_signalled(self):
+        """The watching executor held (SIGSTOP) while instances change
+        behind the service's back (the drop-in), with more mount events
+        between them than fanotify's queue holds: resumed, the watcher
+        lists the table again, the daemon logs the overflow, and every
+        change is signalled once, in order. With the POLLPRI fallback
+        (kernels before 6.15) there is no queue: the same changes, seen by
+        one listing."""
+        fx = self.fx
+        a, b, c = "held-a", "held-b", "held-c"
+        for name in (a, b, c):
+            fx.make_instance(name)
+        # fanotify mount events from Linux 6.15 (test_owner.py checks the
+        # daemon says so).
+        version = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
+        fanotify = version >= (6, 15)
+        listener = SignalListener(fx, "other")
+        watcher = None
+        try:
+            self.assertCallOk(fx.call("member", "Mount", a))
+            self.assertCallOk(fx.call("member", "Mount", b))
+            self.wait_signal(listener, b, True)
+            watching = [p for p, argv in self.wait_executors().items() if "--watch" in argv]
+            self.assertEqual(len(watching), 1)
+            watcher = watching[0]
+            os.kill(watcher, signal.SIGSTOP)
+            deadline = time.monotonic() + 60
+            while not self.stopped(watcher):
+                self.assertLess(time.monotonic(), deadline, "the watcher did not stop")
+                time.sleep(0.01)
+            dropin = [fx.executor_path, "--config", fx.config_path]
+            # Queued: a's unmount. Then more events than the queue holds
+            # (a bind mount moved back and forth, one event per move), and
+            # changes the kernel drops: b unmounted, a and c mounted.
+            subprocess.run(dropin + ["umount", a], check=True, env=fx.client_env())
+            with open("/proc/sys/fs/fanotify/max_queued_events") as f:
+                max_events = int(f.read())
+            here, there = os.path.join(fx.tmp, "flood-a"), os.path.join(fx.tmp, "flood-b")
+            os.mkdir(here)
+            os.mkdir(there)
+            l4m_fixture.mount(here, here, None, l4m_fixture.MS_BIND)
+            self.assertEqual(l4m_fixture.move_back_and_forth(here, there, max_events + 100), 0)
+            l4m_fixture.umount(here)
+            subprocess.run(dropin + ["umount", b], check=True, env=fx.client_env())
+            subprocess.run(dropin + ["mount", a], check=True, env=fx.client_env())
+            subprocess.run(dropin + ["mount", c], check=True, env=fx.client_env())
+            os.kill(watcher, signal.SIGCONT)
+            watcher = None
+            self.wait_signal_count(listener, c, 1)
+            changes = [(m.group(1), m.group(2) == "true") for line in listener.seen
+                       for m in [re.search(r"MountChanged \('(held-[abc])', (true|false)\)",
+                                           line)] if m]
+            # Each instance's changes once, in order.
+            for name, seen in ((a, [True, False, True]), (b, [True, False]), (c, [True])):
+                self.assertEqual([m for n, m in changes if n == name], seen, changes)
+            if fanotify:
+                # a's unmount came as an event, the rest from the listing.
+                self.assertEqual(changes, [(a, True), (b, True), (a, False), (b, False),
+                                           (a, True), (c, True)])
+            overflow = "mount watcher: the fanotify mount event queue overflowed after %d events" \
+                % max_events
+            if fanotify:
+                self.assertIn(overflow, fx.log("daemon"))
+            else:
+                self.assertNotIn("overflowed", fx.log("daemon"))
+        finally:
+            if watcher is not None:
+                os.kill(watcher, signal.SIGCONT)
+            listener.close()
+        for name, mounted in ((a, True), (b, False), (c, True)):
+            res = fx.call("member", "GetStatus", name)
+            self.assertCallOk(res)
+            self.assertTrue(res.stdout.startswith("(%s," % ("true" if mounted else "false")),
+                            res.stdout)
+        self.root_unmount(a)
+        self.root_unmount(c)
+
+    @staticmethod
+    def stopped(pid):
+        with open("/proc/%d/stat" % pid) as f:
+            stat = f.read()
+        return stat[stat.rindex(")") + 2] == "T"
+
     def test_signals_from_anyone_but_the_service_are_refused_by_the_bus(self):
         fx = self.fx
         fx.make_instance("spoof-marker")

@@ -80,6 +80,20 @@ TEST(ExecutorProtocol, MountReportsAreToldApartFromReplies) {
     ASSERT_TRUE(back);
     EXPECT_FALSE(back->complete);
     EXPECT_EQ(back->instances, changes.instances);
+    EXPECT_EQ(back->note, "");
+    // A note for the daemon's log, with or without changes; one line.
+    changes.note = "the event queue overflowed\nmounts-all";
+    back = parse_mount_report(format_mount_report(changes));
+    ASSERT_TRUE(back);
+    EXPECT_FALSE(back->complete);
+    EXPECT_EQ(back->note, "the event queue overflowed\\x0amounts-all");
+    EXPECT_EQ(back->instances, changes.instances);
+    changes.instances.clear();
+    back = parse_mount_report(format_mount_report(changes));
+    ASSERT_TRUE(back);
+    EXPECT_FALSE(back->complete);
+    EXPECT_TRUE(back->instances.empty());
+    EXPECT_FALSE(back->note.empty());
     MountReport all;
     all.complete = true;
     all.instances = {{"x", true}};

@@ -2,19 +2,22 @@
 // daemon's own Executor class, in this test's namespace (HostPid names
 // this process): one process serving thousands of requests without
 // leaking, a killed or hung executor failing only its request and being
-// replaced, config changes picked up, and the watcher reporting changes
-// made by others.
+// replaced, config changes picked up, and the watcher (each way of
+// watching) reporting changes made by others, also past an overflow of
+// its event queue.
 #include "executor.hpp"
 #include "owner_namespace.hpp"
 #include "scratch.hpp"
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <mutex>
+#include <sstream>
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/mount.h>
@@ -94,6 +97,50 @@ ProcessState state_of(pid_t pid) {
         s.children += kids.empty() ? 0 : 1;
     }
     return s;
+}
+
+// The unique ids a LockDir record (NAME.seen, NAME.mounts) names: lines
+// "NAME ID DEVICE KIND".
+std::set<std::uint64_t> ids_in(const std::string& path) {
+    std::set<std::uint64_t> out;
+    if (!std::filesystem::exists(path)) {
+        return out;
+    }
+    std::istringstream lines(read_file(path));
+    std::string name, kind;
+    std::uint64_t id = 0, device = 0;
+    while (lines >> name >> id >> device >> kind) {
+        out.insert(id);
+    }
+    return out;
+}
+
+// The kernel's unique id of the mount whose root `path` is, asked here
+// (statx STATX_MNT_ID_UNIQUE, Linux 6.8), not through the code under test.
+std::uint64_t unique_mount_id(const std::string& path) {
+    constexpr unsigned kMntIdUnique = 0x4000; // STATX_MNT_ID_UNIQUE
+    struct statx st {};
+    if (::statx(AT_FDCWD, path.c_str(), AT_SYMLINK_NOFOLLOW, kMntIdUnique, &st) != 0 ||
+        (st.stx_mask & kMntIdUnique) == 0) {
+        ADD_FAILURE() << "statx STATX_MNT_ID_UNIQUE " << path;
+        return 0;
+    }
+    return st.stx_mnt_id;
+}
+
+// Stopped by SIGSTOP (state T in /proc/PID/stat): from then on it reads
+// nothing until SIGCONT.
+bool wait_until_stopped(pid_t pid) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+        const std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+        const auto paren = stat.rfind(')');
+        if (paren != std::string::npos && paren + 2 < stat.size() && stat[paren + 2] == 'T') {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
 }
 
 class ExecutorTest : public ::testing::Test {
@@ -315,16 +362,31 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
     EXPECT_EQ(changes, expected);
 }
 
-// Both ways of watching (fanotify mount events, and POLLPRI on mountinfo
-// forced), with the instance owner renaming and removing merged from a
-// namespace of its own: a rename is no change, a removal there detaches
-// the host's overlay and is signalled, and an unmount and a mount between
-// two looks are two changes, not none.
-class WatcherModes : public ExecutorTest, public ::testing::WithParamInterface<const char*> {};
+// Every way of watching, each forced: fanotify mount events, POLLPRI on
+// mountinfo over the statmount table ("poll"), and POLLPRI over the
+// mountinfo table ("mountinfo": what a kernel before 6.8, or a seccomp
+// filter older than statmount, such as Debian 12's unit, leaves). With the
+// instance owner renaming and removing merged from a namespace of its own:
+// a rename is no change, a removal there detaches the host's overlay and
+// is signalled, and (with unique ids) an unmount and a mount between two
+// looks are two changes, not none.
+class WatcherModes : public ExecutorTest, public ::testing::WithParamInterface<const char*> {
+  protected:
+    std::string mode() const { return GetParam(); }
+    bool unique_ids() const { return mode() != "mountinfo"; }
+    void configure() {
+        write_config(unique_ids() ? "MountWatch=" + mode() + "\n" : "MountTable=mountinfo\n");
+    }
+    std::string expected_how() const {
+        return mode() == "fanotify" ? "fanotify statmount"
+               : mode() == "poll"   ? "poll statmount (MountWatch=poll)"
+                                    : "poll mountinfo (MountTable=mountinfo)";
+    }
+};
 
 TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     const std::string mode = GetParam();
-    write_config("MountWatch=" + mode + "\n");
+    configure();
     for (const auto& e : std::filesystem::recursive_directory_iterator(layout.instance_dir("alpha"))) {
         ASSERT_EQ(::lchown(e.path().c_str(), OwnerNamespace::kOwner, OwnerNamespace::kOwner), 0);
     }
@@ -351,7 +413,7 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     {
         // The first report says which watcher runs, and why not fanotify.
         std::lock_guard lock(mutex);
-        EXPECT_EQ(how, mode == "fanotify" ? "fanotify statmount" : "poll statmount (MountWatch=poll)");
+        EXPECT_EQ(how, expected_how());
     }
     // The watcher in use, seen from its descriptors.
     bool fanotify = false;
@@ -384,23 +446,36 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
     // Unmounted and mounted again between two looks: the kernel may hand
-    // the same (reusable) mount id out again; the unique one differs.
+    // the same (reusable) mount id out again; the unique one differs. With
+    // the reusable ids alone (the mountinfo table) that can look like no
+    // change (docs/architecture.md): there, one look after each.
     ASSERT_EQ(::umount2(layout.merged("alpha").c_str(), 0), 0);
+    if (!unique_ids()) {
+        EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
+    }
     ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
-    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, {"alpha", true}}));
+    EXPECT_EQ(changes_now(), (unique_ids() ? Changes{{"alpha", false}, {"alpha", true}}
+                                           : Changes{{"alpha", true}}));
     ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
 
     // The watcher shares what it knows (LockDir/.watcher, NAME.seen), so the
     // other executors ask the kernel by id instead of listing the table, and
     // still see an admin's bind of the overlay: Unmount is Busy, naming it.
-    EXPECT_TRUE(std::filesystem::exists(layout.lock_dir + "/.watcher"));
+    // (Over the mountinfo table it shares nothing: they list the table.)
+    EXPECT_EQ(std::filesystem::exists(layout.lock_dir + "/.watcher"), unique_ids());
     ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     const std::string bind = layout.outside + "/alpha-view";
     std::filesystem::create_directories(bind);
     ASSERT_EQ(::mount(layout.merged("alpha").c_str(), bind.c_str(), nullptr, MS_BIND, nullptr), 0);
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
-    EXPECT_NE(read_file(layout.lock_dir + "/alpha.seen").find("alpha "), std::string::npos);
+    if (unique_ids()) {
+        EXPECT_EQ(ids_in(layout.lock_dir + "/alpha.seen"),
+                  (std::set<std::uint64_t>{unique_mount_id(layout.merged("alpha")),
+                                           unique_mount_id(bind)}));
+    } else {
+        EXPECT_FALSE(std::filesystem::exists(layout.lock_dir + "/alpha.seen"));
+    }
     const auto busy = worker.run(req(Verb::Unmount, "alpha"));
     EXPECT_EQ(error_of(busy), ErrorCode::Busy) << message_of(busy);
     EXPECT_NE(message_of(busy).find(bind), std::string::npos) << message_of(busy);
@@ -417,10 +492,195 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "poll"),
+// An instance with two overlays of its own, not binds of one (stacked by an
+// older version after its owner renamed merged, or mounted by hand): one
+// mounted state, signalled once each way; Mount refused; status names the
+// one on merged; Unmount detaches both, each by its id.
+TEST_P(WatcherModes, TwoOverlaysOfOneInstanceAreOneStateAndUnmountedTogether) {
+    configure();
+    for (const auto& e : std::filesystem::recursive_directory_iterator(layout.instance_dir("alpha"))) {
+        ASSERT_EQ(::lchown(e.path().c_str(), OwnerNamespace::kOwner, OwnerNamespace::kOwner), 0);
+    }
+    ASSERT_EQ(::lchown(layout.instance_dir("alpha").c_str(), OwnerNamespace::kOwner,
+                       OwnerNamespace::kOwner),
+              0);
+    OwnerNamespace owner;
+    std::mutex mutex;
+    std::vector<std::pair<std::string, bool>> changes;
+    auto o = options(true);
+    o.on_report = [&](const overlay::protocol::MountReport& report) {
+        std::lock_guard lock(mutex);
+        if (!report.complete) {
+            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
+        }
+    };
+    Executor watcher(std::move(o));
+    Executor worker(options());
+    const Request sync{}; // no verb: sync
+    using Changes = std::vector<std::pair<std::string, bool>>;
+    auto changes_now = [&] {
+        EXPECT_TRUE(ok(watcher.run(sync)));
+        std::lock_guard lock(mutex);
+        return std::exchange(changes, {});
+    };
+    ASSERT_TRUE(ok(watcher.run(sync)));
+    const std::string inst = layout.instance_dir("alpha");
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
+    ASSERT_EQ(owner.rename(inst + "/merged", inst + "/old"), 0);
+    ASSERT_EQ(owner.mkdir(inst + "/merged"), 0);
+    // The second, by hand: a read-only overlay of the same lowers.
+    const std::string data = "lowerdir=" + layout.root + "/overlays/mod:" + layout.root +
+                             "/installation/base";
+    ASSERT_EQ(::mount("left4me:alpha", (inst + "/merged").c_str(), "overlay", 0, data.c_str()), 0)
+        << std::strerror(errno);
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
+    EXPECT_EQ(overlays_under(inst).size(), 2U);
+    const auto status = worker.run(req(Verb::Status, "alpha"));
+    ASSERT_TRUE(ok(status)) << message_of(status);
+    EXPECT_TRUE(result_of(status).mounted);
+    EXPECT_EQ(result_of(status).merged, inst + "/merged");
+    const auto again = worker.run(req(Verb::Mount, "alpha"));
+    EXPECT_EQ(error_of(again), ErrorCode::AlreadyMounted) << message_of(again);
+    const auto unmounted = worker.run(req(Verb::Unmount, "alpha"));
+    ASSERT_TRUE(ok(unmounted)) << message_of(unmounted);
+    EXPECT_TRUE(overlays_under(inst).empty());
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}}));
+    const auto after = worker.run(req(Verb::Status, "alpha"));
+    ASSERT_TRUE(ok(after)) << message_of(after);
+    EXPECT_FALSE(result_of(after).mounted);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, WatcherModes, ::testing::Values("fanotify", "poll", "mountinfo"),
                          [](const ::testing::TestParamInfo<const char*>& param) {
                              return std::string(param.param);
                          });
+
+// The fanotify watcher's queue holds fanotify's max_queued_events; past
+// that the kernel drops events and queues one FAN_Q_OVERFLOW. The watcher
+// is held (SIGSTOP) while instances change, then more mount events than
+// the queue holds are made, then more instances change (events the kernel
+// drops). Resumed, the watcher must log the overflow, list the table again
+// and report every instance whose state changed, once each, in order per
+// instance (an overlay unmounted and mounted again under a new unique id
+// is two changes), and publish in LockDir what the table now holds.
+TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
+    write_config("MountWatch=fanotify\n");
+    const std::string lowers = layout.root + "/overlays/mod";
+    for (const char* name : {"beta", "delta", "gamma"}) {
+        layout.add_instance(name, lowers);
+    }
+    std::mutex mutex;
+    std::vector<std::pair<std::string, bool>> changes;
+    std::vector<std::string> notes;
+    auto o = options(true);
+    o.on_report = [&](const overlay::protocol::MountReport& report) {
+        std::lock_guard lock(mutex);
+        if (!report.complete) {
+            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
+            if (!report.note.empty()) {
+                notes.push_back(report.note);
+            }
+        }
+    };
+    Executor watcher(std::move(o));
+    Executor worker(options());
+    const Request sync{}; // no verb: sync
+    using Changes = std::vector<std::pair<std::string, bool>>;
+    auto changes_now = [&] {
+        EXPECT_TRUE(ok(watcher.run(sync)));
+        std::lock_guard lock(mutex);
+        return std::exchange(changes, {});
+    };
+    ASSERT_TRUE(ok(watcher.run(sync))); // started: what follows are changes
+    for (const char* name : {"alpha", "beta", "delta"}) {
+        ASSERT_TRUE(ok(worker.run(req(Verb::Mount, name))));
+    }
+    ASSERT_EQ(changes_now(), (Changes{{"alpha", true}, {"beta", true}, {"delta", true}}));
+    const std::uint64_t delta_before = unique_mount_id(layout.merged("delta"));
+    EXPECT_EQ(ids_in(layout.lock_dir + "/delta.seen"), std::set<std::uint64_t>{delta_before});
+
+    const pid_t pid = watcher.pid();
+    ASSERT_GT(pid, 0);
+    ASSERT_EQ(::kill(pid, SIGSTOP), 0);
+    // Resumed on every way out: a stopped executor would never see EOF.
+    std::shared_ptr<void> resume(nullptr, [pid](void*) { ::kill(pid, SIGCONT); });
+    ASSERT_TRUE(wait_until_stopped(pid));
+
+    // Still queued: alpha's unmount.
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
+    // More events than the queue holds, cheaply: a bind mount moved back
+    // and forth (each move is one event, FAN_MNT_ATTACH|FAN_MNT_DETACH;
+    // no unmount, so no RCU grace period per event).
+    const std::size_t max_events =
+        std::stoul(read_file("/proc/sys/fs/fanotify/max_queued_events"));
+    const std::string here = layout.outside + "/flood-a", there = layout.outside + "/flood-b";
+    make_dirs(here);
+    make_dirs(there);
+    ASSERT_EQ(::mount(here.c_str(), here.c_str(), nullptr, MS_BIND, nullptr), 0);
+    for (std::size_t i = 0; i < max_events + 100; ++i) {
+        const bool forth = i % 2 == 0;
+        ASSERT_EQ(::mount(forth ? here.c_str() : there.c_str(), forth ? there.c_str() : here.c_str(),
+                          nullptr, MS_MOVE, nullptr),
+                  0)
+            << i << ": " << std::strerror(errno);
+    }
+    // Dropped by the kernel: beta unmounted; alpha mounted again; delta
+    // unmounted behind the service's back and mounted again (a new unique
+    // id: two changes, though it is mounted before and after); gamma
+    // mounted by hand away from its merged (only the watcher can tell the
+    // other executors of that one).
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "beta"))));
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
+    ASSERT_EQ(::umount2(layout.merged("delta").c_str(), 0), 0);
+    ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "delta"))));
+    const std::string by_hand = layout.outside + "/gamma-by-hand";
+    make_dirs(by_hand);
+    const std::string data = "lowerdir=" + lowers + ":" + layout.root + "/installation/base";
+    ASSERT_EQ(::mount("left4me:gamma", by_hand.c_str(), "overlay", 0, data.c_str()), 0)
+        << std::strerror(errno);
+    resume.reset();
+
+    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, // the event
+                                      // the table listed again: gone, replaced, new
+                                      {"beta", false},
+                                      {"delta", false},
+                                      {"delta", true},
+                                      {"alpha", true},
+                                      {"gamma", true}}));
+    {
+        std::lock_guard lock(mutex);
+        ASSERT_EQ(notes.size(), 1U);
+        EXPECT_EQ(notes[0], "the fanotify mount event queue overflowed after " +
+                                std::to_string(max_events) +
+                                " events; listed the mount table again and compared");
+    }
+    // What the watcher shares is the table's, by unique id.
+    EXPECT_EQ(ids_in(layout.lock_dir + "/alpha.seen"),
+              std::set<std::uint64_t>{unique_mount_id(layout.merged("alpha"))});
+    EXPECT_FALSE(std::filesystem::exists(layout.lock_dir + "/beta.seen"));
+    const std::uint64_t delta_after = unique_mount_id(layout.merged("delta"));
+    EXPECT_NE(delta_after, delta_before);
+    EXPECT_EQ(ids_in(layout.lock_dir + "/delta.seen"), std::set<std::uint64_t>{delta_after});
+    EXPECT_EQ(ids_in(layout.lock_dir + "/gamma.seen"),
+              std::set<std::uint64_t>{unique_mount_id(by_hand)});
+    // ... and what the other executors answer from it.
+    const auto gamma = worker.run(req(Verb::Status, "gamma"));
+    ASSERT_TRUE(ok(gamma)) << message_of(gamma);
+    EXPECT_TRUE(result_of(gamma).mounted);
+    EXPECT_EQ(result_of(gamma).merged, by_hand);
+    const auto list = worker.run(req(Verb::List));
+    ASSERT_TRUE(ok(list)) << message_of(list);
+    EXPECT_EQ(result_of(list).instances,
+              (Changes{{"alpha", true}, {"beta", false}, {"delta", true}, {"gamma", true}}));
+
+    // And the watcher goes on event by event.
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "gamma"))));
+    EXPECT_EQ(overlays_at(by_hand), 0);
+    ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
+    EXPECT_EQ(changes_now(), (Changes{{"gamma", false}, {"alpha", false}}));
+    std::lock_guard lock(mutex);
+    EXPECT_EQ(notes.size(), 1U);
+}
 
 TEST_F(ExecutorTest, MissingExecutorFailsNamingItAndRetriesLater) {
     auto o = options();
