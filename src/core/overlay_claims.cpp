@@ -2,10 +2,10 @@
 
 #include "error.hpp"
 #include "lock_dir.hpp"
+#include "lock_dir_record.hpp"
 #include "read_at_most.hpp"
 
 #include <cerrno>
-#include <charconv>
 #include <fcntl.h>
 #include <optional>
 #include <sys/file.h>
@@ -21,55 +21,8 @@ std::string record_name(const struct stat& st) {
     return std::to_string(st.st_dev) + ":" + std::to_string(st.st_ino) + ".use";
 }
 
-// The id is of the writer's table kind: the daemon's executors may read
-// the table one way (a sandbox whose seccomp filter predates statmount) and
-// the sudo drop-in the other, and an id of one kind means nothing to the
-// other (a reusable mountinfo id handed to statmount is EINVAL, a unique id
-// looked up in mountinfo is never found).
-struct Record {
-    std::string instance;
-    std::uint64_t mount_id = 0;
-    std::uint64_t device = 0;
-    MountTableKind kind = MountTableKind::Statmount;
-};
-
-// "NAME ID DEVICE KIND\n"; nullopt for anything else (treated as stale).
-std::optional<Record> parse_record(std::string_view text) {
-    if (!text.ends_with('\n')) {
-        return std::nullopt;
-    }
-    text.remove_suffix(1);
-    std::string_view field[4];
-    for (int i = 0; i < 4; ++i) {
-        const auto sp = text.find(' ');
-        if ((sp == std::string_view::npos) != (i == 3)) {
-            return std::nullopt;
-        }
-        field[i] = text.substr(0, sp);
-        text.remove_prefix(sp == std::string_view::npos ? text.size() : sp + 1);
-    }
-    auto number = [](std::string_view s, std::uint64_t& out) {
-        const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-        return !s.empty() && ec == std::errc{} && p == s.data() + s.size();
-    };
-    Record r;
-    r.instance = std::string(field[0]);
-    if (!number(field[1], r.mount_id) || !number(field[2], r.device)) {
-        return std::nullopt;
-    }
-    if (field[3] == mount_table_name(MountTableKind::Statmount)) {
-        r.kind = MountTableKind::Statmount;
-    } else if (field[3] == mount_table_name(MountTableKind::Mountinfo)) {
-        r.kind = MountTableKind::Mountinfo;
-    } else {
-        return std::nullopt;
-    }
-    return r;
-}
-
 std::string record_text(std::string_view instance, MountTableKind kind, const MountFacts& overlay) {
-    return std::string(instance) + " " + std::to_string(overlay.id) + " " +
-           std::to_string(overlay.device) + " " + mount_table_name(kind) + "\n";
+    return format_lock_dir_record({std::string(instance), overlay.id, overlay.device, kind});
 }
 
 // Replaces dir/name with text, atomically (readers see old or new).
@@ -87,7 +40,9 @@ void write_record(int dir, const std::string& dir_path, const std::string& name,
     }
 }
 
-std::optional<Record> read_record(int dir, const std::string& dir_path, const std::string& name) {
+// The whole file is the one line: anything else is no record.
+std::optional<LockDirRecord> read_record(int dir, const std::string& dir_path,
+                                         const std::string& name) {
     UniqueFd fd(::openat(dir, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd) {
         if (errno == ENOENT) {
@@ -95,14 +50,15 @@ std::optional<Record> read_record(int dir, const std::string& dir_path, const st
         }
         throw_errno(ErrorCode::Failed, "cannot open " + printable(dir_path) + "/" + name, errno);
     }
-    return parse_record(read_at_most(fd.get(), 256, ErrorCode::Failed, name));
+    return parse_lock_dir_record(read_at_most(fd.get(), 256, ErrorCode::Failed, name));
 }
 
 // The recorded overlay, if that mount is still the same overlay. A record
-// of the other kind is matched by what both kinds agree on, the instance's
-// source and the superblock, at the cost of listing the table (only when
-// the daemon and the drop-in read the table in different ways).
-std::optional<MountFacts> live(MountTableKind kind, const Record& record) {
+// of the other kind (lock_dir_record.hpp) is matched by what both kinds
+// agree on, the instance's source and the superblock, at the cost of
+// listing the table (only when the daemon and the drop-in read the table
+// in different ways).
+std::optional<MountFacts> live(MountTableKind kind, const LockDirRecord& record) {
     if (record.kind != kind) {
         for (auto& overlay : overlays_of(kind, record.instance)) {
             if (overlay.device == record.device) {

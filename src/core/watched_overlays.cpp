@@ -4,10 +4,10 @@
 #include "error.hpp"
 #include "instance_name.hpp"
 #include "lock_dir.hpp"
+#include "lock_dir_record.hpp"
 #include "read_at_most.hpp"
 
 #include <cerrno>
-#include <charconv>
 #include <dirent.h>
 #include <fcntl.h>
 #include <map>
@@ -22,13 +22,9 @@ constexpr std::string_view kSeen = ".seen";
 constexpr std::string_view kMounts = ".mounts";
 constexpr const char* kMarker = ".watcher";
 
-bool number(std::string_view s, std::uint64_t& out) {
-    const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-    return !s.empty() && ec == std::errc{} && p == s.data() + s.size();
-}
-
-// Lines "NAME ID DEVICE KIND"; lines of another name, of ids of another
-// kind (see overlay_claims.cpp) or malformed are skipped.
+// The file's records of NAME's overlays in ids of `kind`, as (id, device);
+// lines of another name, of ids of another kind (lock_dir_record.hpp) or
+// malformed are skipped.
 std::vector<std::pair<std::uint64_t, std::uint64_t>>
 read_ids(int dir, const std::string& file, std::string_view name, MountTableKind kind) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out;
@@ -36,27 +32,15 @@ read_ids(int dir, const std::string& file, std::string_view name, MountTableKind
     if (!fd) {
         return out;
     }
-    std::string_view text;
     const std::string data = read_at_most(fd.get(), 1024 * 1024, ErrorCode::Failed, file);
-    text = data;
-    while (!text.empty()) {
-        const auto nl = text.find('\n');
-        if (nl == std::string_view::npos) {
-            break;
-        }
-        const auto line = text.substr(0, nl);
+    std::string_view text = data;
+    // Each line with its '\n' (a last line without one is not a record).
+    for (auto nl = text.find('\n'); nl != std::string_view::npos; nl = text.find('\n')) {
+        const auto record = parse_lock_dir_record(text.substr(0, nl + 1));
         text.remove_prefix(nl + 1);
-        const auto a = line.find(' ');
-        const auto b = a == std::string_view::npos ? a : line.find(' ', a + 1);
-        const auto c = b == std::string_view::npos ? b : line.find(' ', b + 1);
-        std::uint64_t id = 0, device = 0;
-        if (c == std::string_view::npos || line.substr(0, a) != name ||
-            !number(line.substr(a + 1, b - a - 1), id) ||
-            !number(line.substr(b + 1, c - b - 1), device) ||
-            line.substr(c + 1) != mount_table_name(kind)) {
-            continue;
+        if (record && record->instance == name && record->kind == kind) {
+            out.emplace_back(record->mount_id, record->device);
         }
-        out.emplace_back(id, device);
     }
     return out;
 }
@@ -118,8 +102,8 @@ void WatchedOverlays::publish(std::string_view name, const std::vector<MountFact
     }
     std::string text;
     for (const auto& m : mounts) {
-        text += std::string(name) + " " + std::to_string(m.id) + " " + std::to_string(m.device) +
-                " " + mount_table_name(MountTableKind::Statmount) + "\n";
+        text +=
+            format_lock_dir_record({std::string(name), m.id, m.device, MountTableKind::Statmount});
     }
     const std::string tmp = file + ".new";
     UniqueFd fd(::openat(dir_.get(), tmp.c_str(),
@@ -151,12 +135,11 @@ bool watcher_publishes(const Config& config) {
     }
     const std::string text = read_at_most(fd.get(), 128, ErrorCode::Failed, kMarker);
     const auto sp = text.find(' ');
-    std::uint64_t pid = 0;
-    if (sp == std::string::npos || text.back() != '\n' ||
-        !number(std::string_view(text).substr(0, sp), pid) || pid == 0 || pid > 4194304) {
+    const auto pid = parse_decimal(std::string_view(text).substr(0, sp));
+    if (sp == std::string::npos || text.back() != '\n' || !pid || *pid == 0 || *pid > 4194304) {
         return false;
     }
-    const auto started = start_time_of(static_cast<pid_t>(pid));
+    const auto started = start_time_of(static_cast<pid_t>(*pid));
     return started && *started == text.substr(sp + 1, text.size() - sp - 2);
 }
 

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <future>
 #include <gtest/gtest.h>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -105,15 +106,59 @@ class AuthorizerTest : public ::testing::Test {
 
     static const std::string& address() { return t::shared_bus().address(); }
 
+    // The request checked, its result once it has come; under `key` in
+    // `results`, or a key of its own.
+    AuthResult check_and_wait(Authorizer& authorizer, AuthRequest request, std::string key = "") {
+        if (key.empty()) {
+            key = "check " + std::to_string(++checks_);
+        }
+        authorizer.check(std::move(request), results.callback(key));
+        return results.wait(key);
+    }
+
+    // The waiting checks' tests: an Authorizer with one polkit slot, a
+    // polkit that never answers, and two unprivileged callers, one to hold
+    // the slot and one to wait for it (the Authorizer goes first).
+    struct OneSlot {
+        t::FakePolkit polkit{address()};
+        glib::Object<GDBusConnection> holder = t::connect_unprivileged(address());
+        glib::Object<GDBusConnection> waiter = t::connect_unprivileged(address());
+        Authorizer authorizer{1, 1};
+    };
+
+    // The holder's check takes the slot and stays in polkit (result
+    // "in-polkit"); the waiter's is queued behind it ("waiting") on the same
+    // turn of the GLib thread that asked admit(), before any later bus
+    // message is seen. Fatal failures: call in ASSERT_NO_FATAL_FAILURE.
+    void take_slot_and_queue(OneSlot& slot) {
+        slot.authorizer.check(AuthRequest{unique_name(slot.holder), kAction, "alpha", false, {}},
+                              results.callback("in-polkit"));
+        ASSERT_TRUE(slot.polkit.wait_for_checks(1));
+        AdmitSignal queued;
+        slot.authorizer.check(
+            AuthRequest{unique_name(slot.waiter), kAction, "beta", false, queued.admit()},
+            results.callback("waiting"));
+        ASSERT_TRUE(queued.wait());
+    }
+
+    // Each of the keys' callbacks has run, and only once.
+    void expect_answered_once(std::initializer_list<const char*> keys) {
+        for (const char* key : keys) {
+            EXPECT_EQ(results.calls(key), 1) << key;
+        }
+    }
+
     Results results;
+
+  private:
+    int checks_ = 0;
 };
 
 TEST_F(AuthorizerTest, NoActionIdentifiesTheCallerFromTheBus) {
     Authorizer authorizer(4, 4);
     auto caller = t::connect(address());
-    authorizer.check(AuthRequest{unique_name(caller), "", "alpha", false, {}},
-                     results.callback("a"));
-    const AuthResult r = results.wait("a");
+    const AuthResult r =
+        check_and_wait(authorizer, AuthRequest{unique_name(caller), "", "alpha", false, {}});
     EXPECT_EQ(r.verdict, Verdict::Allowed);
     EXPECT_EQ(r.polkit, "not-needed");
     ASSERT_TRUE(r.uid);
@@ -126,13 +171,12 @@ TEST_F(AuthorizerTest, AdmitRefusingIsLimitsExceededWithItsReason) {
     Authorizer authorizer(4, 4);
     auto caller = t::connect(address());
     std::optional<uid_t> asked;
-    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false,
-                                 [&asked](uid_t uid) -> std::optional<std::string> {
-                                     asked = uid;
-                                     return "too many calls of this user";
-                                 }},
-                     results.callback("a"));
-    const AuthResult r = results.wait("a");
+    const AuthResult r =
+        check_and_wait(authorizer, AuthRequest{unique_name(caller), kAction, "alpha", false,
+                                               [&asked](uid_t uid) -> std::optional<std::string> {
+                                                   asked = uid;
+                                                   return "too many calls of this user";
+                                               }});
     EXPECT_EQ(r.verdict, Verdict::LimitsExceeded);
     EXPECT_EQ(r.detail, "too many calls of this user");
     EXPECT_EQ(r.polkit, "not-asked");
@@ -144,9 +188,8 @@ TEST_F(AuthorizerTest, AdmitRefusingIsLimitsExceededWithItsReason) {
 TEST_F(AuthorizerTest, UnprivilegedCallerIsDeniedWhenPolkitCannotBeAsked) {
     Authorizer authorizer(4, 4);
     auto caller = t::connect_unprivileged(address());
-    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
-                     results.callback("a"));
-    const AuthResult r = results.wait("a");
+    const AuthResult r = check_and_wait(
+        authorizer, AuthRequest{unique_name(caller), kAction, "alpha", false, {}}, "a");
     EXPECT_EQ(r.verdict, Verdict::Denied);
     // Refused by the bus at once ("error"), not after the check's timeout.
     EXPECT_EQ(r.polkit, "error") << r.detail;
@@ -162,9 +205,8 @@ TEST_F(AuthorizerTest, RootIsAllowedWithoutPolkit) {
     }
     Authorizer authorizer(4, 4);
     auto caller = t::connect(address()); // as root; no polkit on the bus
-    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
-                     results.callback("a"));
-    const AuthResult r = results.wait("a");
+    const AuthResult r =
+        check_and_wait(authorizer, AuthRequest{unique_name(caller), kAction, "alpha", false, {}});
     EXPECT_EQ(r.verdict, Verdict::Allowed);
     EXPECT_EQ(r.polkit, "root");
     EXPECT_EQ(r.uid, std::optional<uid_t>(0));
@@ -182,116 +224,70 @@ TEST_F(AuthorizerTest, SenderNotOnTheBusIsCallerGone) {
 }
 
 TEST_F(AuthorizerTest, CallerLeavingWhileItsCheckWaitsIsCallerGone) {
-    t::FakePolkit polkit(address());
-    Authorizer authorizer(1, 1);
-    auto first = t::connect_unprivileged(address());
-    auto second = t::connect_unprivileged(address());
+    OneSlot slot;
+    ASSERT_NO_FATAL_FAILURE(take_slot_and_queue(slot));
 
-    // The first check takes the one polkit slot and stays in polkit.
-    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
-                     results.callback("first"));
-    ASSERT_TRUE(polkit.wait_for_checks(1));
-
-    // The second waits for the slot: it is queued on the same turn of the
-    // GLib thread that asked admit(), before any later bus message is seen.
-    AdmitSignal queued;
-    authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, queued.admit()},
-                     results.callback("second"));
-    ASSERT_TRUE(queued.wait());
-
-    leave(second);
-    const AuthResult waiting = results.wait("second");
+    leave(slot.waiter);
+    const AuthResult waiting = results.wait("waiting");
     EXPECT_EQ(waiting.verdict, Verdict::CallerGone);
     EXPECT_EQ(waiting.detail, "caller left the bus");
 
-    leave(first);
-    const AuthResult in_polkit = results.wait("first");
+    leave(slot.holder);
+    const AuthResult in_polkit = results.wait("in-polkit");
     EXPECT_EQ(in_polkit.verdict, Verdict::CallerGone);
     EXPECT_EQ(in_polkit.polkit, "cancelled");
 
-    authorizer.stop();
-    EXPECT_EQ(results.calls("first"), 1);
-    EXPECT_EQ(results.calls("second"), 1);
+    slot.authorizer.stop();
+    expect_answered_once({"in-polkit", "waiting"});
 }
 
 TEST_F(AuthorizerTest, FreedSlotGoesToTheNextCheckInOrder) {
-    t::FakePolkit polkit(address());
-    Authorizer authorizer(1, 1);
-    auto first = t::connect_unprivileged(address());
-    auto second = t::connect_unprivileged(address());
-    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
-                     results.callback("first"));
-    ASSERT_TRUE(polkit.wait_for_checks(1));
-    authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, {}},
-                     results.callback("second"));
-    leave(first);
-    EXPECT_EQ(results.wait("first").verdict, Verdict::CallerGone);
+    OneSlot slot;
+    ASSERT_NO_FATAL_FAILURE(take_slot_and_queue(slot));
+    leave(slot.holder);
+    EXPECT_EQ(results.wait("in-polkit").verdict, Verdict::CallerGone);
     // The waiting check now reaches polkit.
-    EXPECT_TRUE(polkit.wait_for_checks(2));
-    authorizer.stop();
-    EXPECT_EQ(results.wait("second").verdict, Verdict::Stopping);
+    EXPECT_TRUE(slot.polkit.wait_for_checks(2));
+    slot.authorizer.stop();
+    EXPECT_EQ(results.wait("waiting").verdict, Verdict::Stopping);
 }
 
 TEST_F(AuthorizerTest, CancelAllEndsPendingAndLaterChecksWithStopping) {
-    t::FakePolkit polkit(address());
-    Authorizer authorizer(1, 1);
-    auto first = t::connect_unprivileged(address());
-    auto second = t::connect_unprivileged(address());
-    authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
-                     results.callback("in-polkit"));
-    ASSERT_TRUE(polkit.wait_for_checks(1));
-    AdmitSignal queued;
-    authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, queued.admit()},
-                     results.callback("waiting"));
-    ASSERT_TRUE(queued.wait());
+    OneSlot slot;
+    ASSERT_NO_FATAL_FAILURE(take_slot_and_queue(slot));
 
-    authorizer.cancel_all();
+    slot.authorizer.cancel_all();
     EXPECT_EQ(results.wait("in-polkit").verdict, Verdict::Stopping);
     EXPECT_EQ(results.wait("waiting").verdict, Verdict::Stopping);
-    authorizer.check(AuthRequest{unique_name(first), "", "alpha", false, {}},
-                     results.callback("later"));
-    const AuthResult later = results.wait("later");
+    const AuthResult later = check_and_wait(
+        slot.authorizer, AuthRequest{unique_name(slot.holder), "", "alpha", false, {}}, "later");
     EXPECT_EQ(later.verdict, Verdict::Stopping);
     EXPECT_EQ(later.detail, "service is stopping");
 
-    authorizer.stop();
-    EXPECT_EQ(results.calls("in-polkit"), 1);
-    EXPECT_EQ(results.calls("waiting"), 1);
-    EXPECT_EQ(results.calls("later"), 1);
+    slot.authorizer.stop();
+    expect_answered_once({"in-polkit", "waiting", "later"});
 }
 
 TEST_F(AuthorizerTest, StopAnswersEveryPendingCheckOnce) {
-    t::FakePolkit polkit(address());
-    auto first = t::connect_unprivileged(address());
-    auto second = t::connect_unprivileged(address());
     {
-        Authorizer authorizer(1, 1);
-        authorizer.check(AuthRequest{unique_name(first), kAction, "alpha", false, {}},
-                         results.callback("in-polkit"));
-        ASSERT_TRUE(polkit.wait_for_checks(1));
-        AdmitSignal queued;
-        authorizer.check(AuthRequest{unique_name(second), kAction, "beta", false, queued.admit()},
-                         results.callback("waiting"));
-        ASSERT_TRUE(queued.wait());
-        authorizer.stop();
+        OneSlot slot;
+        ASSERT_NO_FATAL_FAILURE(take_slot_and_queue(slot));
+        slot.authorizer.stop();
         // Every callback has run when stop() returns.
-        EXPECT_EQ(results.calls("in-polkit"), 1);
-        EXPECT_EQ(results.calls("waiting"), 1);
-        authorizer.stop(); // twice is harmless
-    }                      // and so is the destructor's stop()
+        expect_answered_once({"in-polkit", "waiting"});
+        slot.authorizer.stop(); // twice is harmless
+    }                           // and so is the destructor's stop()
     EXPECT_EQ(results.wait("in-polkit").verdict, Verdict::Stopping);
     EXPECT_EQ(results.wait("waiting").verdict, Verdict::Stopping);
-    EXPECT_EQ(results.calls("in-polkit"), 1);
-    EXPECT_EQ(results.calls("waiting"), 1);
+    expect_answered_once({"in-polkit", "waiting"});
 }
 
 TEST_F(AuthorizerTest, PolkitIsAskedAboutTheCallerTheActionAndTheInstance) {
     t::FakePolkit polkit(address(), t::FakePolkit::Answer::Authorized);
     Authorizer authorizer(4, 4);
     auto caller = t::connect_unprivileged(address());
-    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", true, {}},
-                     results.callback("a"));
-    const AuthResult r = results.wait("a");
+    const AuthResult r =
+        check_and_wait(authorizer, AuthRequest{unique_name(caller), kAction, "alpha", true, {}});
     EXPECT_EQ(r.verdict, Verdict::Allowed);
     EXPECT_EQ(r.polkit, "authorized");
     const t::FakePolkit::Asked asked = polkit.last_asked();
@@ -323,9 +319,8 @@ TEST_F(AuthorizerTest, PolkitAnswersBecomeVerdicts) {
         const std::string key = std::to_string(n++);
         t::FakePolkit polkit(address(), c.answer);
         Authorizer authorizer(4, 4);
-        authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", c.interactive, {}},
-                         results.callback(key));
-        const AuthResult r = results.wait(key);
+        const AuthResult r = check_and_wait(
+            authorizer, AuthRequest{unique_name(caller), kAction, "alpha", c.interactive, {}}, key);
         EXPECT_EQ(r.verdict, c.verdict) << "case " << key;
         EXPECT_EQ(r.polkit, c.polkit) << "case " << key << ": " << r.detail;
         EXPECT_FALSE(c.interactive && (polkit.last_asked().flags & 1U) == 0) << "case " << key;
@@ -337,15 +332,15 @@ TEST_F(AuthorizerTest, AfterAPolkitErrorTheNextCheckAsksAgain) {
     Authorizer authorizer(4, 4);
     {
         t::FakePolkit failing(address(), t::FakePolkit::Answer::Error);
-        authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
-                         results.callback("failed"));
-        EXPECT_EQ(results.wait("failed").verdict, Verdict::Denied);
+        EXPECT_EQ(check_and_wait(authorizer,
+                                 AuthRequest{unique_name(caller), kAction, "alpha", false, {}})
+                      .verdict,
+                  Verdict::Denied);
     }
     // polkitd "restarted": a new owner of its name.
     t::FakePolkit back(address(), t::FakePolkit::Answer::Authorized);
-    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
-                     results.callback("back"));
-    const AuthResult r = results.wait("back");
+    const AuthResult r = check_and_wait(
+        authorizer, AuthRequest{unique_name(caller), kAction, "alpha", false, {}}, "back");
     EXPECT_EQ(r.verdict, Verdict::Allowed);
     EXPECT_EQ(r.polkit, "authorized");
 }
@@ -451,8 +446,7 @@ TEST_F(AuthorizerTest, ConnectionIsIdentifiedOnceAndForgottenWhenItLeaves) {
     const std::string name = unique_name(caller);
     for (int i = 0; i < 20; ++i) {
         const std::string key = "call" + std::to_string(i);
-        authorizer.check(AuthRequest{name, "", "", false, {}}, results.callback(key));
-        const AuthResult r = results.wait(key);
+        const AuthResult r = check_and_wait(authorizer, AuthRequest{name, "", "", false, {}}, key);
         EXPECT_EQ(r.verdict, Verdict::Allowed);
         EXPECT_EQ(r.uid, std::optional<uid_t>(kUserA));
         EXPECT_EQ(r.pid, std::optional<pid_t>(getpid()));
@@ -470,12 +464,12 @@ TEST_F(AuthorizerTest, ConnectionIsIdentifiedOnceAndForgottenWhenItLeaves) {
 
     // A new connection, of another uid: asked anew, never taken for the old.
     auto other = t::connect_as(address(), kUserB);
-    authorizer.check(AuthRequest{unique_name(other), "", "", false, {}}, results.callback("new"));
-    EXPECT_EQ(results.wait("new").uid, std::optional<uid_t>(kUserB));
+    EXPECT_EQ(check_and_wait(authorizer, AuthRequest{unique_name(other), "", "", false, {}}).uid,
+              std::optional<uid_t>(kUserB));
     EXPECT_EQ(counter.calls_from(g_dbus_connection_get_unique_name(system), address()), 2);
     // The old name, asked after it left: gone, not the old identity.
-    authorizer.check(AuthRequest{name, "", "", false, {}}, results.callback("old"));
-    EXPECT_EQ(results.wait("old").verdict, Verdict::CallerGone);
+    EXPECT_EQ(check_and_wait(authorizer, AuthRequest{name, "", "", false, {}}, "old").verdict,
+              Verdict::CallerGone);
 }
 
 TEST_F(AuthorizerTest, OneUidHoldsOnlyItsShareOfPolkit) {
@@ -553,8 +547,8 @@ TEST_F(AuthorizerTest, KnownCallerNeedingNoPolkitIsAnsweredOnTheCallingThread) {
     Authorizer authorizer(4, 2);
     auto caller = t::connect(address()); // as root when the test runs as root
     const std::string name = unique_name(caller);
-    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("first"));
-    EXPECT_EQ(results.wait("first").verdict, Verdict::Allowed);
+    EXPECT_EQ(check_and_wait(authorizer, AuthRequest{name, "", "alpha", false, {}}).verdict,
+              Verdict::Allowed);
     // The first check counts as answered once its callback has returned,
     // on the GLib thread: a task run there after it says that has happened.
     EXPECT_EQ(authorizer.callers_known(), 1U);
@@ -583,12 +577,13 @@ TEST_F(AuthorizerTest, KnownCallerNeedingNoPolkitIsAnsweredOnTheCallingThread) {
     // A call that needs polkit still goes to the GLib thread (none here:
     // denied, fail closed), and so does every call once stopping.
     if (geteuid() != 0) {
-        authorizer.check(AuthRequest{name, kAction, "alpha", false, {}}, results.callback("pk"));
-        EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
+        EXPECT_EQ(check_and_wait(authorizer, AuthRequest{name, kAction, "alpha", false, {}}, "pk")
+                      .verdict,
+                  Verdict::Denied);
     }
     authorizer.cancel_all();
-    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("late"));
-    EXPECT_EQ(results.wait("late").verdict, Verdict::Stopping);
+    EXPECT_EQ(check_and_wait(authorizer, AuthRequest{name, "", "alpha", false, {}}, "late").verdict,
+              Verdict::Stopping);
 }
 
 TEST(KnownCallersTest, ACallerWithAnUnansweredCheckIsNotSettled) {
@@ -615,8 +610,8 @@ TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
     Authorizer authorizer(4, 2);
     auto caller = t::connect_unprivileged(address());
     const std::string name = unique_name(caller);
-    authorizer.check(AuthRequest{name, "", "alpha", false, {}}, results.callback("known"));
-    EXPECT_EQ(results.wait("known").verdict, Verdict::Allowed);
+    EXPECT_EQ(check_and_wait(authorizer, AuthRequest{name, "", "alpha", false, {}}).verdict,
+              Verdict::Allowed);
     std::atomic<int> admitted = 0;
     authorizer.check(AuthRequest{name, kAction, "alpha", false,
                                  [&admitted](uid_t) -> std::optional<std::string> {
