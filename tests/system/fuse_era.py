@@ -255,6 +255,7 @@ def remove_root_override(ct, v):
           "%s: the upper's root carries %s %r, expected %r (fuse-overlayfs 1.14's)"
           % (v.name, name, value.stdout.strip() or value.stderr, v.root_override))
     res = ct.run([CTL, "migrate", "--dry-run", v.name], check=False)
+    step("%s: %s" % (v.name, res.stderr.strip()))
     check(res.returncode == 1 and re.search(
         r"carries %s '%s', naming root as its owner" % (re.escape(name),
                                                         re.escape(v.root_override)),
@@ -310,8 +311,9 @@ def check_migration(ct, release):
             check(code == 1 and "Operation not permitted" in report,
                   "%s: the service's migrate, which needs chmod and chown: exit %d\n%s"
                   % (v.name, code, report))
-            step("%s: the service cannot chmod or chown (its unit): the admin runs the "
-                 "drop-in as root" % v.name)
+            said = [line for line in report.splitlines() if "Operation not permitted" in line]
+            step("%s: the service cannot chmod or chown under its unit (%s): the admin runs "
+                 "the drop-in as root" % (v.name, said[0].strip()))
             report = ct.run([HELPER, "migrate", v.name], timeout=300).stdout
             patterns.append(r"^chmod %s/upper/game/keep/k2 0600 " % re.escape(v.dir))
             patterns.append(r"^chown %s/upper/game/keep/k3 \d+:%s " % (re.escape(v.dir),
