@@ -19,7 +19,11 @@ Debian 12 or Debian 13 with real systemd, dbus and polkitd.
    group mounts a second instance with an administrator's password, typed
    into the polkit agent the CLI starts in its terminal; upgrades to the
    current package with the overlay mounted (it survives, the new daemon
-   reports it); unmounts; the daemon exits when idle; the sudoers example
+   reports it); unmounts; brings fuse-era instances over (fuse_era.py: an
+   upper the owner writes through the container's own fuse-overlayfs,
+   migrated by an administrator through the service, mounted through it,
+   its kernel view compared entry by entry with the FUSE mount's); the
+   daemon exits when idle; the sudoers example
    works and refuses added options; `dpkg --purge` leaves no file behind.
    A running polkitd keeps its pid through install, upgrade, removal and
    purge (the maintainer scripts never restart or reload it). The unit sets
