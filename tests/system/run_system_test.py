@@ -335,8 +335,9 @@ def expected_watcher(release):
     kernel: a regex for the rest of its line "watching the host's mounts: ".
     On Debian 12, systemd 252 and libseccomp 2.5.4 know no statmount or
     listmount, so the unit's allow list cannot let them through: they fail
-    with its SystemCallErrorNumber=EPERM, and mountinfo is polled. systemd 257 (Debian 13) allows them with
-    @file-system, and the unit allows fanotify_init/fanotify_mark."""
+    with its SystemCallErrorNumber=EPERM, and mountinfo is polled. systemd
+    257 (Debian 13) allows them with @file-system, and the unit allows
+    fanotify_init/fanotify_mark."""
     version = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
     if release == "bookworm":
         return (r"poll mountinfo \(listmount: Operation not permitted\)" if version >= (6, 8)
