@@ -5,12 +5,14 @@ Inside the container, the instance's owner writes an upper through the
 container's own fuse-overlayfs, mounted on the instance's `merged` with its
 `work` as the host manager mounted it before the service: deletes (files of
 either lower, a directory), a replaced directory, a file replaced by a
-directory, copy-ups, a new directory and a symlink, and (without
-xattr_permissions) chmod and chgrp. It records what the FUSE mount shows,
-then unmounts it. The service refuses that upper as it is; a member may not
-migrate it; root's dry run changes nothing; an administrator migrates it
-through the service with its password (`left4me-overlayctl migrate`, as the
-README tells admins), the owner mounts it through the service, and the
+directory, copy-ups, a new directory and a symlink, and chmod and chgrp
+(but not under 1.10's xattr_permissions=2: XATTR2_BOOKWORM). It records
+what the FUSE mount shows, then unmounts it. The service refuses that
+upper as it is; a member may not migrate it; root's dry run changes
+nothing; an administrator migrates it through the service with its
+password (`left4me-overlayctl migrate`, as the README tells admins; where
+the service cannot chmod or chown, the drop-in as root takes the run up),
+the owner mounts it through the service, and the
 kernel overlay must show what the FUSE mount showed, entry by entry: names,
 kinds, modes, owners, sizes and contents (md5), symlink targets.
 """
