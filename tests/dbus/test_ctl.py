@@ -10,7 +10,7 @@ import os
 import re
 
 from l4m_base import FixtureTest
-import l4m_fixture
+import pty_session
 from l4m_fixture import ADMIN_PASSWORD, USERS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NOT_AUTHORIZED, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
@@ -315,7 +315,7 @@ class CtlAuthorizationTest(CtlTest):
 def PtySession(fx, role, argv):
     """argv run as role in a new pty with nothing else in it: whatever asks
     for a password there was started by the program itself."""
-    return l4m_fixture.PtySession(fx.as_user(role, argv), fx.client_env())
+    return pty_session.PtySession(fx.as_user(role, argv), fx.client_env())
 
 
 def agents_for_process(pid):

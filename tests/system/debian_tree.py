@@ -28,8 +28,10 @@ VARIANT = "minbase"
 # libraries, python3 for what dh_python3 finds, python3-jeepney for the
 # Python client), so it installs with dpkg -i inside a container that has
 # no network. A name missing here makes that dpkg -i fail, not pass.
+# fuse-overlayfs and fuse3 (fusermount3): the fuse-era step writes an
+# upper with the release's own fuse-overlayfs (tests/system/fuse_era.py).
 COMMON = ["systemd", "dbus", "polkitd", "libpam-systemd", "sudo", "adduser",
-          "libpolkit-gobject-1-0", "python3", "python3-jeepney"]
+          "libpolkit-gobject-1-0", "python3", "python3-jeepney", "fuse-overlayfs", "fuse3"]
 RELEASES = {
     # Debian 12: sdbus-c++ 1.2, spdlog 1.10 (fmt 9), polkitd 122, jeepney 0.8
     "bookworm": COMMON + ["libsdbus-c++1", "libglib2.0-0", "libspdlog1.10", "libfmt9"],

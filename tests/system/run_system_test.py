@@ -19,7 +19,11 @@ Debian 12 or Debian 13 with real systemd, dbus and polkitd.
    group mounts a second instance with an administrator's password, typed
    into the polkit agent the CLI starts in its terminal; upgrades to the
    current package with the overlay mounted (it survives, the new daemon
-   reports it); unmounts; the daemon exits when idle; the sudoers example
+   reports it); unmounts; brings fuse-era instances over (fuse_era.py: an
+   upper the owner writes through the container's own fuse-overlayfs,
+   migrated by an administrator through the service, mounted through it,
+   its kernel view compared entry by entry with the FUSE mount's); the
+   daemon exits when idle; the sudoers example
    works and refuses added options; `dpkg --purge` leaves no file behind.
    A running polkitd keeps its pid through install, upgrade, removal and
    purge (the maintainer scripts never restart or reload it). The unit sets
@@ -33,35 +37,29 @@ console and journal.
 """
 
 import argparse
-import errno
 import os
-import pty
 import re
-import select
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
-import termios
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+# The pty driver the dbus tier's fixture uses too (this runs on the host).
+sys.path.insert(1, os.path.join(os.path.dirname(HERE), "fixture"))
 import debian_tree  # noqa: E402
+import fuse_era  # noqa: E402
+from pty_session import PtySession  # noqa: E402
+from system_common import (ADMIN, ADMIN_PASSWORD, CTL, HELPER, LEFT4ME, OTHER, UNIT,  # noqa: E402
+                           USER, Failure, check, step)
 
-USER = "l4m-user"       # member of group left4me (after the package made it)
-OTHER = "l4m-other"     # in no special group
-ADMIN = "l4m-admin"     # in group sudo: polkit's administrator on Debian
-ADMIN_PASSWORD = "systest-admin-password"
 INSTANCE = "alpha"
 INSTANCE2 = "beta"      # mounted with the administrator's password
-LEFT4ME = "/var/lib/left4me"
 MERGED = LEFT4ME + "/instances/" + INSTANCE + "/merged"
 MERGED2 = LEFT4ME + "/instances/" + INSTANCE2 + "/merged"
-CTL = "/usr/bin/left4me-overlayctl"
-HELPER = "/usr/libexec/left4me/left4me-overlay"
-UNIT = "left4me-overlayd.service"
 IDLE_SECONDS = 4
 WATCHDOG_SECONDS = 2
 POLKIT = "polkit.service"
@@ -74,21 +72,6 @@ EXPECTED_CAPBND = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
 # (overlayfs adds work/work to it), which the package does not own.
 UNCOMPARED = ("proc", "sys", "dev", "run", "tmp", "var/tmp", "var/log", "var/cache",
               "var/lib/dpkg", "var/lib/systemd", "var/lib/polkit-1", "var/lib/left4me")
-
-T0 = time.monotonic()
-
-
-def step(text):
-    print("[%6.1fs] %s" % (time.monotonic() - T0, text), flush=True)
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, message):
-    if not cond:
-        raise Failure(message)
 
 
 def run_host(argv, **kw):
@@ -272,88 +255,6 @@ class Container:
                 self.nspawn.wait(10)
 
 
-class PtySession:
-    """A program on a new pty (its controlling terminal, so polkit's text
-    agent can open /dev/tty); the test reads its output and types into it."""
-
-    def __init__(self, argv):
-        pid, master = pty.fork()
-        if pid == 0:
-            try:
-                os.execvp(argv[0], argv)
-            finally:
-                os._exit(127)
-        self.pid = pid
-        self.master = master
-        self.transcript = b""
-        self.status = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        if self.status is None:
-            try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
-            except ProcessLookupError:
-                pass
-        os.close(self.master)
-
-    def text(self):
-        return self.transcript.decode(errors="replace")
-
-    def _pump(self, wait):
-        r, _, _ = select.select([self.master], [], [], wait)
-        if r:
-            try:
-                self.transcript += os.read(self.master, 4096)
-            except OSError as e:
-                if e.errno != errno.EIO:  # EIO: every slave side is closed
-                    raise
-        if self.status is None:
-            wpid, st = os.waitpid(self.pid, os.WNOHANG)
-            if wpid == self.pid:
-                self.status = st
-
-    def expect(self, pattern, timeout=30):
-        """Reads until pattern (a bytes regex) appears in the output."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and self.status is None:
-            if re.search(pattern, self.transcript):
-                return True
-            self._pump(0.05)
-        self._pump(0)
-        return bool(re.search(pattern, self.transcript))
-
-    def send(self, text, timeout=30):
-        """Types text and Enter once the terminal's echo is off: polkit's
-        text agent turns it off with TCSAFLUSH, which discards anything
-        typed before."""
-        deadline = time.monotonic() + timeout
-        while termios.tcgetattr(self.master)[3] & termios.ECHO:
-            check(time.monotonic() < deadline, "the terminal's echo stayed on:\n" + self.text())
-            self._pump(0.01)
-        os.write(self.master, text.encode() + b"\n")
-
-    def wait(self, timeout=60):
-        """The program's exit code, once it has exited."""
-        deadline = time.monotonic() + timeout
-        while self.status is None and time.monotonic() < deadline:
-            self._pump(0.05)
-        check(self.status is not None, "still running after %ss:\n%s" % (timeout, self.text()))
-        # what it printed last
-        while select.select([self.master], [], [], 0.1)[0]:
-            try:
-                chunk = os.read(self.master, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            self.transcript += chunk
-        return os.waitstatus_to_exitcode(self.status)
-
-
 def file_list(root):
     """Every path below root (relative), with its type, outside UNCOMPARED."""
     found = set()
@@ -380,9 +281,10 @@ def file_list(root):
 
 # ----------------------------------------------------------------- scenario
 
-def prepare(ct):
-    """Users, the instance layout and a short idle time: before the package,
-    so that they are part of the "before" file list."""
+def prepare(ct, release):
+    """Users, the instance layout (the fuse-era step's too) and a short
+    idle time: before the package, so that they are part of the "before"
+    file list."""
     for user in (USER, OTHER, ADMIN):
         ct.run(["useradd", "--create-home", "--shell", "/bin/sh", user])
     # Debian's polkit takes the members of group sudo as administrators
@@ -396,6 +298,7 @@ def prepare(ct):
         ct.run(["mkdir", "-p", inst + "/upper", inst + "/work", inst + "/merged"])
         ct.run(["sh", "-c", "echo L4D2_LOWERDIRS=%s/installation >%s/instance.env"
                 % (LEFT4ME, inst)])
+    fuse_era.prepare(ct, release)
     # The files below Root belong to the unprivileged host manager.
     ct.run(["chown", "-R", USER + ":" + USER, LEFT4ME])
     # A drop-in shortening the idle time, so that idle exit is seen
@@ -432,8 +335,9 @@ def expected_watcher(release):
     kernel: a regex for the rest of its line "watching the host's mounts: ".
     On Debian 12, systemd 252 and libseccomp 2.5.4 know no statmount or
     listmount, so the unit's allow list cannot let them through: they fail
-    with its SystemCallErrorNumber=EPERM, and mountinfo is polled. systemd 257 (Debian 13) allows them with
-    @file-system, and the unit allows fanotify_init/fanotify_mark."""
+    with its SystemCallErrorNumber=EPERM, and mountinfo is polled. systemd
+    257 (Debian 13) allows them with @file-system, and the unit allows
+    fanotify_init/fanotify_mark."""
     version = tuple(int(x) for x in re.match(r"(\d+)\.(\d+)", os.uname().release).groups())
     if release == "bookworm":
         return (r"poll mountinfo \(listmount: Operation not permitted\)" if version >= (6, 8)
@@ -547,7 +451,7 @@ def status_json(ct, user):
 
 def scenario(ct, release, old_deb, new_deb, old_version, new_version):
     step("preparing users and instances %s, %s" % (INSTANCE, INSTANCE2))
-    prepare(ct)
+    prepare(ct, release)
     before = file_list(ct.root)
     polkitd = polkit_pid(ct)
     # The packages go to /root (compared too: they are deleted before purge).
@@ -590,11 +494,11 @@ def scenario(ct, release, old_deb, new_deb, old_version, new_version):
     step("a non-member mounts %s with an administrator's password (the CLI's agent)"
          % INSTANCE2)
     with ct.pty([CTL, "mount", INSTANCE2], user=OTHER) as s:
-        check(s.expect(rb"Password:"), "no password prompt:\n" + s.text())
+        check(s.expect(rb"Password:", timeout=30), "no password prompt:\n" + s.text())
         check("AUTHENTICATING FOR org.left4me.overlay.mount" in s.text()
               and ADMIN in s.text(), "unexpected prompt:\n" + s.text())
-        s.send(ADMIN_PASSWORD)
-        code = s.wait()
+        s.send(ADMIN_PASSWORD, timeout=30)
+        code = s.wait(60)
         check(code == 0 and "AUTHENTICATION COMPLETE" in s.text(),
               "mount with the admin's password: exit %d\n%s" % (code, s.text()))
     check(ct.overlays(MERGED2) == ["left4me:" + INSTANCE2],
@@ -621,6 +525,8 @@ def scenario(ct, release, old_deb, new_deb, old_version, new_version):
     ct.run([CTL, "unmount", INSTANCE], user=USER)
     check(ct.overlays(MERGED) == [], "still mounted after unmount")
     check(status_json(ct, USER)["mounted"] is False, "status still says mounted")
+
+    fuse_era.check_migration(ct, release)
 
     step("the Python client, as the package installed it, as %s" % USER)
     script = ("from left4me_overlay import DBusOverlayMounter, status\n"
@@ -727,7 +633,7 @@ def main():
         step("%s: %s" % (args.release, versions.rstrip(", ")))
         scenario(ct, args.release, old_deb, new_deb, old_version, version)
         ok = True
-    except Failure as e:
+    except (Failure, TimeoutError) as e:  # TimeoutError: from a PtySession
         print("FAILED: %s" % e, flush=True)
         if ct is not None and ct.pid is not None and ct.nspawn.poll() is None:
             journal = subprocess.run(ct.argv(["journalctl", "--no-pager", "-n", "80", "-o",
