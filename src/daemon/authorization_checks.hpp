@@ -43,6 +43,8 @@ class KnownCallers {
     };
     // Known, and no earlier check of it still unanswered.
     std::optional<Identity> find_settled(const std::string& sender) const;
+    // Its uid, when known (whatever its checks): what CallLimits charges.
+    std::optional<uid_t> uid_of(const std::string& sender) const;
     void add(const std::string& sender, Identity identity);
     void remove(const std::string& sender);
     // A check of sender sent to the GLib thread; answered (after its

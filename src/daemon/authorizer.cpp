@@ -100,6 +100,10 @@ void Authorizer::check(AuthRequest request, Callback done) {
     });
 }
 
+std::optional<uid_t> Authorizer::known_uid(const std::string& sender) const {
+    return impl_->checks.known().uid_of(sender);
+}
+
 void Authorizer::cancel_all() {
     impl_->stopping = true;
     impl_->thread.invoke([checks = &impl_->checks] { checks->cancel_all(); });

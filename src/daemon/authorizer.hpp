@@ -68,6 +68,10 @@ class Authorizer {
     // thread that answers.
     void check(AuthRequest request, Callback done);
 
+    // Any thread: the uid of the connection sender when it is known (asked
+    // of the bus daemon once, kept until it leaves); nullopt before that.
+    std::optional<uid_t> known_uid(const std::string& sender) const;
+
     // Any thread: pending and later checks end with Stopping.
     void cancel_all();
 

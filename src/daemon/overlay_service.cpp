@@ -86,8 +86,9 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
             return;
         }
         // Before anything that costs: a flood is refused here, holding
-        // nothing.
-        if (auto refused = limits_.admit_call(id, call.sender)) {
+        // nothing. A connection the authorizer knows is charged to its uid.
+        if (auto refused =
+                limits_.admit_call(id, call.sender, authorizer_.known_uid(call.sender))) {
             std::visit(
                 [&](auto& guard) {
                     guard.fail(

@@ -611,6 +611,34 @@ TEST(KnownCallersTest, ACallerWithAnUnansweredCheckIsNotSettled) {
     EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
 }
 
+TEST(KnownCallersTest, TheUidIsKnownWhateverItsChecksUntilItLeaves) {
+    // What CallLimits charges a call to: the uid, settled or not.
+    overlay::daemon::KnownCallers known;
+    EXPECT_EQ(known.uid_of(":1.7"), std::nullopt);
+    known.sent(":1.7");
+    EXPECT_EQ(known.uid_of(":1.7"), std::nullopt);
+    known.add(":1.7", {1000, 42});
+    EXPECT_EQ(known.uid_of(":1.7"), std::optional<uid_t>(1000));
+    known.answered(":1.7");
+    EXPECT_EQ(known.uid_of(":1.7"), std::optional<uid_t>(1000));
+    EXPECT_EQ(known.uid_of(":1.8"), std::nullopt);
+    known.remove(":1.7");
+    EXPECT_EQ(known.uid_of(":1.7"), std::nullopt);
+}
+
+TEST_F(AuthorizerTest, KnownUidIsTheCachedIdentity) {
+    Authorizer authorizer(4, 2);
+    auto caller = t::connect(address());
+    const std::string name = unique_name(caller);
+    EXPECT_EQ(authorizer.known_uid(name), std::nullopt);
+    authorizer.check(AuthRequest{name, "", "", false, {}}, results.callback("first"));
+    EXPECT_EQ(results.wait("first").uid, std::optional<uid_t>(geteuid()));
+    EXPECT_EQ(authorizer.known_uid(name), std::optional<uid_t>(geteuid()));
+    leave(caller);
+    ASSERT_TRUE(wait_until_no_caller_known(authorizer));
+    EXPECT_EQ(authorizer.known_uid(name), std::nullopt);
+}
+
 TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
     Authorizer authorizer(4, 2);
     auto caller = t::connect_unprivileged(address());
