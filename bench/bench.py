@@ -1348,7 +1348,8 @@ def main():
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--markdown", help="also write the table here")
     parser.add_argument("--only", help="comma-separated: pairs,status,held,throughput,lowerdirs,"
-                                       "list,flood,taint,migrate,startup (and profile, opt-in)")
+                                       "list,flood,taint,migrate,startup (and profile, callgrind, "
+                                       "mounts: opt-in)")
     args = parser.parse_args()
 
     if os.environ.get("L4MT_PRIVATE_NS") != str(os.getpid()):
@@ -1407,6 +1408,9 @@ def main():
             b.pair_static()
         if only is not None and "profile" in only:  # opt-in: it records the whole machine
             b.profile(300)
+        if only is not None and "callgrind" in only:  # opt-in: minutes under valgrind
+            import callgrind
+            callgrind.run(b, b.n(200, 30))
         if want("held"):
             for count in HELD_CHECKS:
                 b.held_checks(count)
