@@ -34,9 +34,16 @@ EventLoop::EventLoop() {
 }
 
 void EventLoop::post(std::function<void()> task) {
+    bool first = false;
     {
         std::lock_guard lock(mutex_);
+        first = posted_.empty();
         posted_.push_back(std::move(task));
+    }
+    // Tasks already queued mean a wake-up is on its way (the loop reads the
+    // eventfd before it takes the queue): one write is enough for all.
+    if (!first) {
+        return;
     }
     const std::uint64_t one = 1;
     // Cannot fail short of a counter overflow; the loop drains all tasks
