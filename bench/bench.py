@@ -877,6 +877,15 @@ class Bench:
                                                           "org.left4me.overlay.mount", "lat",
                                                           str(n)])))
             self.cpu_per_op("polkit_check", before, n + 1)
+            # The same with a cancellation id, which libpolkit-gobject sends
+            # for every check made with a GCancellable (the daemon's are):
+            # does polkitd spend more on it?
+            before = self.cpu_snapshot()
+            self.record("polkit_check_cancel", "polkit CheckAuthorization alone, with a "
+                        "cancellation id", summary(self.samples(
+                            "root", [self.client, "polkit", name, "org.left4me.overlay.mount",
+                                     "lat", str(n), "bench"])))
+            self.cpu_per_op("polkit_check_cancel", before, n + 1)
         finally:
             holder.stdin.close()
             holder.wait(10)

@@ -2,24 +2,21 @@
 
 Time on this shared 2-core machine moves by 2x between runs; instruction
 counts do not. So the daemon is restarted under `valgrind --tool=callgrind`
-(its executors run natively: valgrind does not follow the exec), and so is
-polkitd, and their counters are dumped (`callgrind_control --dump`, which
-also zeroes them) around each part:
+(its executors run natively: valgrind does not follow the exec) and its
+counters are dumped (`callgrind_control --dump`, which also zeroes them)
+around each part:
 
-- warm-up (member and root pairs, direct checks): discarded;
-- PAIRS Mount+Unmount pairs by the member (two polkit checks each): the
-  daemon's and polkitd's instructions per pair;
-- PAIRS pairs by root (no polkit check): the daemon's;
-- 2 x PAIRS polkit checks made directly by the bench client (what the
-  daemon asks, from root, about the same kind of subject), without and
-  then with a cancellation id (libpolkit-gobject sends one for every check
-  made with a GCancellable, which the daemon needs to cancel a check whose
-  caller leaves): polkitd's instructions per check.
+- warm-up (member and root pairs): discarded;
+- PAIRS Mount+Unmount pairs by the member (two polkit checks each);
+- PAIRS pairs by root (no polkit check).
+
+(polkitd does not survive callgrind_control here: its CPU per check, with
+and without a cancellation id, is a row of `--only pairs`.)
 
 Prints the totals and, for the daemon's member pairs, the functions with
 the most instructions per pair (self and inclusive). The dumps stay in
-/tmp/l4m-callgrind/ for `callgrind_annotate`. Valgrind slows the two
-programs down about fifty times: the part takes a few minutes.
+/tmp/l4m-callgrind/ for `callgrind_annotate`. Valgrind slows the daemon
+down about fifty times: the part takes a few minutes.
 """
 
 import os
@@ -29,7 +26,6 @@ import subprocess
 import time
 
 OUT = "/tmp/l4m-callgrind"
-POLKITD = "/usr/lib/polkit-1/polkitd"
 VALGRIND = ["valgrind", "--tool=callgrind", "--dump-instr=no", "--collect-jumps=no"]
 
 
@@ -99,12 +95,6 @@ def start_daemon(fx):
     wait_for_name(fx, "org.left4me.Overlay1", fx.daemon_proc, "daemon")
 
 
-def start_polkitd(fx):
-    log = open(os.path.join(fx.tmp, "logs", "polkitd"), "a")
-    fx.polkitd_proc = subprocess.Popen(valgrind(POLKITD, "polkitd") + ["--no-debug"],
-                                       stdout=log, stderr=log, env=fx.client_env())
-    wait_for_name(fx, "org.freedesktop.PolicyKit1", fx.polkitd_proc, "polkitd")
-
 
 def stop(fx, attr, name):
     proc = getattr(fx, attr)
@@ -123,75 +113,39 @@ def run(bench, pairs):
         fx.make_instance("lat")
     shutil.rmtree(OUT, ignore_errors=True)
     os.makedirs(OUT)
-    os.chmod(OUT, 0o1777)  # polkitd writes its dumps as user polkitd
     stop(fx, "daemon_proc", "org.left4me.Overlay1")
-    stop(fx, "polkitd_proc", "org.freedesktop.PolicyKit1")
-    holder = None
     try:
-        start_polkitd(fx)
         start_daemon(fx)
-        holder = fx.popen("member", [bench.client, "hold"], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE)
-        subject = holder.stdout.readline().strip()
-        direct = [bench.client, "polkit", subject, "org.left4me.overlay.mount", "lat"]
-        daemon, polkitd = fx.daemon_proc.pid, fx.polkitd_proc.pid
-
+        daemon = fx.daemon_proc.pid
         warm = 20
         bench.run("member", [bench.client, "pairs", "lat", str(warm)])
         bench.run("root", [bench.client, "pairs", "lat", str(warm)])
-        bench.run("root", direct + [str(warm)])
-        bench.run("root", direct + [str(warm), "warm"])
         dump(daemon, "warm-up")
-        dump(polkitd, "warm-up")
-
-        # Each client run adds one warm-up pair or check of its own.
+        # Each client run adds one warm-up pair of its own.
         bench.run("member", [bench.client, "pairs", "lat", str(pairs)])
         member = dump(daemon, "member-pairs")
-        member_pk = dump(polkitd, "member-pairs")
         bench.run("root", [bench.client, "pairs", "lat", str(pairs)])
         root = dump(daemon, "root-pairs")
-        dump(polkitd, "root-pairs")
-        checks = 2 * pairs
-        bench.run("root", direct + [str(checks)])
-        plain = dump(polkitd, "direct")
-        bench.run("root", direct + [str(checks), "bench"])
-        cancel = dump(polkitd, "direct-cancellation-id")
-
         n = pairs + 1
         out = {
             "pairs": pairs,
             "daemon_ir_per_member_pair": total_ir(member) / n,
             "daemon_ir_per_root_pair": total_ir(root) / n,
-            "polkitd_ir_per_check_daemon": total_ir(member_pk) / (2 * n),
-            "polkitd_ir_per_check_direct": total_ir(plain) / (checks + 1),
-            "polkitd_ir_per_check_direct_cancellation_id": total_ir(cancel) / (checks + 1),
             "member_self": annotate(member, n, False, 40),
             "member_inclusive": annotate(member, n, True, 80),
             "root_self": annotate(root, n, False, 25),
-            "polkitd_daemon_self": annotate(member_pk, 2 * n, False, 25),
-            "polkitd_direct_self": annotate(plain, checks + 1, False, 25),
-            "dumps": {"member": member, "root": root, "polkitd_member": member_pk,
-                      "polkitd_direct": plain, "polkitd_direct_cancellation_id": cancel},
+            "dumps": {"member": member, "root": root},
         }
     finally:
-        if holder is not None:
-            holder.stdin.close()
-            holder.wait(30)
         stop(fx, "daemon_proc", "org.left4me.Overlay1")
-        stop(fx, "polkitd_proc", "org.freedesktop.PolicyKit1")
-        fx.start_polkitd()
         fx.start_daemon()
     bench.results["callgrind"] = out
     print("---- callgrind: instructions (Ir) ----")
-    for key in ("daemon_ir_per_member_pair", "daemon_ir_per_root_pair",
-                "polkitd_ir_per_check_daemon", "polkitd_ir_per_check_direct",
-                "polkitd_ir_per_check_direct_cancellation_id"):
+    for key in ("daemon_ir_per_member_pair", "daemon_ir_per_root_pair"):
         print("  %-46s %12.0f" % (key, out[key]))
     for title, key in (("daemon, member pair, self", "member_self"),
                        ("daemon, member pair, inclusive", "member_inclusive"),
-                       ("daemon, root pair, self", "root_self"),
-                       ("polkitd, a check of the daemon's, self", "polkitd_daemon_self"),
-                       ("polkitd, a direct check, self", "polkitd_direct_self")):
+                       ("daemon, root pair, self", "root_self")):
         print("---- %s (Ir per unit) ----" % title)
         for ir, fn in out[key]:
             print("  %10.0f  %s" % (ir, fn[:150]))
