@@ -1,11 +1,13 @@
-// Who is calling, and may they? Answers asynchronously on one GLib thread
-// that owns a GMainContext, the GDBusConnection used to ask the bus daemon
+// Who is calling, and may they? Answers asynchronously on the thread that
+// runs a GMainContext (its own, or the daemon's bus thread) and owns it, the GDBusConnection used to ask the bus daemon
 // for a connection's credentials (once per connection, kept until it
 // leaves), and the PolkitAuthority (libpolkit-gobject
 // completes async calls in the thread-default context of the thread that
 // made them, so all polkit calls are made on this thread; `_sync` variants
 // would block it for as long as a password dialog is open).
 #pragma once
+
+#include "glib_thread.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -56,9 +58,12 @@ class Authorizer {
     // starts the thread and subscribes to callers leaving the bus. At most
     // max_polkit_checks polkit checks are in flight at once, and at most
     // max_polkit_checks_per_uid of one uid; later ones wait, the uids
-    // waiting served in turn (PolkitTurns). Throws overlay::Error when the
-    // bus is unreachable.
-    Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid);
+    // waiting served in turn (PolkitTurns). runner: ThisThread when the
+    // constructing thread's own loop iterates context() (the daemon's bus
+    // thread): checks then start and end on that thread, with no hop to
+    // another. Throws overlay::Error when the bus is unreachable.
+    Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid,
+               GlibThread::Runner runner = GlibThread::Runner::OwnThread);
     ~Authorizer(); // stop()
     Authorizer(const Authorizer&) = delete;
     Authorizer& operator=(const Authorizer&) = delete;
@@ -75,8 +80,13 @@ class Authorizer {
     // Any thread: pending and later checks end with Stopping.
     void cancel_all();
 
-    // cancel_all(), wait for every callback, end the thread.
+    // cancel_all(), wait for every callback, end the thread (ThisThread:
+    // iterates context() here until then).
     void stop();
+
+    // The context the checks run in; ThisThread: to be iterated by the
+    // constructing thread's loop until stop().
+    GMainContext* context() const noexcept;
 
     // Any thread but the GLib one: connections whose uid and pid are
     // known or being asked of the bus daemon (the tests' view of the cache).

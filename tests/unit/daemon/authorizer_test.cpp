@@ -656,3 +656,56 @@ TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
     EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
     EXPECT_EQ(admitted.load(), 1);
 }
+
+namespace {
+
+// Iterates context on this thread (which owns it) until done() or the
+// deadline.
+template <typename Done> bool iterate_until(GMainContext* context, Done done) {
+    const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > give_up) {
+            return false;
+        }
+        if (!g_main_context_iteration(context, FALSE)) {
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_F(AuthorizerTest, OnTheCallersOwnLoopChecksStartAndEndOnThatThread) {
+    // The daemon's way: its bus thread owns the context and iterates it.
+    t::FakePolkit polkit(address(), t::FakePolkit::Answer::Authorized);
+    Authorizer authorizer(4, 2, overlay::daemon::GlibThread::Runner::ThisThread);
+    auto caller = t::connect_unprivileged(address());
+    std::optional<std::thread::id> answered_on;
+    std::optional<AuthResult> result;
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
+                     [&](AuthResult r) {
+                         answered_on = std::this_thread::get_id();
+                         result = std::move(r);
+                     });
+    // Nothing moves until this thread iterates the context: the lookup of
+    // the caller and polkit's answer complete here.
+    ASSERT_TRUE(iterate_until(authorizer.context(), [&] { return result.has_value(); }));
+    EXPECT_EQ(answered_on, std::optional<std::thread::id>(std::this_thread::get_id()));
+    EXPECT_EQ(result->verdict, Verdict::Allowed);
+    EXPECT_EQ(polkit.last_asked().instance, "alpha");
+}
+
+TEST_F(AuthorizerTest, OnTheCallersOwnLoopStopEndsWhatPolkitHolds) {
+    t::FakePolkit polkit(address()); // never answers
+    Authorizer authorizer(4, 2, overlay::daemon::GlibThread::Runner::ThisThread);
+    auto caller = t::connect_unprivileged(address());
+    std::optional<AuthResult> result;
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", true, {}},
+                     [&](AuthResult r) { result = std::move(r); });
+    ASSERT_TRUE(iterate_until(authorizer.context(), [&] { return polkit.checks() >= 1; }));
+    // stop() iterates the context here until the cancelled check has ended.
+    authorizer.stop();
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(result->verdict, Verdict::Stopping);
+}
