@@ -1,10 +1,9 @@
 // Who is calling, and may they? Answers asynchronously on the thread that
-// runs a GMainContext (its own, or the daemon's bus thread) and owns it, the GDBusConnection used to ask the bus daemon
-// for a connection's credentials (once per connection, kept until it
-// leaves), and the PolkitAuthority (libpolkit-gobject
-// completes async calls in the thread-default context of the thread that
-// made them, so all polkit calls are made on this thread; `_sync` variants
-// would block it for as long as a password dialog is open).
+// runs a GMainContext (its own, or the daemon's bus thread) and owns it, the GDBusConnection used
+// to ask the bus daemon for a connection's credentials (once per connection, kept until it leaves),
+// and the PolkitAuthority (libpolkit-gobject completes async calls in the thread-default context of
+// the thread that made them, so all polkit calls are made on this thread; `_sync` variants would
+// block it for as long as a password dialog is open).
 #pragma once
 
 #include "glib_thread.hpp"

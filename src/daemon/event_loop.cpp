@@ -164,9 +164,9 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
             g_main_context_prepare(glib_, &glib_priority);
             gint glib_timeout = -1;
             for (;;) {
-                glib_count = g_main_context_query(glib_, glib_priority, &glib_timeout,
-                                                  glib_fds.data(),
-                                                  static_cast<gint>(glib_fds.size()));
+                glib_count =
+                    g_main_context_query(glib_, glib_priority, &glib_timeout, glib_fds.data(),
+                                         static_cast<gint>(glib_fds.size()));
                 if (static_cast<std::size_t>(glib_count) <= glib_fds.size()) {
                     break;
                 }
@@ -193,8 +193,7 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
             // After every prepare and query, a check (nothing ready when
             // poll was interrupted).
             for (std::size_t i = 0; i < glib_n; ++i) {
-                glib_fds[i].revents =
-                    r < 0 ? 0 : static_cast<gushort>(fds[kOwnFds + i].revents);
+                glib_fds[i].revents = r < 0 ? 0 : static_cast<gushort>(fds[kOwnFds + i].revents);
             }
             if (g_main_context_check(glib_, glib_priority, glib_fds.data(), glib_count)) {
                 g_main_context_dispatch(glib_);

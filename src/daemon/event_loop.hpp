@@ -16,9 +16,9 @@
 #include "unique_fd.hpp"
 
 #include <chrono>
-#include <glib.h>
 #include <deque>
 #include <functional>
+#include <glib.h>
 #include <mutex>
 #include <optional>
 #include <sdbus-c++/Error.h>
