@@ -880,12 +880,19 @@ class Bench:
             # The same with a cancellation id, which libpolkit-gobject sends
             # for every check made with a GCancellable (the daemon's are):
             # does polkitd spend more on it?
-            before = self.cpu_snapshot()
-            self.record("polkit_check_cancel", "polkit CheckAuthorization alone, with a "
-                        "cancellation id", summary(self.samples(
-                            "root", [self.client, "polkit", name, "org.left4me.overlay.mount",
-                                     "lat", str(n), "bench"])))
-            self.cpu_per_op("polkit_check_cancel", before, n + 1)
+            # Alternated with rows without one, so that a drift of polkitd's
+            # cost over the run is not taken for the id's.
+            for key, label, extra in (
+                    ("polkit_check_cancel", "polkit CheckAuthorization alone, with a "
+                     "cancellation id", ["bench"]),
+                    ("polkit_check_again", "polkit CheckAuthorization alone, again", []),
+                    ("polkit_check_cancel_again", "polkit CheckAuthorization alone, with a "
+                     "cancellation id, again", ["bench2"])):
+                before = self.cpu_snapshot()
+                self.record(key, label, summary(self.samples(
+                    "root", [self.client, "polkit", name, "org.left4me.overlay.mount", "lat",
+                             str(n)] + extra)))
+                self.cpu_per_op(key, before, n + 1)
         finally:
             holder.stdin.close()
             holder.wait(10)
