@@ -73,10 +73,10 @@ Authorizer::~Authorizer() {
 
 void Authorizer::check(AuthRequest request, Callback done) {
     KnownCallers& known = impl_->checks.known();
-    // A connection the GLib thread already knows, on a call that needs no
+    // A connection the checks already know, on a call that needs no
     // polkit check: answered here. (If it has just left the bus, the answer
     // is still its own: unique names are never reused.) Not while an
-    // earlier call of it is on the GLib thread: this one would overtake it.
+    // earlier call of it is still with the checks: this one would overtake it.
     if (!impl_->stopping.load()) {
         if (auto who = known.find_settled(request.sender);
             who && !needs_polkit(request, who->uid)) {

@@ -48,9 +48,9 @@ struct AuthResult {
 
 class Authorizer {
   public:
-    // Runs exactly once per check: on the GLib thread, or before check()
-    // returns, on its caller's thread, when the connection is known and the
-    // call needs no polkit check (root's; identification only).
+    // Runs exactly once per check: on the thread that runs context(), or
+    // before check() returns, on its caller's thread, when the connection is
+    // known and the call needs no polkit check (root's; identification only).
     using Callback = std::function<void(AuthResult)>;
 
     // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured),

@@ -108,7 +108,9 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
                                       call.interactive,
                                       [this, id](uid_t uid) { return limits_.admit_uid(id, uid); }},
                           [this, id](AuthResult result) {
-                              // GLib thread: hand the verdict to the bus thread.
+                              // The authorizer's context (in the daemon the bus
+                              // thread runs it; or before check() returns): hand
+                              // the verdict on as a task, never inside accept().
                               loop_.post([this, id, result = std::move(result)]() mutable {
                                   on_authorized(id, std::move(result));
                               });
