@@ -170,6 +170,21 @@ def children_of(pid):
     return sorted(set(out))
 
 
+def context_switches(pid):
+    """Voluntary context switches of all pid's threads so far: each is a
+    thread going to sleep to be woken again (a futex, a poll)."""
+    total = 0
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("voluntary_ctxt_switches:"):
+                        total += int(line.split()[1])
+        except FileNotFoundError:
+            pass  # a thread that ended: its switches are lost with it
+    return total
+
+
 def threads_of(pid):
     return len(os.listdir("/proc/%d/task" % pid))
 
@@ -399,9 +414,13 @@ class Bench:
         n = self.n(1000, 200)
         executors = children_of(self.fx.daemon_proc.pid)
         before = self.cpu_snapshot()
+        switches = context_switches(self.fx.daemon_proc.pid)
         with ForkTrace(self) as trace:
             raw = self.samples("member", [self.client, "pairs", "lat", str(n)])
-        s = self.record("pair_bus", "Mount+Unmount via D-Bus (member, C++ proxy)", summary(raw))
+        switches = context_switches(self.fx.daemon_proc.pid) - switches
+        s = self.record("pair_bus", "Mount+Unmount via D-Bus (member, C++ proxy)", summary(raw),
+                        daemon_sleeps_per_pair=switches / (n + 1))
+        print("    the daemon's threads went to sleep %.1f times per pair" % (switches / (n + 1)))
         self.cpu_per_op("pair_bus", before, n + 1)
         self.processes_per_call("pair_bus", "Mount and Unmount by a member (2 calls per pair)",
                                 2 * n, raw, executors, trace)
@@ -413,9 +432,12 @@ class Bench:
         directly, not as a difference."""
         n = self.n(1000, 200)
         before = self.cpu_snapshot()
+        switches = context_switches(self.fx.daemon_proc.pid)
         raw = self.samples("root", [self.client, "pairs", "lat", str(n)])
+        switches = context_switches(self.fx.daemon_proc.pid) - switches
         s = self.record("pair_bus_root", "Mount+Unmount via D-Bus by root (no polkit check)",
-                        summary(raw))
+                        summary(raw), daemon_sleeps_per_pair=switches / (n + 1))
+        print("    the daemon's threads went to sleep %.1f times per pair" % (switches / (n + 1)))
         self.cpu_per_op("pair_bus_root", before, n + 1)
         return s
 
@@ -855,6 +877,22 @@ class Bench:
                                                           "org.left4me.overlay.mount", "lat",
                                                           str(n)])))
             self.cpu_per_op("polkit_check", before, n + 1)
+            # The same with a cancellation id, which libpolkit-gobject sends
+            # for every check made with a GCancellable (the daemon's are):
+            # does polkitd spend more on it?
+            # Alternated with rows without one, so that a drift of polkitd's
+            # cost over the run is not taken for the id's.
+            for key, label, extra in (
+                    ("polkit_check_cancel", "polkit CheckAuthorization alone, with a "
+                     "cancellation id", ["bench"]),
+                    ("polkit_check_again", "polkit CheckAuthorization alone, again", []),
+                    ("polkit_check_cancel_again", "polkit CheckAuthorization alone, with a "
+                     "cancellation id, again", ["bench2"])):
+                before = self.cpu_snapshot()
+                self.record(key, label, summary(self.samples(
+                    "root", [self.client, "polkit", name, "org.left4me.overlay.mount", "lat",
+                             str(n)] + extra)))
+                self.cpu_per_op(key, before, n + 1)
         finally:
             holder.stdin.close()
             holder.wait(10)
@@ -1348,7 +1386,8 @@ def main():
     parser.add_argument("--json", default=os.path.join(HERE, "results.json"))
     parser.add_argument("--markdown", help="also write the table here")
     parser.add_argument("--only", help="comma-separated: pairs,status,held,throughput,lowerdirs,"
-                                       "list,flood,taint,migrate,startup (and profile, opt-in)")
+                                       "list,flood,taint,migrate,startup (and bus, profile, "
+                                       "callgrind, mounts: opt-in)")
     args = parser.parse_args()
 
     if os.environ.get("L4MT_PRIVATE_NS") != str(os.getpid()):
@@ -1392,10 +1431,12 @@ def main():
                                                      results["meta"]["git"]), flush=True)
         b.rss("after start, no call yet")
         b.measure_background_forks()
-        if want("pairs"):
+        if want("pairs") or (only is not None and "bus" in only):
+            # bus: these three alone (the daemon's figures, a minute)
             b.pair_bus()
             b.polkit_check()
             b.pair_bus_root()
+        if want("pairs"):
             b.pair_core()
         if want("status"):
             b.status_root()
@@ -1407,6 +1448,9 @@ def main():
             b.pair_static()
         if only is not None and "profile" in only:  # opt-in: it records the whole machine
             b.profile(300)
+        if only is not None and "callgrind" in only:  # opt-in: minutes under valgrind
+            import callgrind
+            callgrind.run(b, b.n(200, 30))
         if want("held"):
             for count in HELD_CHECKS:
                 b.held_checks(count)

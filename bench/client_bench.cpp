@@ -32,10 +32,13 @@
 //                             prints "pairs seconds"
 //   hold                      prints its unique bus name, waits for EOF on
 //                             stdin (the subject of the polkit figure)
-//   polkit SUBJECT ACTION INSTANCE N
+//   polkit SUBJECT ACTION INSTANCE N [CANCEL]
 //                             CheckAuthorization alone, like the daemon's
 //                             (system-bus-name subject, "instance" detail,
-//                             no interaction); must run as root (details)
+//                             no interaction); must run as root (details).
+//                             With CANCEL, each check carries a cancellation
+//                             id CANCEL-i, as libpolkit-gobject sends one for
+//                             a call made with a GCancellable
 //   spawnpair NAME N CMD ARGS...
 //                             runs CMD ARGS mount NAME, then CMD ARGS umount
 //                             NAME, N times, timing each pair with both
@@ -360,7 +363,7 @@ int hold() {
 }
 
 int polkit(const std::string& subject_name, const std::string& action, const std::string& instance,
-           int n) {
+           int n, const std::string& cancel) {
     auto bus = sdbus::createSystemBusConnection();
     auto authority = sdbus_compat::proxy(*bus, "org.freedesktop.PolicyKit1",
                                          "/org/freedesktop/PolicyKit1/Authority");
@@ -368,11 +371,14 @@ int polkit(const std::string& subject_name, const std::string& action, const std
     const Subject subject{std::string("system-bus-name"),
                           std::map<std::string, sdbus::Variant>{{"name", sdbus::Variant(subject_name)}}};
     const std::map<std::string, std::string> details{{"instance", instance}};
+    int checks = 0;
     auto check = [&] {
         sdbus::Struct<bool, bool, std::map<std::string, std::string>> result;
+        const std::string id = cancel.empty() ? std::string() : cancel + "-" + std::to_string(checks);
+        ++checks;
         authority->callMethod("CheckAuthorization")
             .onInterface("org.freedesktop.PolicyKit1.Authority")
-            .withArguments(subject, action, details, std::uint32_t{0}, std::string())
+            .withArguments(subject, action, details, std::uint32_t{0}, id)
             .storeResultsTo(result);
         if (!std::get<0>(result)) {
             throw std::runtime_error("polkit did not authorize " + subject_name + " for " + action);
@@ -512,8 +518,9 @@ int main(int argc, char** argv) {
         if (args.size() == 1 && args[0] == "hold") {
             return hold();
         }
-        if (args.size() == 5 && args[0] == "polkit") {
-            return polkit(args[1], args[2], args[3], std::atoi(args[4].c_str()));
+        if ((args.size() == 5 || args.size() == 6) && args[0] == "polkit") {
+            return polkit(args[1], args[2], args[3], std::atoi(args[4].c_str()),
+                          args.size() == 6 ? args[5] : std::string());
         }
         if (args.size() >= 4 && args[0] == "spawnpair") {
             return spawnpair(args[1], std::atoi(args[2].c_str()), argv + 4);

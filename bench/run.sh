@@ -3,6 +3,8 @@
 # the dbus tier's private fixture. Root only; takes about 4 minutes.
 #   bench/run.sh [--quick] [--only pairs,status,throughput,lowerdirs,list,flood,taint,migrate,startup]
 #   bench/run.sh --only profile   # perf record -a while pairs go through the bus
+#   bench/run.sh --only callgrind # the daemon's instructions per pair (valgrind)
+#   bench/run.sh --only bus       # member pair, polkit alone, root pair only
 # Writes bench/results.json and bench/results.md (the table). Not part of
 # ctest or CI: these are figures, nothing here fails for being slow.
 set -euo pipefail

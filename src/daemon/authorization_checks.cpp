@@ -45,6 +45,15 @@ std::optional<KnownCallers::Identity> KnownCallers::find_settled(const std::stri
     return it->second;
 }
 
+std::optional<uid_t> KnownCallers::uid_of(const std::string& sender) const {
+    std::lock_guard lock(mutex_);
+    auto it = known_.find(sender);
+    if (it == known_.end()) {
+        return std::nullopt;
+    }
+    return it->second.uid;
+}
+
 void KnownCallers::sent(const std::string& sender) {
     std::lock_guard lock(mutex_);
     ++unanswered_[sender];

@@ -5,7 +5,7 @@
 // kept until it leaves the bus, seen through one subscription to the bus
 // daemon's NameOwnerChanged for departures (never a match per call or per
 // connection). A caller leaving ends its checks with CallerGone.
-// Single-threaded: every member is called on the GLib thread that runs the
+// Single-threaded: every member is called on the thread that runs the
 // GMainContext it was given (Authorizer posts work there), so that GDBus's
 // and libpolkit-gobject's async calls complete on that thread.
 #pragma once
@@ -31,7 +31,7 @@ namespace overlay::daemon {
 // The connections whose identity is known, readable from any thread, so
 // that a known caller's call needing no polkit check (root's, or one that
 // only identifies its caller) is answered on the thread it arrived on,
-// without a trip through the GLib thread. Identities are added and removed
+// without a trip through the checks' context. Identities are added and removed
 // by AuthorizationChecks on its thread; the Authorizer counts the checks of
 // each connection it sent there, so that a call answered at once never
 // overtakes an earlier one of the same connection.
@@ -43,9 +43,11 @@ class KnownCallers {
     };
     // Known, and no earlier check of it still unanswered.
     std::optional<Identity> find_settled(const std::string& sender) const;
+    // Its uid, when known (whatever its checks): what CallLimits charges.
+    std::optional<uid_t> uid_of(const std::string& sender) const;
     void add(const std::string& sender, Identity identity);
     void remove(const std::string& sender);
-    // A check of sender sent to the GLib thread; answered (after its
+    // A check of sender sent to the checks' context; answered (after its
     // answer was handed on).
     void sent(const std::string& sender);
     void answered(const std::string& sender);

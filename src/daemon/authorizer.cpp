@@ -34,9 +34,9 @@ glib::Object<GDBusConnection> connect_system_bus() {
 // destroyed after it has ended.
 struct Authorizer::Impl {
     Impl(glib::Object<GDBusConnection> bus, unsigned max_polkit_checks,
-         unsigned max_polkit_checks_per_uid)
-        : checks(std::move(bus), thread.context(), max_polkit_checks, max_polkit_checks_per_uid,
-                 [this] { thread.quit(); }) {}
+         unsigned max_polkit_checks_per_uid, GlibThread::Runner runner)
+        : thread(runner), checks(std::move(bus), thread.context(), max_polkit_checks,
+                                 max_polkit_checks_per_uid, [this] { thread.quit(); }) {}
 
     GlibThread thread;
     AuthorizationChecks checks;
@@ -46,9 +46,10 @@ struct Authorizer::Impl {
 
 // The bus first: when it is unreachable no thread is started. The watch
 // for departures is in place before the first check is posted.
-Authorizer::Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid)
+Authorizer::Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid,
+                       GlibThread::Runner runner)
     : impl_(std::make_unique<Impl>(connect_system_bus(), max_polkit_checks,
-                                   max_polkit_checks_per_uid)) {
+                                   max_polkit_checks_per_uid, runner)) {
     std::promise<void> watching;
     impl_->thread.invoke([checks = &impl_->checks, &watching] {
         try {
@@ -72,10 +73,10 @@ Authorizer::~Authorizer() {
 
 void Authorizer::check(AuthRequest request, Callback done) {
     KnownCallers& known = impl_->checks.known();
-    // A connection the GLib thread already knows, on a call that needs no
+    // A connection the checks already know, on a call that needs no
     // polkit check: answered here. (If it has just left the bus, the answer
     // is still its own: unique names are never reused.) Not while an
-    // earlier call of it is on the GLib thread: this one would overtake it.
+    // earlier call of it is still with the checks: this one would overtake it.
     if (!impl_->stopping.load()) {
         if (auto who = known.find_settled(request.sender);
             who && !needs_polkit(request, who->uid)) {
@@ -98,6 +99,14 @@ void Authorizer::check(AuthRequest request, Callback done) {
                           done = std::move(answered)]() mutable {
         checks->start(std::move(request), std::move(done));
     });
+}
+
+GMainContext* Authorizer::context() const noexcept {
+    return impl_->thread.context();
+}
+
+std::optional<uid_t> Authorizer::known_uid(const std::string& sender) const {
+    return impl_->checks.known().uid_of(sender);
 }
 
 void Authorizer::cancel_all() {

@@ -1,11 +1,12 @@
-// Who is calling, and may they? Answers asynchronously on one GLib thread
-// that owns a GMainContext, the GDBusConnection used to ask the bus daemon
-// for a connection's credentials (once per connection, kept until it
-// leaves), and the PolkitAuthority (libpolkit-gobject
-// completes async calls in the thread-default context of the thread that
-// made them, so all polkit calls are made on this thread; `_sync` variants
-// would block it for as long as a password dialog is open).
+// Who is calling, and may they? Answers asynchronously on the thread that
+// runs a GMainContext (its own, or the daemon's bus thread) and owns it, the GDBusConnection used
+// to ask the bus daemon for a connection's credentials (once per connection, kept until it leaves),
+// and the PolkitAuthority (libpolkit-gobject completes async calls in the thread-default context of
+// the thread that made them, so all polkit calls are made on this thread; `_sync` variants would
+// block it for as long as a password dialog is open).
 #pragma once
+
+#include "glib_thread.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -47,18 +48,21 @@ struct AuthResult {
 
 class Authorizer {
   public:
-    // Runs exactly once per check: on the GLib thread, or before check()
-    // returns, on its caller's thread, when the connection is known and the
-    // call needs no polkit check (root's; identification only).
+    // Runs exactly once per check: on the thread that runs context(), or
+    // before check() returns, on its caller's thread, when the connection is
+    // known and the call needs no polkit check (root's; identification only).
     using Callback = std::function<void(AuthResult)>;
 
     // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured),
     // starts the thread and subscribes to callers leaving the bus. At most
     // max_polkit_checks polkit checks are in flight at once, and at most
     // max_polkit_checks_per_uid of one uid; later ones wait, the uids
-    // waiting served in turn (PolkitTurns). Throws overlay::Error when the
-    // bus is unreachable.
-    Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid);
+    // waiting served in turn (PolkitTurns). runner: ThisThread when the
+    // constructing thread's own loop iterates context() (the daemon's bus
+    // thread): checks then start and end on that thread, with no hop to
+    // another. Throws overlay::Error when the bus is unreachable.
+    Authorizer(unsigned max_polkit_checks, unsigned max_polkit_checks_per_uid,
+               GlibThread::Runner runner = GlibThread::Runner::OwnThread);
     ~Authorizer(); // stop()
     Authorizer(const Authorizer&) = delete;
     Authorizer& operator=(const Authorizer&) = delete;
@@ -68,11 +72,20 @@ class Authorizer {
     // thread that answers.
     void check(AuthRequest request, Callback done);
 
+    // Any thread: the uid of the connection sender when it is known (asked
+    // of the bus daemon once, kept until it leaves); nullopt before that.
+    std::optional<uid_t> known_uid(const std::string& sender) const;
+
     // Any thread: pending and later checks end with Stopping.
     void cancel_all();
 
-    // cancel_all(), wait for every callback, end the thread.
+    // cancel_all(), wait for every callback, end the thread (ThisThread:
+    // iterates context() here until then).
     void stop();
+
+    // The context the checks run in; ThisThread: to be iterated by the
+    // constructing thread's loop until stop().
+    GMainContext* context() const noexcept;
 
     // Any thread but the GLib one: connections whose uid and pid are
     // known or being asked of the bus daemon (the tests' view of the cache).

@@ -28,40 +28,40 @@ void CallLimits::charge(Held& held, uid_t uid) {
     ++counted_;
 }
 
-void CallLimits::drop_if_idle(const std::string& sender) {
-    auto it = connections_.find(sender);
-    if (it != connections_.end() && it->second.pending == 0) {
-        connections_.erase(it); // its uid is asked again next time
+void CallLimits::unname(const Held& held) {
+    if (auto it = unnamed_by_connection_.find(held.sender);
+        it != unnamed_by_connection_.end() && --it->second == 0) {
+        unnamed_by_connection_.erase(it);
     }
+    --unnamed_;
 }
 
-std::optional<std::string> CallLimits::admit_call(std::uint64_t id, const std::string& sender) {
+std::optional<std::string> CallLimits::admit_call(std::uint64_t id, const std::string& sender,
+                                                  std::optional<uid_t> known_uid) {
     std::lock_guard lock(mutex_);
-    Connection& conn = connections_[sender];
-    std::optional<std::string> refused;
-    if (conn.uid) {
-        refused = refuse_named(*conn.uid);
-    } else if (conn.unnamed >= kUnnamedPerConnection) {
-        refused = "connection " + sender + " has " + std::to_string(conn.unnamed) +
-                  " calls waiting for the bus to name their caller";
-    } else if (unnamed_ >= max_total_) {
-        refused = std::to_string(unnamed_) +
-                  " calls are waiting for the bus to name their callers, the limit "
-                  "(MaxPendingCalls)";
+    if (known_uid) {
+        if (auto refused = refuse_named(*known_uid)) {
+            return refused;
+        }
+        Held held;
+        charge(held, *known_uid);
+        calls_.emplace(id, std::move(held));
+        return std::nullopt;
     }
-    if (refused) {
-        drop_if_idle(sender);
-        return refused;
+    auto it = unnamed_by_connection_.find(sender);
+    const unsigned waiting = it == unnamed_by_connection_.end() ? 0 : it->second;
+    if (waiting >= kUnnamedPerConnection) {
+        return "connection " + sender + " has " + std::to_string(waiting) +
+               " calls waiting for the bus to name their caller";
     }
-    Held held{sender};
-    if (conn.uid) {
-        charge(held, *conn.uid);
-    } else {
-        ++conn.unnamed;
-        ++unnamed_;
+    if (unnamed_ >= max_total_) {
+        return std::to_string(unnamed_) +
+               " calls are waiting for the bus to name their callers, the limit "
+               "(MaxPendingCalls)";
     }
-    ++conn.pending;
-    calls_.emplace(id, std::move(held));
+    ++unnamed_by_connection_[sender];
+    ++unnamed_;
+    calls_.emplace(id, Held{sender});
     return std::nullopt;
 }
 
@@ -69,13 +69,10 @@ std::optional<std::string> CallLimits::admit_uid(std::uint64_t id, uid_t uid) {
     std::lock_guard lock(mutex_);
     auto it = calls_.find(id);
     if (it == calls_.end() || it->second.state != State::Unnamed) {
-        return std::nullopt; // counted when it arrived: its connection was named
+        return std::nullopt; // counted when it arrived: its connection was known
     }
     Held& held = it->second;
-    Connection& conn = connections_[held.sender];
-    --conn.unnamed;
-    --unnamed_;
-    conn.uid = uid;
+    unname(held);
     if (auto refused = refuse_named(uid)) {
         held.state = State::Refused; // still held until release()
         return refused;
@@ -91,11 +88,9 @@ void CallLimits::release(std::uint64_t id) {
         return;
     }
     const Held& held = it->second;
-    Connection& conn = connections_[held.sender];
     switch (held.state) {
     case State::Unnamed:
-        --conn.unnamed;
-        --unnamed_;
+        unname(held);
         break;
     case State::Counted:
         if (auto u = per_uid_.find(held.uid); u != per_uid_.end() && --u->second == 0) {
@@ -106,10 +101,7 @@ void CallLimits::release(std::uint64_t id) {
     case State::Refused:
         break;
     }
-    --conn.pending;
-    const std::string sender = held.sender;
     calls_.erase(it);
-    drop_if_idle(sender);
 }
 
 std::size_t CallLimits::pending() const {

@@ -12,6 +12,7 @@
 #include <sys/signalfd.h>
 #include <systemd/sd-daemon.h>
 #include <unistd.h>
+#include <vector>
 
 namespace overlay::daemon {
 
@@ -34,9 +35,16 @@ EventLoop::EventLoop() {
 }
 
 void EventLoop::post(std::function<void()> task) {
+    bool first = false;
     {
         std::lock_guard lock(mutex_);
+        first = posted_.empty();
         posted_.push_back(std::move(task));
+    }
+    // Tasks already queued mean a wake-up is on its way (the loop reads the
+    // eventfd before it takes the queue): one write is enough for all.
+    if (!first) {
+        return;
     }
     const std::uint64_t one = 1;
     // Cannot fail short of a counter overflow; the loop drains all tasks
@@ -117,6 +125,9 @@ class Watchdog {
 
 EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
     Watchdog watchdog;
+    constexpr std::size_t kOwnFds = 4;
+    std::vector<pollfd> fds(kOwnFds);
+    std::vector<GPollFD> glib_fds(4);
     for (;;) {
         watchdog.ping_if_due();
         // Dispatch everything sd-bus already has before sleeping: one
@@ -145,18 +156,51 @@ EventLoop::End EventLoop::run(sdbus::IConnection& bus, const Hooks& hooks) {
         if (int ms = watchdog.timeout_ms(); ms >= 0) {
             timeout = timeout < 0 ? ms : std::min(timeout, ms);
         }
-        pollfd fds[4] = {
-            {wake_fd_.get(), POLLIN, 0},
-            {signal_fd_.get(), POLLIN, 0},
-            bus_poll.bus,
-            bus_poll.queued,
-        };
-        int r = ::poll(fds, 4, timeout);
-        if (r < 0) {
-            if (errno == EINTR) {
-                continue;
+        // GLib's half of the poll (g_main_context_iteration, unrolled):
+        // its fds and the time to its next timeout.
+        gint glib_priority = 0;
+        gint glib_count = 0;
+        if (glib_ != nullptr) {
+            g_main_context_prepare(glib_, &glib_priority);
+            gint glib_timeout = -1;
+            for (;;) {
+                glib_count =
+                    g_main_context_query(glib_, glib_priority, &glib_timeout, glib_fds.data(),
+                                         static_cast<gint>(glib_fds.size()));
+                if (static_cast<std::size_t>(glib_count) <= glib_fds.size()) {
+                    break;
+                }
+                glib_fds.resize(static_cast<std::size_t>(glib_count));
             }
+            if (glib_timeout >= 0) {
+                timeout = timeout < 0 ? glib_timeout : std::min(timeout, glib_timeout);
+            }
+        }
+        const auto glib_n = static_cast<std::size_t>(glib_count);
+        fds.resize(kOwnFds + glib_n);
+        fds[0] = {wake_fd_.get(), POLLIN, 0};
+        fds[1] = {signal_fd_.get(), POLLIN, 0};
+        fds[2] = bus_poll.bus;
+        fds[3] = bus_poll.queued;
+        for (std::size_t i = 0; i < glib_n; ++i) {
+            fds[kOwnFds + i] = {glib_fds[i].fd, static_cast<short>(glib_fds[i].events), 0};
+        }
+        int r = ::poll(fds.data(), fds.size(), timeout);
+        if (r < 0 && errno != EINTR) {
             throw_errno(ErrorCode::Failed, "poll", errno);
+        }
+        if (glib_ != nullptr) {
+            // After every prepare and query, a check (nothing ready when
+            // poll was interrupted).
+            for (std::size_t i = 0; i < glib_n; ++i) {
+                glib_fds[i].revents = r < 0 ? 0 : static_cast<gushort>(fds[kOwnFds + i].revents);
+            }
+            if (g_main_context_check(glib_, glib_priority, glib_fds.data(), glib_count)) {
+                g_main_context_dispatch(glib_);
+            }
+        }
+        if (r < 0) {
+            continue;
         }
         if (fds[1].revents != 0) {
             drain_signals(hooks);

@@ -8,6 +8,9 @@
 // (sdbus_compat::bus_poll), an eventfd through which other threads post
 // tasks, and a signalfd for SIGTERM/SIGINT. Every sdbus object
 // (Result, reply, signal) is created, used and destroyed on this thread.
+// It may also run a GMainContext this thread owns (poll_glib: the
+// authorizer's), whose fds it polls with its own and whose sources it
+// dispatches, so that GLib's async calls complete on this thread.
 #pragma once
 
 #include "unique_fd.hpp"
@@ -15,6 +18,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <glib.h>
 #include <mutex>
 #include <optional>
 #include <sdbus-c++/Error.h>
@@ -45,6 +49,10 @@ class EventLoop {
         std::function<bool()> done; // checked when nothing is left to do
     };
 
+    // Before run(): the context run() also iterates, owned (acquired) by
+    // the thread that calls run().
+    void poll_glib(GMainContext* context) noexcept { glib_ = context; }
+
     enum class End { Done, BusDisconnected };
     End run(sdbus::IConnection& bus, const Hooks& hooks);
 
@@ -56,6 +64,7 @@ class EventLoop {
     UniqueFd signal_fd_;
     std::mutex mutex_;
     std::deque<std::function<void()>> posted_;
+    GMainContext* glib_ = nullptr;
 };
 
 } // namespace overlay::daemon

@@ -29,8 +29,13 @@ void InstanceQueue::submit(std::string key, Job job) {
         job.cancel();
         return;
     }
+    // A job whose key is running is started by the worker running it, once
+    // that one ends: only a job that can start now needs a worker woken.
+    const bool can_start = key.empty() || !running_keys_.contains(key);
     queued_.push_back({std::move(key), std::move(job)});
-    wake_.notify_all();
+    if (can_start && waiting_ > 0) {
+        wake_.notify_one();
+    }
 }
 
 std::list<InstanceQueue::Entry>::iterator InstanceQueue::next_runnable() {
@@ -56,7 +61,10 @@ void InstanceQueue::worker(std::size_t index) {
             if (stopping_) {
                 return;
             }
-            if (wake_.wait_for(lock, kIdleCheck) == std::cv_status::timeout && on_idle_) {
+            ++waiting_;
+            const auto woken = wake_.wait_for(lock, kIdleCheck);
+            --waiting_;
+            if (woken == std::cv_status::timeout && on_idle_) {
                 lock.unlock();
                 try {
                     on_idle_(index);
@@ -71,6 +79,11 @@ void InstanceQueue::worker(std::size_t index) {
         if (!entry.key.empty()) {
             running_keys_.insert(entry.key);
         }
+        // One more job can start (several were submitted while this worker
+        // was on its way): the next waiting worker takes it.
+        if (waiting_ > 0 && next_runnable() != queued_.end()) {
+            wake_.notify_one();
+        }
         lock.unlock();
         try {
             entry.job.run(index);
@@ -82,8 +95,8 @@ void InstanceQueue::worker(std::size_t index) {
         if (!entry.key.empty()) {
             running_keys_.erase(entry.key);
         }
-        // The next job of this key may now run on any idle worker.
-        wake_.notify_all();
+        // The next job of this key, if any, is this worker's: it looks for
+        // one before waiting (and wakes another when more can start).
     }
 }
 

@@ -178,8 +178,12 @@ int run(const Options& opts) {
     pool_options.migrate_timeout = std::chrono::seconds(settings.migrate_timeout_sec);
     ExecutorPool executors(pool_options, watch);
     CallLimits limits(settings.max_pending_calls, settings.max_pending_calls_per_user);
+    // Its GLib context runs on this thread, in the bus loop: a polkit check
+    // starts where the call arrived and its answer comes back there.
     Authorizer authorizer(settings.max_concurrent_authorizations,
-                          settings.max_concurrent_authorizations_per_user);
+                          settings.max_concurrent_authorizations_per_user,
+                          GlibThread::Runner::ThisThread);
+    loop.poll_glib(authorizer.context());
     if (settings.max_concurrent_authorizations > 1 &&
         settings.max_concurrent_authorizations_per_user >= settings.max_concurrent_authorizations) {
         log_message(LOG_WARNING,

@@ -86,8 +86,9 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
             return;
         }
         // Before anything that costs: a flood is refused here, holding
-        // nothing.
-        if (auto refused = limits_.admit_call(id, call.sender)) {
+        // nothing. A connection the authorizer knows is charged to its uid.
+        if (auto refused =
+                limits_.admit_call(id, call.sender, authorizer_.known_uid(call.sender))) {
             std::visit(
                 [&](auto& guard) {
                     guard.fail(
@@ -107,7 +108,9 @@ void OverlayService::accept(Verb verb, AnyReply reply, std::string instance,
                                       call.interactive,
                                       [this, id](uid_t uid) { return limits_.admit_uid(id, uid); }},
                           [this, id](AuthResult result) {
-                              // GLib thread: hand the verdict to the bus thread.
+                              // The authorizer's context (in the daemon the bus
+                              // thread runs it; or before check() returns): hand
+                              // the verdict on as a task, never inside accept().
                               loop_.post([this, id, result = std::move(result)]() mutable {
                                   on_authorized(id, std::move(result));
                               });

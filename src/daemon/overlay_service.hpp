@@ -1,9 +1,10 @@
 // The org.left4me.Overlay1 object: the handlers of the generated adaptor.
-// Each call goes limits -> name check -> authorization (Authorizer, GLib
-// thread) -> executor (ExecutorPool worker) -> reply and log, the last step
-// back on the bus thread. The handlers return at once: the bus thread never
-// waits on polkit or on an executor. MountChanged follows the watching
-// executor's reports of the host mount table, whoever changed it.
+// Each call goes limits -> name check -> authorization (Authorizer, its
+// GLib context run by the bus loop) -> executor (ExecutorPool worker) ->
+// reply and log, the last step back on the bus thread. The handlers return
+// at once: the bus thread never waits on polkit or on an executor.
+// MountChanged follows the watching executor's reports of the host mount
+// table, whoever changed it.
 #pragma once
 
 #include "authorizer.hpp"

@@ -160,9 +160,12 @@ class ExecutorTest(PipelineTest):
 
 
 class LimitsTest(PipelineTest):
-    def flood(self, role, count, calls, no_reply=False, prime=False):
+    def flood(self, role, count, calls, no_reply=False, prime=False, settle=False,
+              messages=False):
         argv = ["/usr/bin/python3", FLOOD_CLIENT] + (["--no-reply"] if no_reply else []) + \
-               (["--prime"] if prime else []) + [str(count)] + ["%s:%s" % c for c in calls]
+               (["--prime"] if prime else []) + (["--settle"] if settle else []) + \
+               (["--messages"] if messages else []) + [str(count)] + \
+               ["%s:%s" % c for c in calls]
         return self.fx.popen(role, argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE)
 
@@ -217,6 +220,39 @@ class LimitsTest(PipelineTest):
         self.assertEqual(first["errors"], {LIMITS_EXCEEDED: 50 - per_user,
                                            ERROR_PREFIX + "AlreadyMounted": per_user - 1})
         self.assertEqual(second, {"replies": 10, "errors": {LIMITS_EXCEEDED: 10}})
+        self.assertMounted(name)
+        self.root_unmount(name)
+
+    def test_a_burst_on_a_known_connection_is_charged_to_its_uid(self):
+        fx = self.fx
+        name = "burst"
+        fx.make_instance(name)
+        fx.make_instance("burst-known")
+        per_user = 32  # MaxPendingCallsPerUser's default
+        burst = 50
+        uid = fx.uid("member")
+        before = fx.authorized_count("mount", name)
+        with fx.hold_lock(name):
+            # A GetStatus first, answered before anything else is sent: the
+            # service knows the connection's uid and has nothing of it
+            # pending. Then the burst: every call is charged to that uid as
+            # it arrives, the cap's worth admitted (each then waits for the
+            # lock) and the rest refused for the uid's cap, none as a call
+            # of a connection the bus has yet to name (a budget of only
+            # CallLimits::kUnnamedPerConnection).
+            proc = self.flood("member", burst + 1,
+                              [("GetStatus", "burst-known")] + [("Mount", name)] * burst,
+                              settle=True, messages=True)
+            self.read_replies(proc, LIMITS_EXCEEDED, burst - per_user)
+            fx.wait_authorized("mount", {name: before + per_user})
+        result = self.flood_result(proc)
+        print("\nburst on a known connection: %r" % result)
+        self.assertEqual(result["replies"], burst + 1)
+        self.assertEqual(result["errors"], {LIMITS_EXCEEDED: burst - per_user,
+                                            ERROR_PREFIX + "AlreadyMounted": per_user - 1})
+        self.assertEqual(result["messages"][LIMITS_EXCEEDED],
+                         {"Too many calls: uid %d has %d calls pending, the limit per user "
+                          "(MaxPendingCallsPerUser)" % (uid, per_user): burst - per_user})
         self.assertMounted(name)
         self.root_unmount(name)
 

@@ -606,6 +606,34 @@ TEST(KnownCallersTest, ACallerWithAnUnansweredCheckIsNotSettled) {
     EXPECT_EQ(known.find_settled(":1.7"), std::nullopt);
 }
 
+TEST(KnownCallersTest, TheUidIsKnownWhateverItsChecksUntilItLeaves) {
+    // What CallLimits charges a call to: the uid, settled or not.
+    overlay::daemon::KnownCallers known;
+    EXPECT_EQ(known.uid_of(":1.7"), std::nullopt);
+    known.sent(":1.7");
+    EXPECT_EQ(known.uid_of(":1.7"), std::nullopt);
+    known.add(":1.7", {1000, 42});
+    EXPECT_EQ(known.uid_of(":1.7"), std::optional<uid_t>(1000));
+    known.answered(":1.7");
+    EXPECT_EQ(known.uid_of(":1.7"), std::optional<uid_t>(1000));
+    EXPECT_EQ(known.uid_of(":1.8"), std::nullopt);
+    known.remove(":1.7");
+    EXPECT_EQ(known.uid_of(":1.7"), std::nullopt);
+}
+
+TEST_F(AuthorizerTest, KnownUidIsTheCachedIdentity) {
+    Authorizer authorizer(4, 2);
+    auto caller = t::connect(address());
+    const std::string name = unique_name(caller);
+    EXPECT_EQ(authorizer.known_uid(name), std::nullopt);
+    authorizer.check(AuthRequest{name, "", "", false, {}}, results.callback("first"));
+    EXPECT_EQ(results.wait("first").uid, std::optional<uid_t>(geteuid()));
+    EXPECT_EQ(authorizer.known_uid(name), std::optional<uid_t>(geteuid()));
+    leave(caller);
+    ASSERT_TRUE(wait_until_no_caller_known(authorizer));
+    EXPECT_EQ(authorizer.known_uid(name), std::nullopt);
+}
+
 TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
     Authorizer authorizer(4, 2);
     auto caller = t::connect_unprivileged(address());
@@ -622,4 +650,57 @@ TEST_F(AuthorizerTest, KnownCallerNeedingPolkitIsAdmittedOnce) {
     // No polkit on this bus: denied, after one admission on the GLib thread.
     EXPECT_EQ(results.wait("pk").verdict, Verdict::Denied);
     EXPECT_EQ(admitted.load(), 1);
+}
+
+namespace {
+
+// Iterates context on this thread (which owns it) until done() or the
+// deadline.
+template <typename Done> bool iterate_until(GMainContext* context, Done done) {
+    const auto give_up = std::chrono::steady_clock::now() + kDeadline;
+    while (!done()) {
+        if (std::chrono::steady_clock::now() > give_up) {
+            return false;
+        }
+        if (!g_main_context_iteration(context, FALSE)) {
+            std::this_thread::sleep_for(1ms);
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+TEST_F(AuthorizerTest, OnTheCallersOwnLoopChecksStartAndEndOnThatThread) {
+    // The daemon's way: its bus thread owns the context and iterates it.
+    t::FakePolkit polkit(address(), t::FakePolkit::Answer::Authorized);
+    Authorizer authorizer(4, 2, overlay::daemon::GlibThread::Runner::ThisThread);
+    auto caller = t::connect_unprivileged(address());
+    std::optional<std::thread::id> answered_on;
+    std::optional<AuthResult> result;
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", false, {}},
+                     [&](AuthResult r) {
+                         answered_on = std::this_thread::get_id();
+                         result = std::move(r);
+                     });
+    // Nothing moves until this thread iterates the context: the lookup of
+    // the caller and polkit's answer complete here.
+    ASSERT_TRUE(iterate_until(authorizer.context(), [&] { return result.has_value(); }));
+    EXPECT_EQ(answered_on, std::optional<std::thread::id>(std::this_thread::get_id()));
+    EXPECT_EQ(result->verdict, Verdict::Allowed);
+    EXPECT_EQ(polkit.last_asked().instance, "alpha");
+}
+
+TEST_F(AuthorizerTest, OnTheCallersOwnLoopStopEndsWhatPolkitHolds) {
+    t::FakePolkit polkit(address()); // never answers
+    Authorizer authorizer(4, 2, overlay::daemon::GlibThread::Runner::ThisThread);
+    auto caller = t::connect_unprivileged(address());
+    std::optional<AuthResult> result;
+    authorizer.check(AuthRequest{unique_name(caller), kAction, "alpha", true, {}},
+                     [&](AuthResult r) { result = std::move(r); });
+    ASSERT_TRUE(iterate_until(authorizer.context(), [&] { return polkit.checks() >= 1; }));
+    // stop() iterates the context here until the cancelled check has ended.
+    authorizer.stop();
+    ASSERT_TRUE(result.has_value());
+    EXPECT_EQ(result->verdict, Verdict::Stopping);
 }

@@ -55,6 +55,12 @@ class FakePolkit {
         return changed_.wait_for(lock, kFakePolkitDeadline, [&] { return checks_ >= n; });
     }
 
+    // The checks that have reached it so far.
+    int checks() {
+        std::lock_guard lock(mutex_);
+        return checks_;
+    }
+
     Asked last_asked() {
         std::lock_guard lock(mutex_);
         return asked_;
