@@ -56,7 +56,8 @@ class ExecutorPool {
 
   private:
     static std::vector<std::unique_ptr<Executor>> make(const Options& options, std::size_t n,
-                                                       std::chrono::milliseconds timeout);
+                                                       std::chrono::milliseconds timeout,
+                                                       bool migrate);
     void submit_migration(protocol::Request request, const std::shared_ptr<Done>& done);
 
     WatchWorker& watch_;

@@ -5,6 +5,7 @@
 #include "event_loop.hpp"
 #include "executor_pool.hpp"
 #include "journal_log.hpp"
+#include "process_capabilities.hpp"
 #include "overlay_service.hpp"
 #include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
@@ -119,6 +120,10 @@ int run(const Options& opts) {
     using namespace overlay::daemon;
     using overlay::protocol::ExecutorHello;
     using overlay::protocol::MountReport;
+    // Before any thread exists (each thread has its own sets, copied at its
+    // creation): CAP_CHOWN and CAP_FOWNER leave the effective set and stay
+    // permitted only, for the Migrate executors (process_capabilities.hpp).
+    overlay::protocol::limit_capabilities(overlay::protocol::ProcessRole::Daemon);
     // First: blocks SIGTERM/SIGINT before any thread exists.
     EventLoop loop;
 
