@@ -5,8 +5,8 @@
 #include "event_loop.hpp"
 #include "executor_pool.hpp"
 #include "journal_log.hpp"
-#include "process_capabilities.hpp"
 #include "overlay_service.hpp"
+#include "process_capabilities.hpp"
 #include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
 #include "watch_worker.hpp"
@@ -121,8 +121,8 @@ int run(const Options& opts) {
     using overlay::protocol::ExecutorHello;
     using overlay::protocol::MountReport;
     // Before any thread exists (each thread has its own sets, copied at its
-    // creation): CAP_CHOWN and CAP_FOWNER leave the effective set and stay
-    // permitted only, for the Migrate executors (process_capabilities.hpp).
+    // creation): nothing stays effective; the executors' capabilities stay
+    // permitted only, for the executors it starts (process_capabilities.hpp).
     overlay::protocol::limit_capabilities(overlay::protocol::ProcessRole::Daemon);
     // First: blocks SIGTERM/SIGINT before any thread exists.
     EventLoop loop;

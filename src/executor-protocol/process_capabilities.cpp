@@ -41,8 +41,7 @@ Sets get_sets() {
     auto join = [](std::uint32_t low, std::uint32_t high) {
         return std::uint64_t{low} | (std::uint64_t{high} << 32);
     };
-    return {join(data[0].effective, data[1].effective),
-            join(data[0].permitted, data[1].permitted),
+    return {join(data[0].effective, data[1].effective), join(data[0].permitted, data[1].permitted),
             join(data[0].inheritable, data[1].inheritable)};
 }
 
@@ -66,7 +65,7 @@ void set_sets(const Sets& s) {
 CapabilityMasks role_capabilities(ProcessRole role) noexcept {
     switch (role) {
     case ProcessRole::Daemon:
-        return {kOperations, kOperations | kOwnership};
+        return {0, kOperations | kOwnership};
     case ProcessRole::Executor:
         return {kOperations, kOperations};
     case ProcessRole::MigrateExecutor:

@@ -8,11 +8,13 @@
 //   MigrateExecutor  those four + CAP_CHOWN CAP_FOWNER (Migrate gives an
 //                    upper's inodes the owner and mode their override
 //                    names: chown, and chmod of inodes root does not own)
-//   Daemon           nothing effective beyond the Executor's four; it keeps
-//                    CAP_CHOWN and CAP_FOWNER permitted only, because under
-//                    NoNewPrivileges an exec gives a child no capability its
-//                    parent has not permitted (the kernel intersects), and
-//                    the Migrate executors it starts need them.
+//   Daemon           nothing effective: it talks to the bus and polkit,
+//                    logs and starts executors, none of which needs a
+//                    capability (uid 0 still owns the bus name). It keeps
+//                    the six permitted, because under NoNewPrivileges an
+//                    exec gives a child no capability its parent has not
+//                    permitted (the kernel intersects), and its executors
+//                    need them.
 //
 // Only the sets are narrowed (effective, permitted, inheritable; ambient
 // follows inheritable), never widened: a process that starts with fewer

@@ -12,7 +12,7 @@ const char* const kUsage =
     "Usage: left4me-overlay [--config PATH] mount|umount|status NAME\n"
     "       left4me-overlay [--config PATH] list\n"
     "       left4me-overlay [--config PATH] migrate NAME [--dry-run]\n"
-    "       left4me-overlay [--config PATH] --serve FD [--watch|--migrate]   (for left4me-overlayd)\n"
+    "       left4me-overlay [--config PATH] --serve FD [--watch|--migrate]  (the daemon's)\n"
     "Mounts or unmounts the overlay of a left4me instance in the host mount namespace.\n"
     "Exit status: 0 on success, 1 when the operation was refused or failed, 2 on bad usage.\n";
 

@@ -85,13 +85,13 @@ class ExecutorTest(PipelineTest):
 
     def test_each_process_keeps_only_its_roles_capabilities(self):
         """Only the Migrate executors (--migrate) may chown and chmod
-        another's inodes (CAP_CHOWN, CAP_FOWNER); the daemon keeps those
-        two permitted only, for the Migrate executors it starts; nothing is
-        inheritable or ambient. The daemon runs here as full root, so what
+        another's inodes (CAP_CHOWN, CAP_FOWNER); the daemon has nothing
+        effective and keeps the executors' capabilities permitted only,
+        for the executors it starts; nothing is inheritable or ambient. The daemon runs here as full root, so what
         each process holds is what it chose to keep."""
         operations = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
         migrate = operations | (1 << 0) | (1 << 3)
-        expected = {"daemon": (operations, migrate, 0, 0),
+        expected = {"daemon": (0, migrate, 0, 0),
                     "executor": (operations, operations, 0, 0),
                     "watching executor": (operations, operations, 0, 0),
                     "migrate executor": (migrate, migrate, 0, 0)}

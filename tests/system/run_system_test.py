@@ -72,11 +72,11 @@ MIGRATE_CAPS = OPERATION_CAPS | (1 << 0) | (1 << 3)
 EXPECTED_CAPBND = MIGRATE_CAPS
 # Each process of the service as it narrows itself at start
 # (src/executor-protocol/process_capabilities.hpp): CapEff, CapPrm, CapInh,
-# CapAmb. The daemon keeps CAP_CHOWN and CAP_FOWNER permitted only, for
-# the Migrate executors it starts (under NoNewPrivileges an exec grants
-# nothing the parent has not permitted).
+# CapAmb. The daemon has nothing effective and keeps the executors'
+# capabilities permitted only, for the executors it starts (under
+# NoNewPrivileges an exec grants nothing the parent has not permitted).
 EXPECTED_CAPS = {
-    "daemon": (OPERATION_CAPS, MIGRATE_CAPS, 0, 0),
+    "daemon": (0, MIGRATE_CAPS, 0, 0),
     "executor": (OPERATION_CAPS, OPERATION_CAPS, 0, 0),
     "watching executor": (OPERATION_CAPS, OPERATION_CAPS, 0, 0),
     "migrate executor": (MIGRATE_CAPS, MIGRATE_CAPS, 0, 0),
