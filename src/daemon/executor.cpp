@@ -53,8 +53,8 @@ void Executor::lost() noexcept {
 
 std::optional<std::string> Executor::start() {
     try {
-        auto process = std::make_unique<ExecutorProcess>(options_.executor_path,
-                                                         options_.config_path, options_.watch);
+        auto process = std::make_unique<ExecutorProcess>(
+            options_.executor_path, options_.config_path, options_.watch, options_.migrate);
         const auto hello = protocol::receive_message(process->socket(), kHelloTimeout);
         std::optional<protocol::ExecutorHello> parsed;
         if (hello.status == protocol::ReceiveStatus::Message) {

@@ -31,6 +31,9 @@ class Executor {
         std::string executor_path;
         std::string config_path;
         bool watch = false;
+        // A Migrate executor (--migrate): the only role keeping CAP_CHOWN
+        // and CAP_FOWNER, and the only one serving Migrate.
+        bool migrate = false;
         // Called on the using thread: the hello of every executor started.
         std::function<void(const protocol::ExecutorHello&)> on_hello;
         // Called on the using thread (watch only): mount changes.

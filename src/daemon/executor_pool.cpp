@@ -14,12 +14,14 @@ ExecutorOutcome stopping() {
 } // namespace
 
 std::vector<std::unique_ptr<Executor>> ExecutorPool::make(const Options& options, std::size_t n,
-                                                          std::chrono::milliseconds timeout) {
+                                                          std::chrono::milliseconds timeout,
+                                                          bool migrate) {
     std::vector<std::unique_ptr<Executor>> out;
     for (std::size_t i = 0; i < n; ++i) {
         Executor::Options o;
         o.executor_path = options.executor_path;
         o.config_path = options.config_path;
+        o.migrate = migrate;
         out.push_back(std::make_unique<Executor>(std::move(o)));
         out.back()->set_timeout(timeout);
     }
@@ -28,9 +30,9 @@ std::vector<std::unique_ptr<Executor>> ExecutorPool::make(const Options& options
 
 ExecutorPool::ExecutorPool(const Options& options, WatchWorker& watch)
     : watch_(watch),
-      operation_executors_(make(options, options.operation_executors, options.timeout)),
-      status_executors_(make(options, 1, options.timeout)),
-      migrate_executors_(make(options, options.migrate_executors, options.migrate_timeout)),
+      operation_executors_(make(options, options.operation_executors, options.timeout, false)),
+      status_executors_(make(options, 1, options.timeout, false)),
+      migrate_executors_(make(options, options.migrate_executors, options.migrate_timeout, true)),
       operations_(
           operation_executors_.size(),
           [this](std::size_t i) { operation_executors_[i]->ensure_started(); },

@@ -55,8 +55,8 @@ class ExecutorPool {
     void stop();
 
   private:
-    static std::vector<std::unique_ptr<Executor>> make(const Options& options, std::size_t n,
-                                                       std::chrono::milliseconds timeout);
+    static std::vector<std::unique_ptr<Executor>>
+    make(const Options& options, std::size_t n, std::chrono::milliseconds timeout, bool migrate);
     void submit_migration(protocol::Request request, const std::shared_ptr<Done>& done);
 
     WatchWorker& watch_;

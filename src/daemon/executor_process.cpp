@@ -72,7 +72,7 @@ std::string describe_wait_status(int status) {
 }
 
 ExecutorProcess::ExecutorProcess(const std::string& executor_path, const std::string& config_path,
-                                 bool watch) {
+                                 bool watch, bool migrate) {
     // CLOEXEC on both ends: executors are started from several threads, and
     // an end leaked into another executor would keep our socket open after
     // its own executor died. Only the dup2 onto fd 3 in the child clears it.
@@ -116,6 +116,9 @@ ExecutorProcess::ExecutorProcess(const std::string& executor_path, const std::st
                                   std::to_string(kExecutorFd)};
     if (watch) {
         args.emplace_back("--watch");
+    }
+    if (migrate) {
+        args.emplace_back("--migrate"); // it keeps CAP_CHOWN, CAP_FOWNER
     }
     std::vector<char*> argv;
     for (auto& a : args) {

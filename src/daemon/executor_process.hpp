@@ -1,6 +1,6 @@
 // One running executor: left4me-overlay exec'd by posix_spawn (a clean
 // single-threaded image; the multi-threaded daemon is never forked into),
-// `EXECUTOR --config CONFIG --serve 3 [--watch]`, with one end of a
+// `EXECUTOR --config CONFIG --serve 3 [--watch|--migrate]`, with one end of a
 // SOCK_SEQPACKET socketpair as its fd 3. Owns the socket and the child:
 // destroying it closes the socket (the executor exits on EOF), waits a
 // little, then kills and reaps.
@@ -17,7 +17,8 @@ namespace overlay::daemon {
 class ExecutorProcess {
   public:
     // Throws overlay::Error(Failed) naming the executor when it cannot start.
-    ExecutorProcess(const std::string& executor_path, const std::string& config_path, bool watch);
+    ExecutorProcess(const std::string& executor_path, const std::string& config_path, bool watch,
+                    bool migrate = false);
     ~ExecutorProcess();
     ExecutorProcess(const ExecutorProcess&) = delete;
     ExecutorProcess& operator=(const ExecutorProcess&) = delete;

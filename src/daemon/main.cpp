@@ -6,6 +6,7 @@
 #include "executor_pool.hpp"
 #include "journal_log.hpp"
 #include "overlay_service.hpp"
+#include "process_capabilities.hpp"
 #include "sdbus_compat.hpp"
 #include "vocabulary.hpp"
 #include "watch_worker.hpp"
@@ -119,6 +120,10 @@ int run(const Options& opts) {
     using namespace overlay::daemon;
     using overlay::protocol::ExecutorHello;
     using overlay::protocol::MountReport;
+    // Before any thread exists (each thread has its own sets, copied at its
+    // creation): nothing stays effective; the executors' capabilities stay
+    // permitted only, for the executors it starts (process_capabilities.hpp).
+    overlay::protocol::limit_capabilities(overlay::protocol::ProcessRole::Daemon);
     // First: blocks SIGTERM/SIGINT before any thread exists.
     EventLoop loop;
 

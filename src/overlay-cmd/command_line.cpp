@@ -12,7 +12,7 @@ const char* const kUsage =
     "Usage: left4me-overlay [--config PATH] mount|umount|status NAME\n"
     "       left4me-overlay [--config PATH] list\n"
     "       left4me-overlay [--config PATH] migrate NAME [--dry-run]\n"
-    "       left4me-overlay [--config PATH] --serve FD [--watch]   (for left4me-overlayd)\n"
+    "       left4me-overlay [--config PATH] --serve FD [--watch|--migrate]  (the daemon's)\n"
     "Mounts or unmounts the overlay of a left4me instance in the host mount namespace.\n"
     "Exit status: 0 on success, 1 when the operation was refused or failed, 2 on bad usage.\n";
 
@@ -52,6 +52,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             cl.serve_fd = parse_fd(value("--serve"));
         } else if (arg == "--watch") {
             cl.watch = true;
+        } else if (arg == "--migrate") {
+            cl.migrate = true;
         } else if (arg == "--dry-run") {
             cl.dry_run = true;
         } else if (arg == "--") {
@@ -71,10 +73,16 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         if (cl.dry_run) {
             throw std::invalid_argument("--dry-run is only for migrate");
         }
+        if (cl.watch && cl.migrate) {
+            throw std::invalid_argument("--watch and --migrate are different executors");
+        }
         return cl;
     }
     if (cl.watch) {
         throw std::invalid_argument("--watch needs --serve");
+    }
+    if (cl.migrate) {
+        throw std::invalid_argument("--migrate needs --serve (the drop-in's verb is migrate)");
     }
     if (positional.empty()) {
         throw std::invalid_argument("no verb given");

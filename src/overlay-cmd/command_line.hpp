@@ -16,6 +16,7 @@ struct CommandLine {
     std::string config_path; // the default when not given
     int serve_fd = -1;       // --serve FD: the daemon's executor, no verb
     bool watch = false;      // --watch: with --serve, report mount changes
+    bool migrate = false;    // --migrate: with --serve, a Migrate executor
     bool dry_run = false;    // --dry-run: with migrate, change nothing
     bool help = false;
 };

@@ -115,7 +115,7 @@ int main(int argc, char** argv) {
         }
         // Nothing the executor might start inherits the daemon's socket.
         ::fcntl(cl.serve_fd, F_SETFD, FD_CLOEXEC);
-        return cmd::serve({cl.serve_fd, cl.config_path, cl.watch});
+        return cmd::serve({cl.serve_fd, cl.config_path, cl.watch, cl.migrate});
     }
     try {
         // Name syntax first: it needs no privilege and touches nothing.

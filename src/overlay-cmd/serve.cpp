@@ -8,6 +8,7 @@
 #include "mount_watch.hpp"
 #include "operations.hpp"
 #include "packet_channel.hpp"
+#include "process_capabilities.hpp"
 #include "result_record.hpp"
 #include "startup_warnings.hpp"
 #include "unique_fd.hpp"
@@ -34,7 +35,8 @@ constexpr mode_t kUmask = 077;
 class RequestServer {
   public:
     explicit RequestServer(const ServeOptions& options)
-        : fd_(options.fd), watch_requested_(options.watch), source_(options.config_path) {}
+        : fd_(options.fd), watch_requested_(options.watch), migrate_(options.migrate),
+          source_(options.config_path) {}
 
     int run() {
         protocol::ExecutorHello hello;
@@ -166,6 +168,16 @@ class RequestServer {
             }
             return protocol::format_ok();
         }
+        // Each executor serves its role's verbs: the daemon sends Migrate
+        // only to the Migrate executors, the only ones able to chown.
+        if ((*request.verb == Verb::Migrate) != migrate_) {
+            throw Error(ErrorCode::Failed,
+                        instance_context(request.instance) +
+                            (migrate_ ? "executor: a Migrate executor (--migrate) serves only "
+                                        "migrate"
+                                      : "executor: migrate is served only by a Migrate executor "
+                                        "(--serve FD --migrate)"));
+        }
         switch (*request.verb) {
         case Verb::Mount:
             mount_instance(config, request.instance);
@@ -219,6 +231,7 @@ class RequestServer {
 
     const int fd_;
     const bool watch_requested_;
+    const bool migrate_;
     ConfigSource source_;
     std::optional<Config> config_;
     pid_t entered_pid_ = 0;
@@ -231,6 +244,10 @@ class RequestServer {
 int serve(const ServeOptions& options) {
     ::umask(kUmask);
     try {
+        // Before anything else: only a Migrate executor keeps CAP_CHOWN and
+        // CAP_FOWNER. A failure ends the executor (the daemon logs it).
+        protocol::limit_capabilities(options.migrate ? protocol::ProcessRole::MigrateExecutor
+                                                     : protocol::ProcessRole::Executor);
         RequestServer server(options);
         return server.run();
     } catch (const std::exception& e) {

@@ -83,6 +83,55 @@ class ExecutorTest(PipelineTest):
             self.assertEqual(len(environ), 1, environ)
             self.assertTrue(environ[0].startswith(b"PATH=/usr/local/sbin:"), environ)
 
+    def test_each_process_keeps_only_its_roles_capabilities(self):
+        """Only the Migrate executors (--migrate) may chown and chmod
+        another's inodes (CAP_CHOWN, CAP_FOWNER); the daemon has nothing
+        effective and keeps the executors' capabilities permitted only,
+        for the executors it starts; nothing is inheritable or ambient. The daemon runs here as full root, so what
+        each process holds is what it chose to keep."""
+        operations = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
+        migrate = operations | (1 << 0) | (1 << 3)
+        expected = {"daemon": (0, migrate, 0, 0),
+                    "executor": (operations, operations, 0, 0),
+                    "watching executor": (operations, operations, 0, 0),
+                    "migrate executor": (migrate, migrate, 0, 0)}
+
+        def caps(pid):
+            with open("/proc/%d/status" % pid) as f:
+                fields = dict(re.findall(r"^(Cap\w+):\s*([0-9a-f]+)$", f.read(), re.M))
+            return tuple(int(fields[k], 16) for k in ("CapEff", "CapPrm", "CapInh", "CapAmb"))
+
+        def roles():
+            daemon = self.fx.daemon_proc.pid
+            found = [("daemon", caps(daemon))]
+            for pid, argv in executors(daemon).items():
+                role = ("migrate executor" if "--migrate" in argv else
+                        "watching executor" if "--watch" in argv else "executor")
+                found.append((role, caps(pid)))
+            return sorted(found)
+
+        with open("/proc/self/status") as f:
+            own = int(re.search(r"^CapEff:\s*([0-9a-f]+)$", f.read(), re.M).group(1), 16)
+        self.assertEqual(own & migrate, migrate, "the test must run with these capabilities")
+        self.wait_executors()
+        want = sorted([("daemon", expected["daemon"])] +
+                      [("executor", expected["executor"])] * 3 +
+                      [("watching executor", expected["watching executor"])] +
+                      [("migrate executor", expected["migrate executor"])] * 2)
+        # Each executor narrows its sets first thing after its exec: wait
+        # for all six to have done it.
+        deadline = time.monotonic() + 30
+        while roles() != want and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.assertEqual(roles(), want)
+        # ... and they stay so after calls of every kind.
+        name = "caps-calls"
+        self.fx.make_instance(name)
+        self.assertCallOk(self.fx.call("member", "Mount", name))
+        self.assertCallOk(self.fx.call("root", "GetStatus", name))
+        self.assertCallOk(self.fx.call("member", "Unmount", name))
+        self.assertEqual(roles(), want)
+
     def test_killed_executor_fails_only_its_call_and_is_replaced(self):
         fx = self.fx
         name = "killed-exec"

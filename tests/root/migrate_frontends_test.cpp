@@ -63,8 +63,9 @@ TEST_P(Migrate, DropInPrintsTheReportAndExitsLikeTheOtherVerbs) {
     EXPECT_NE(err.find("--dry-run is only for migrate"), std::string::npos) << err;
 }
 
-// A persistent executor (--serve) answers migrate and migrate-dry-run with
-// the report, one `report` line each, as the daemon will relay them.
+// A persistent Migrate executor (--serve --migrate) answers migrate and
+// migrate-dry-run with the report, one `report` line each, as the daemon
+// will relay them.
 TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     build_fuse_era();
     const std::string config = layout.root + "/../overlay.conf";
@@ -79,7 +80,8 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
             ::_exit(127);
         }
         ::execlp("unshare", "unshare", "--mount", "--propagation", "private", L4M_DROPIN_PATH,
-                 "--config", config.c_str(), "--serve", "3", static_cast<char*>(nullptr));
+                 "--config", config.c_str(), "--serve", "3", "--migrate",
+                 static_cast<char*>(nullptr));
         ::_exit(127);
     }
     ::close(sv[1]);

@@ -10,9 +10,9 @@ directory, copy-ups, a new directory and a symlink, and chmod and chgrp
 what the FUSE mount shows, then unmounts it. The service refuses that
 upper as it is; a member may not migrate it; root's dry run changes
 nothing; an administrator migrates it through the service with its
-password (`left4me-overlayctl migrate`, as the README tells admins; where
-the service cannot chmod or chown, the drop-in as root takes the run up),
-the owner mounts it through the service, and the
+password (`left4me-overlayctl migrate`, as the README tells admins; its
+Migrate executors chown and chmod where the overrides ask), the owner
+mounts it through the service, and the
 kernel overlay must show what the FUSE mount showed, entry by entry: names,
 kinds, modes, owners, sizes and contents (md5), symlink targets.
 """
@@ -20,7 +20,7 @@ kinds, modes, owners, sizes and contents (md5), symlink targets.
 import hashlib
 import re
 
-from system_common import ADMIN, ADMIN_PASSWORD, CTL, HELPER, LEFT4ME, USER, check, step
+from system_common import ADMIN, ADMIN_PASSWORD, CTL, LEFT4ME, USER, check, step
 
 BASE = LEFT4ME + "/overlays/fuse-base"   # the lowest layer
 MOD = LEFT4ME + "/overlays/fuse-mod"     # the layer above it
@@ -72,40 +72,39 @@ class Variant:
     """One fuse-era instance: how fuse-overlayfs was run on it, what the
     owner did in its mount, and how an administrator converts it."""
 
-    def __init__(self, name, options, attributes, service_converts, root_override=None):
+    def __init__(self, name, options, attributes, overrides_applied, root_override=None):
         self.name = name
         self.options = options        # appended to fuse-overlayfs' -o
         self.session = SESSION + (ATTRIBUTES if attributes else "")
         self.attributes = attributes  # whether the session chmods and chgrps
-        # Whether the service converts it: under its unit it has neither
-        # CAP_CHOWN nor CAP_FOWNER (README), so an upper whose overrides
-        # ask for another mode or group than the file has is converted by
-        # the drop-in as root.
-        self.service_converts = service_converts
+        # Whether its overrides ask for another mode or group than the
+        # file has on disk: the service's Migrate executors then chmod and
+        # chown (CAP_FOWNER, CAP_CHOWN; only they hold them under the unit).
+        self.overrides_applied = overrides_applied
         # The override fuse-overlayfs left on the upper's root, if any
         # that Migrate refuses (naming root) until an admin removes it.
         self.root_override = root_override
         self.dir = LEFT4ME + "/instances/" + name
 
 
-PLAIN = Variant("fuse-plain", "", True, True)
+PLAIN = Variant("fuse-plain", "", True, False)
 # fuse-overlayfs 1.10 (Debian 12) with xattr_permissions=2 records a chmod
 # as "0:0:MODE" and a chgrp as "-1:GID" (root's or nobody's in its own
 # view), which Migrate refuses (the root tier's
 # MigrateFuseOverlayfs.WithXattrPermissions2AChmodOrChgrpNamesRootOrNobody):
 # here the owner creates, copies up and deletes only. It gives each file it
 # makes mode 0755 and records the same, so the overrides ask for nothing
-# the file has not got: the service converts it.
-XATTR2_BOOKWORM = Variant("fuse-xattr2", ",xattr_permissions=2", False, True)
+# the file has not got.
+XATTR2_BOOKWORM = Variant("fuse-xattr2", ",xattr_permissions=2", False, False)
 # fuse-overlayfs 1.14 (Debian 13) with xattr_permissions=2 records chmod
 # and chgrp keeping the owner (user.containers.override_stat), but makes
 # each file 0755 on disk whatever its override says, so converting needs
-# chmod and chown (the drop-in as root); and it gives the upper's root
+# chmod and chown (the service's Migrate executors); and it gives the upper's root
 # "0:0:555" (no layer's root carried an override): its mount's top belongs
 # to root, read-only, so the owner works in game/ only (a change at the top
 # fails with EACCES), and Migrate refuses that override (naming root) until
 # an admin has removed it.
-XATTR2_TRIXIE = Variant("fuse-xattr2", ",xattr_permissions=2", True, False,
+XATTR2_TRIXIE = Variant("fuse-xattr2", ",xattr_permissions=2", True, True,
                         root_override=ROOT_OVERRIDE_1_14)
 
 
@@ -299,24 +298,17 @@ def check_migration(ct, release):
         check(dry.endswith("dry run: nothing was changed\n"),
               "%s: dry run printed:\n%s" % (v.name, dry))
         code, report = migrate_by_admin(ct, v)
+        check(code == 0, "%s: the admin's migrate: exit %d\n%s" % (v.name, code, report))
         patterns = [r"^made \d+ changes in \d+ entries: .*, 0 quarantined$",
                     r"^verified: the kernel overlay shows the same \d+ entries as "
-                    r"fuse-overlayfs did"]
-        if v.service_converts:
-            check(code == 0, "%s: the admin's migrate: exit %d\n%s" % (v.name, code, report))
-            patterns.append(r"^set-opaque %s/upper/game/dir2 " % re.escape(v.dir))
-        else:
-            # chown is not in the unit's system-call filter, chmod of
-            # another's file needs CAP_FOWNER: the service cannot, the
-            # README sends the admin to the drop-in, run again over the
-            # half-converted upper.
-            check(code == 1 and "Operation not permitted" in report,
-                  "%s: the service's migrate, which needs chmod and chown: exit %d\n%s"
-                  % (v.name, code, report))
-            said = [line for line in report.splitlines() if "Operation not permitted" in line]
-            step("%s: the service cannot chmod or chown under its unit (%s): the admin runs "
-                 "the drop-in as root" % (v.name, said[0].strip()))
-            report = ct.run([HELPER, "migrate", v.name], timeout=300).stdout
+                    r"fuse-overlayfs did",
+                    r"^set-opaque %s/upper/game/dir2 " % re.escape(v.dir)]
+        if v.overrides_applied:
+            # The overrides' modes and groups, applied by the service's
+            # Migrate executor (chmod of the owner's file: CAP_FOWNER;
+            # chown: CAP_CHOWN and the unit's @chown line).
+            step("%s: the service chmods and chowns the owner's files as the overrides say"
+                 % v.name)
             patterns.append(r"^chmod %s/upper/game/keep/k2 0600 " % re.escape(v.dir))
             patterns.append(r"^chown %s/upper/game/keep/k3 \d+:%s " % (re.escape(v.dir),
                                                                       left4me_gid))

@@ -63,9 +63,27 @@ MERGED2 = LEFT4ME + "/instances/" + INSTANCE2 + "/merged"
 IDLE_SECONDS = 4
 WATCHDOG_SECONDS = 2
 POLKIT = "polkit.service"
-# CapBnd of the daemon: CAP_DAC_OVERRIDE(1), CAP_SYS_CHROOT(18),
-# CAP_SYS_PTRACE(19), CAP_SYS_ADMIN(21), nothing else.
-EXPECTED_CAPBND = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
+# What every executor holds: CAP_DAC_OVERRIDE(1), CAP_SYS_CHROOT(18),
+# CAP_SYS_PTRACE(19), CAP_SYS_ADMIN(21).
+OPERATION_CAPS = (1 << 1) | (1 << 18) | (1 << 19) | (1 << 21)
+# ... and a Migrate executor also CAP_CHOWN(0), CAP_FOWNER(3): the unit's
+# CapabilityBoundingSet, nothing else.
+MIGRATE_CAPS = OPERATION_CAPS | (1 << 0) | (1 << 3)
+EXPECTED_CAPBND = MIGRATE_CAPS
+# Each process of the service as it narrows itself at start
+# (src/executor-protocol/process_capabilities.hpp): CapEff, CapPrm, CapInh,
+# CapAmb. The daemon has nothing effective and keeps the executors'
+# capabilities permitted only, for the executors it starts (under
+# NoNewPrivileges an exec grants nothing the parent has not permitted).
+EXPECTED_CAPS = {
+    "daemon": (0, MIGRATE_CAPS, 0, 0),
+    "executor": (OPERATION_CAPS, OPERATION_CAPS, 0, 0),
+    "watching executor": (OPERATION_CAPS, OPERATION_CAPS, 0, 0),
+    "migrate executor": (MIGRATE_CAPS, MIGRATE_CAPS, 0, 0),
+}
+# The daemon's executors with the default settings: 2 for Mount and
+# Unmount and 1 for queries, 1 watching, 2 for Migrate.
+EXPECTED_EXECUTORS = {"executor": 3, "watching executor": 1, "migrate executor": 2}
 # Left out of the before/after file lists: kernel and runtime file systems,
 # logs, and the state of dpkg, systemd and polkitd, which change with any
 # package operation; /var/lib/left4me is the test's own instance data
@@ -327,7 +345,56 @@ def check_hardened_daemon(ct):
     own = ct.run(["readlink", "/proc/%s/ns/mnt" % pid]).stdout.strip()
     init = ct.run(["readlink", "/proc/1/ns/mnt"]).stdout.strip()
     check(own != init, "the daemon runs in PID 1's mount namespace")
+    check_capabilities(ct, int(pid))
     return int(pid)
+
+
+def service_processes(ct, pid):
+    """[(role, (CapEff, CapPrm, CapInh, CapAmb))] of the daemon pid and of
+    its executors (children of any of its threads), by their argv."""
+    script = ("p=%d; for c in $(cat /proc/$p/task/*/children) $p; do printf '%%s|' $c; "
+              "tr '\\0' ' ' </proc/$c/cmdline; printf '|'; "
+              "grep -E '^Cap(Eff|Prm|Inh|Amb):' /proc/$c/status | tr '\\n\\t' '  '; echo; "
+              "done" % pid)
+    out = []
+    for line in ct.run(["sh", "-c", script], check=False).stdout.splitlines():
+        parts = line.split("|")
+        if len(parts) != 3:
+            continue
+        child, argv, caps = parts
+        fields = dict(re.findall(r"(Cap\w+):\s*([0-9a-f]+)", caps))
+        if len(fields) != 4:
+            continue  # gone while being read
+        argv = argv.split()
+        role = ("daemon" if int(child) == pid else
+                "migrate executor" if "--migrate" in argv else
+                "watching executor" if "--watch" in argv else "executor")
+        out.append((role, tuple(int(fields[k], 16) for k in ("CapEff", "CapPrm", "CapInh",
+                                                              "CapAmb"))))
+    return out
+
+
+def check_capabilities(ct, pid):
+    """Under the real unit each process holds exactly its role's
+    capabilities: only the Migrate executors may chown and chmod another's
+    inodes. Waits (executors start on their own threads and narrow their
+    sets first thing) until every expected executor is there and narrowed."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = service_processes(ct, pid)
+        counts = {}
+        for role, _ in found:
+            counts[role] = counts.get(role, 0) + 1
+        wrong = [(role, caps) for role, caps in found if caps != EXPECTED_CAPS[role]]
+        if not wrong and counts == dict(EXPECTED_EXECUTORS, daemon=1):
+            return
+        if time.monotonic() > deadline:
+            raise Failure("capabilities (CapEff, CapPrm, CapInh, CapAmb) of the service's "
+                          "processes: %s; expected %s, executors %s"
+                          % (["%s %s" % (r, tuple("%x" % c for c in caps)) for r, caps in found],
+                             {r: tuple("%x" % c for c in caps)
+                              for r, caps in EXPECTED_CAPS.items()}, EXPECTED_EXECUTORS))
+        time.sleep(0.2)
 
 
 def expected_watcher(release):

@@ -46,6 +46,21 @@ TEST(DropInCommandLine, ServeTakesADescriptorAndNoVerb) {
     EXPECT_NE(usage_error({"--watch", "list"}).find("--watch needs --serve"), std::string::npos);
 }
 
+// --migrate makes the executor the one role that keeps CAP_CHOWN and
+// CAP_FOWNER: only with --serve, never with --watch.
+TEST(DropInCommandLine, MigrateMarksAServingExecutorOnly) {
+    const auto m = parse_command_line({"--serve", "4", "--migrate"});
+    EXPECT_EQ(m.serve_fd, 4);
+    EXPECT_TRUE(m.migrate);
+    EXPECT_FALSE(m.watch);
+    EXPECT_FALSE(parse_command_line({"--serve", "3"}).migrate);
+    EXPECT_FALSE(parse_command_line({"migrate", "a"}).migrate);
+    EXPECT_NE(usage_error({"--serve", "3", "--watch", "--migrate"}).find("different executors"),
+              std::string::npos);
+    EXPECT_NE(usage_error({"--migrate", "migrate", "a"}).find("--migrate needs --serve"),
+              std::string::npos);
+}
+
 TEST(DropInCommandLine, BadUsageSaysWhat) {
     EXPECT_NE(usage_error({}).find("no verb"), std::string::npos);
     EXPECT_NE(usage_error({"mount"}).find("takes exactly one instance name"), std::string::npos);

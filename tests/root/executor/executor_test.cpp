@@ -226,6 +226,54 @@ TEST_F(ExecutorTest, OneProcessServesTenThousandRequestsAndNothingLeaks) {
     EXPECT_EQ(overlays_at(layout.merged("alpha")), 0);
 }
 
+// Each executor role narrows its capabilities at start to its own
+// (src/executor-protocol/process_capabilities.hpp): only a Migrate executor
+// keeps CAP_CHOWN and CAP_FOWNER, none keeps anything inheritable or
+// ambient. This test runs as full root: the executors are exec'd with
+// every capability, so what they hold is what they chose to keep. Each
+// also serves its own verbs only.
+TEST_F(ExecutorTest, EachRoleKeepsOnlyItsCapabilities) {
+    // CAP_DAC_OVERRIDE (1), CAP_SYS_CHROOT (18), CAP_SYS_PTRACE (19),
+    // CAP_SYS_ADMIN (21); + CAP_CHOWN (0), CAP_FOWNER (3).
+    const std::string operations = "00000000002c0002";
+    const std::string migrate = "00000000002c000b";
+    const std::string none = "0000000000000000";
+    auto caps = [](pid_t pid) {
+        const std::string status = "\n" + read_file("/proc/" + std::to_string(pid) + "/status");
+        std::string out;
+        for (const char* key : {"CapEff", "CapPrm", "CapInh", "CapAmb"}) {
+            const std::string value = status_field(status, key);
+            out += (out.empty() ? "" : " ") + value.substr(value.find_first_not_of(" \t"));
+        }
+        return out;
+    };
+    const std::string own = caps(::getpid());
+    ASSERT_EQ(std::stoull(own.substr(0, 16), nullptr, 16) & 0x2c000bULL, 0x2c000bULL) << own;
+
+    Executor operation(options());
+    ASSERT_TRUE(ok(operation.run(req(Verb::List))));
+    EXPECT_EQ(caps(operation.pid()), operations + " " + operations + " " + none + " " + none);
+    const ExecutorOutcome refused = operation.run({Verb::Migrate, "alpha", true});
+    EXPECT_EQ(message_of(refused), "instance alpha: executor: migrate is served only by a Migrate "
+                                   "executor (--serve FD --migrate)");
+
+    Executor watcher(options(true));
+    watcher.ensure_started();
+    ASSERT_GT(watcher.pid(), 0);
+    EXPECT_EQ(caps(watcher.pid()), operations + " " + operations + " " + none + " " + none);
+
+    Executor::Options o = options();
+    o.migrate = true;
+    Executor migrator(std::move(o));
+    const ExecutorOutcome dry = migrator.run({Verb::Migrate, "alpha", true});
+    EXPECT_TRUE(ok(dry)) << message_of(dry);
+    EXPECT_EQ(caps(migrator.pid()), migrate + " " + migrate + " " + none + " " + none);
+    const ExecutorOutcome mount = migrator.run(req(Verb::Mount, "alpha"));
+    EXPECT_EQ(message_of(mount),
+              "instance alpha: executor: a Migrate executor (--migrate) serves only migrate");
+    EXPECT_EQ(overlays_at(layout.merged("alpha")), 0);
+}
+
 TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
     Executor executor(options());
     ASSERT_TRUE(ok(executor.run(req(Verb::List))));
