@@ -10,15 +10,15 @@
 #include "scratch.hpp"
 
 #include <atomic>
-#include <cstring>
 #include <chrono>
+#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <filesystem>
 #include <gtest/gtest.h>
 #include <mutex>
-#include <sstream>
 #include <signal.h>
+#include <sstream>
 #include <sys/file.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -306,7 +306,7 @@ TEST_F(ExecutorTest, KilledExecutorFailsOnlyItsRequestAndIsReplaced) {
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(error_of(out), ErrorCode::Failed);
     EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
-                               " was killed by signal SIGKILL during mount");
+                                   " was killed by signal SIGKILL during mount");
     lock.reset();
     const ExecutorOutcome next = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_TRUE(ok(next)) << message_of(next);
@@ -324,8 +324,8 @@ TEST_F(ExecutorTest, HungExecutorIsKilledAfterTheTimeoutAndReplaced) {
     const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(message_of(out), "instance alpha: executor pid " + std::to_string(first) +
-                               " did not finish within 300 ms and was killed by signal SIGKILL "
-                               "during mount");
+                                   " did not finish within 300 ms and was killed by signal SIGKILL "
+                                   "during mount");
     EXPECT_FALSE(std::filesystem::exists("/proc/" + std::to_string(first)));
     lock.reset();
     executor.set_timeout(std::chrono::seconds(60));
@@ -343,8 +343,7 @@ TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
     ASSERT_EQ(result_of(out).lowerdirs.size(), 2U);
 
     layout.set_env("alpha", "L4D2_LOWERDIRS=" + layout.root +
-                                "/installation/base\nOTHER_KEY=" + layout.root +
-                                "/overlays/mod\n");
+                                "/installation/base\nOTHER_KEY=" + layout.root + "/overlays/mod\n");
     write_config("LowerdirsKey=OTHER_KEY\n");
     out = executor.run(req(Verb::Status, "alpha"));
     ASSERT_TRUE(ok(out)) << message_of(out);
@@ -354,7 +353,8 @@ TEST_F(ExecutorTest, ConfigChangesArePickedUpWithoutARestart) {
     out = executor.run(req(Verb::Status, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_EQ(error_of(out), ErrorCode::BadConfig);
-    EXPECT_NE(message_of(out).find("overlay.conf:4: LowerdirsKey"), std::string::npos) << message_of(out);
+    EXPECT_NE(message_of(out).find("overlay.conf:4: LowerdirsKey"), std::string::npos)
+        << message_of(out);
 
     write_config("");
     out = executor.run(req(Verb::Status, "alpha"));
@@ -425,6 +425,18 @@ class WatcherModes : public ExecutorTest, public ::testing::WithParamInterface<c
     void configure() {
         write_config(unique_ids() ? "MountWatch=" + mode() + "\n" : "MountTable=mountinfo\n");
     }
+    // The instance becomes its owner's, as the host manager makes it, so
+    // the owner's namespace (OwnerNamespace) may rename and remove in it.
+    void give_to_owner(const std::string& name) {
+        for (const auto& e :
+             std::filesystem::recursive_directory_iterator(layout.instance_dir(name))) {
+            ASSERT_EQ(::lchown(e.path().c_str(), OwnerNamespace::kOwner, OwnerNamespace::kOwner),
+                      0);
+        }
+        ASSERT_EQ(::lchown(layout.instance_dir(name).c_str(), OwnerNamespace::kOwner,
+                           OwnerNamespace::kOwner),
+                  0);
+    }
     std::string expected_how() const {
         return mode() == "fanotify" ? "fanotify statmount"
                : mode() == "poll"   ? "poll statmount (MountWatch=poll)"
@@ -435,12 +447,7 @@ class WatcherModes : public ExecutorTest, public ::testing::WithParamInterface<c
 TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     const std::string mode = GetParam();
     configure();
-    for (const auto& e : std::filesystem::recursive_directory_iterator(layout.instance_dir("alpha"))) {
-        ASSERT_EQ(::lchown(e.path().c_str(), OwnerNamespace::kOwner, OwnerNamespace::kOwner), 0);
-    }
-    ASSERT_EQ(::lchown(layout.instance_dir("alpha").c_str(), OwnerNamespace::kOwner,
-                       OwnerNamespace::kOwner),
-              0);
+    ASSERT_NO_FATAL_FAILURE(give_to_owner("alpha"));
     OwnerNamespace owner;
     std::mutex mutex;
     std::vector<std::pair<std::string, bool>> changes;
@@ -465,7 +472,8 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     }
     // The watcher in use, seen from its descriptors.
     bool fanotify = false;
-    for (const auto& e : std::filesystem::directory_iterator("/proc/" + std::to_string(watcher.pid()) + "/fd")) {
+    for (const auto& e :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(watcher.pid()) + "/fd")) {
         fanotify = fanotify || link_of(e.path()) == "anon_inode:[fanotify]";
     }
     EXPECT_EQ(fanotify, mode == "fanotify");
@@ -546,12 +554,7 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
 // one on merged; Unmount detaches both, each by its id.
 TEST_P(WatcherModes, TwoOverlaysOfOneInstanceAreOneStateAndUnmountedTogether) {
     configure();
-    for (const auto& e : std::filesystem::recursive_directory_iterator(layout.instance_dir("alpha"))) {
-        ASSERT_EQ(::lchown(e.path().c_str(), OwnerNamespace::kOwner, OwnerNamespace::kOwner), 0);
-    }
-    ASSERT_EQ(::lchown(layout.instance_dir("alpha").c_str(), OwnerNamespace::kOwner,
-                       OwnerNamespace::kOwner),
-              0);
+    ASSERT_NO_FATAL_FAILURE(give_to_owner("alpha"));
     OwnerNamespace owner;
     std::mutex mutex;
     std::vector<std::pair<std::string, bool>> changes;
@@ -577,8 +580,8 @@ TEST_P(WatcherModes, TwoOverlaysOfOneInstanceAreOneStateAndUnmountedTogether) {
     ASSERT_EQ(owner.rename(inst + "/merged", inst + "/old"), 0);
     ASSERT_EQ(owner.mkdir(inst + "/merged"), 0);
     // The second, by hand: a read-only overlay of the same lowers.
-    const std::string data = "lowerdir=" + layout.root + "/overlays/mod:" + layout.root +
-                             "/installation/base";
+    const std::string data =
+        "lowerdir=" + layout.root + "/overlays/mod:" + layout.root + "/installation/base";
     ASSERT_EQ(::mount("left4me:alpha", (inst + "/merged").c_str(), "overlay", 0, data.c_str()), 0)
         << std::strerror(errno);
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
@@ -659,16 +662,15 @@ TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
     // More events than the queue holds, cheaply: a bind mount moved back
     // and forth (each move is one event, FAN_MNT_ATTACH|FAN_MNT_DETACH;
     // no unmount, so no RCU grace period per event).
-    const std::size_t max_events =
-        std::stoul(read_file("/proc/sys/fs/fanotify/max_queued_events"));
+    const std::size_t max_events = std::stoul(read_file("/proc/sys/fs/fanotify/max_queued_events"));
     const std::string here = layout.outside + "/flood-a", there = layout.outside + "/flood-b";
     make_dirs(here);
     make_dirs(there);
     ASSERT_EQ(::mount(here.c_str(), here.c_str(), nullptr, MS_BIND, nullptr), 0);
     for (std::size_t i = 0; i < max_events + 100; ++i) {
         const bool forth = i % 2 == 0;
-        ASSERT_EQ(::mount(forth ? here.c_str() : there.c_str(), forth ? there.c_str() : here.c_str(),
-                          nullptr, MS_MOVE, nullptr),
+        ASSERT_EQ(::mount(forth ? here.c_str() : there.c_str(),
+                          forth ? there.c_str() : here.c_str(), nullptr, MS_MOVE, nullptr),
                   0)
             << i << ": " << std::strerror(errno);
     }
@@ -688,13 +690,14 @@ TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
         << std::strerror(errno);
     resume.reset();
 
-    EXPECT_EQ(changes_now(), (Changes{{"alpha", false}, // the event
-                                      // the table listed again: gone, replaced, new
-                                      {"beta", false},
-                                      {"delta", false},
-                                      {"delta", true},
-                                      {"alpha", true},
-                                      {"gamma", true}}));
+    EXPECT_EQ(changes_now(),
+              (Changes{{"alpha", false}, // the event
+                                         // the table listed again: gone, replaced, new
+                       {"beta", false},
+                       {"delta", false},
+                       {"delta", true},
+                       {"alpha", true},
+                       {"gamma", true}}));
     {
         std::lock_guard lock(mutex);
         ASSERT_EQ(notes.size(), 1U);
@@ -737,7 +740,7 @@ TEST_F(ExecutorTest, MissingExecutorFailsNamingItAndRetriesLater) {
     const ExecutorOutcome out = executor.run(req(Verb::Mount, "alpha"));
     EXPECT_FALSE(ok(out));
     EXPECT_NE(message_of(out).find("instance alpha: cannot start executor " + layout.root +
-                               "/no-such-executor: No such file or directory"),
+                                   "/no-such-executor: No such file or directory"),
               std::string::npos)
         << message_of(out);
     EXPECT_TRUE(executor.restart_due().has_value());
