@@ -273,7 +273,7 @@ OverrideDecision read_override(int fd, bool is_dir, const Refuser& r, const std:
                                                                  : "set-gid";
             r.fail(ErrorCode::UpperdirTainted, rel,
                    "carries " + asked + ", whose conversion needs a chmod to " + mode + " (" +
-                       bits + (owner_changes ? ", after a chown that clears it" : "") +
+                       bits + (owner_changes ? ", after a chown, which clears set-id bits" : "") +
                        "); the service sets no set-uid or set-gid bit (its unit's "
                        "RestrictSUIDSGID=yes refuses such a chmod), so nothing was changed: run "
                        "the conversion as root with the drop-in, sudo left4me-overlay migrate " +

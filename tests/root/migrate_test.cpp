@@ -405,9 +405,9 @@ TEST_P(Migrate, TheServiceRefusesASetIdChmodBeforeAnythingChanges) {
     };
     const std::vector<Case> cases = {
         {"suid", "security.fuseoverlayfs.override_stat", "0:0:104755",
-         "a chmod to 4755 (set-uid, after a chown that clears it)"},
+         "a chmod to 4755 (set-uid, after a chown, which clears set-id bits)"},
         {"sgid", "security.fuseoverlayfs.override_stat", o + ":" + crew + ":42775",
-         "a chmod to 2775 (set-gid, after a chown that clears it)"},
+         "a chmod to 2775 (set-gid, after a chown, which clears set-id bits)"},
         // Already set-gid, the owner's own: the user.* rules apply it, but
         // the mode change is a chmod carrying S_ISGID.
         {"kept", "user.fuseoverlayfs.override_stat", o + ":" + o + ":42775",
