@@ -95,7 +95,8 @@ class OpenFilesLimit {
 } // namespace
 
 MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run,
-                                 const MigrationLineSink& on_change, std::size_t stop_after) {
+                                 SetIdBits setid, const MigrationLineSink& on_change,
+                                 std::size_t stop_after) {
     validate_instance_name(name);
     const OpenFilesLimit open_files;
     const HostLayout layout(config);
@@ -167,7 +168,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
         for (auto& l : layer_dirs()) {
             stack.push_back(std::move(l));
         }
-        expected = fuse_view(std::move(stack), r, upper_mount, owner);
+        expected = fuse_view(std::move(stack), r, upper_mount, owner, setid);
         // From the first change until verification passed, the taint scan
         // refuses the instance.
         set_marker(upper.get(), kMarkerInProgress, r);
@@ -175,7 +176,7 @@ MigrationReport migrate_instance(const Config& config, std::string_view name, bo
 
     const std::vector<std::string> foreign =
         convert_upper(upper.get(), layer_dirs(), dry_run, stop_after, report, r, instance,
-                      upper_mount, owner, on_change);
+                      upper_mount, owner, setid, on_change);
     if (dry_run) {
         return report;
     }

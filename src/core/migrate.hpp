@@ -77,9 +77,18 @@ struct MigrationReport {
 // then fails. stop_after, for tests: stop (throw Failed) after this many
 // changes of a real run, to leave a half-converted upper behind as a crash
 // would; 0: never.
+//
+// setid: whether the conversion may issue a chmod whose mode carries
+// S_ISUID or S_ISGID (an override asking for set-id bits or keeping them,
+// or the chown of a set-id inode, which clears them and needs them set
+// again). The service's Migrate executor runs under RestrictSUIDSGID=yes,
+// which fails such a chmod with EPERM part way: it passes Refuse, and such
+// an inode is refused in the planning pass, before anything changes (the
+// dry run says the same). The root drop-in passes Set.
+enum class SetIdBits { Refuse, Set };
 using MigrationLineSink = std::function<void(const std::string&)>;
 MigrationReport migrate_instance(const Config& config, std::string_view name, bool dry_run,
-                                 const MigrationLineSink& on_change = {},
+                                 SetIdBits setid, const MigrationLineSink& on_change = {},
                                  std::size_t stop_after = 0);
 
 } // namespace overlay

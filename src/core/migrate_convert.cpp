@@ -26,9 +26,9 @@ class Converter {
   public:
     Converter(bool dry_run, std::size_t stop_after, MigrationReport& report, const Refuser& r,
               const InstanceDir& instance, MountIdentity upper_mount, const UpperOwner& owner,
-              const MigrationLineSink& sink)
+              SetIdBits setid, const MigrationLineSink& sink)
         : dry_(dry_run), stop_after_(stop_after), report_(report), r_(r), instance_(instance),
-          upper_mount_(upper_mount), owner_(owner), sink_(sink) {
+          upper_mount_(upper_mount), owner_(owner), setid_(setid), sink_(sink) {
         char stamp[32];
         std::time_t now = std::time(nullptr);
         struct tm tm {};
@@ -315,7 +315,7 @@ class Converter {
         if (names.empty()) {
             return;
         }
-        const OverrideDecision d = read_override(fd, is_dir, r_, rel, names, owner_);
+        const OverrideDecision d = read_override(fd, is_dir, r_, rel, names, owner_, setid_);
         const char* which = d.which;
         if (!d.left_alone.empty()) {
             ++report_.totals.left_alone;
@@ -392,6 +392,7 @@ class Converter {
     const InstanceDir& instance_;
     MountIdentity upper_mount_;
     const UpperOwner& owner_;
+    SetIdBits setid_;
     const MigrationLineSink& sink_;
     std::string run_name_;
     std::size_t done_ = 0;
@@ -411,8 +412,9 @@ std::vector<std::string> convert_upper(int upper_fd, std::vector<LayerDir> lower
                                        std::size_t stop_after, MigrationReport& report,
                                        const Refuser& r, const InstanceDir& instance,
                                        MountIdentity upper_mount, const UpperOwner& owner,
-                                       const MigrationLineSink& on_change) {
-    Converter converter(dry_run, stop_after, report, r, instance, upper_mount, owner, on_change);
+                                       SetIdBits setid, const MigrationLineSink& on_change) {
+    Converter converter(dry_run, stop_after, report, r, instance, upper_mount, owner, setid,
+                        on_change);
     converter.convert_dir(upper_fd, "", std::move(lowers), 0);
     return converter.foreign();
 }

@@ -26,6 +26,6 @@ std::vector<std::string> convert_upper(int upper_fd, std::vector<LayerDir> lower
                                        std::size_t stop_after, MigrationReport& report,
                                        const Refuser& r, const InstanceDir& instance,
                                        MountIdentity upper_mount, const UpperOwner& owner,
-                                       const MigrationLineSink& on_change);
+                                       SetIdBits setid, const MigrationLineSink& on_change);
 
 } // namespace overlay::migration

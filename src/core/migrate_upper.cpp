@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <charconv>
+#include <cstdio>
 #include <dirent.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -221,7 +222,8 @@ std::string ids(uid_t uid, gid_t gid) {
 } // namespace
 
 OverrideDecision read_override(int fd, bool is_dir, const Refuser& r, const std::string& rel,
-                               const std::vector<std::string>& names, const UpperOwner& owner) {
+                               const std::vector<std::string>& names, const UpperOwner& owner,
+                               SetIdBits setid_bits) {
     OverrideDecision d;
     for (const char* name : fuse_format::kOverrideStatXattrs) {
         if (!has_name(names, name)) {
@@ -248,11 +250,40 @@ OverrideDecision read_override(int fd, bool is_dir, const Refuser& r, const std:
         }
         o->mode &= 07777;
         d.which = name;
+        const std::string asked = std::string(name) + " '" + printable(*v) + "'";
+        // Applying it issues a chmod carrying set-id bits when its mode has
+        // them and differs from the inode's, or when the owner changes (a
+        // chown clears them, so they are set again; planned alike for
+        // directories, whose chown may keep them, as the dry run does).
+        // Under the service's RestrictSUIDSGID that chmod fails with EPERM
+        // part way, so the service refuses it here, before anything changes.
+        auto refuse_setid_chmod = [&] {
+            const mode_t want = o->mode & (S_ISUID | S_ISGID);
+            if (setid_bits == SetIdBits::Set || want == 0) {
+                return;
+            }
+            const bool owner_changes = st.st_uid != o->uid || st.st_gid != o->gid;
+            if ((st.st_mode & 07777) == o->mode && !owner_changes) {
+                return;
+            }
+            char mode[12];
+            std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(o->mode));
+            const std::string bits = want == (S_ISUID | S_ISGID) ? "set-uid and set-gid"
+                                     : (want & S_ISUID) != 0     ? "set-uid"
+                                                                 : "set-gid";
+            r.fail(ErrorCode::UpperdirTainted, rel,
+                   "carries " + asked + ", whose conversion needs a chmod to " + mode + " (" +
+                       bits + (owner_changes ? ", after a chown, which clears set-id bits" : "") +
+                       "); the service sets no set-uid or set-gid bit (its unit's "
+                       "RestrictSUIDSGID=yes refuses such a chmod), so nothing was changed: run "
+                       "the conversion as root with the drop-in, sudo left4me-overlay migrate " +
+                       std::string(r.instance_) + " (see README, Migrate)");
+        };
         if (std::string_view(name).starts_with("security.")) {
+            refuse_setid_chmod();
             d.apply = o;
             return d;
         }
-        const std::string asked = std::string(name) + " '" + printable(*v) + "'";
         if (st.st_uid != owner.uid) {
             d.foreign = true;
             d.left_alone = "is owned by " + ids(st.st_uid, st.st_gid) +
@@ -290,6 +321,7 @@ OverrideDecision read_override(int fd, bool is_dir, const Refuser& r, const std:
             refuse(std::string("asking for a ") + ((setid & S_ISUID) != 0 ? "set-uid" : "set-gid") +
                    (is_dir ? " directory" : " file") + " it is not already");
         }
+        refuse_setid_chmod();
         d.apply = o;
         return d;
     }

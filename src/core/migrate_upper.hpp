@@ -4,6 +4,7 @@
 #pragma once
 
 #include "error.hpp"
+#include "migrate.hpp"
 #include "unique_fd.hpp"
 
 #include <cstddef>
@@ -114,9 +115,13 @@ struct OverrideDecision {
 // the owner's groups (never root), and never add set-uid or set-gid bits
 // to a file or a directory; one asking for more is refused, before
 // anything changes: an admin decides, sets owner and mode by hand, removes
-// the xattr and runs again.
+// the xattr and runs again. With SetIdBits::Refuse (the service), an
+// applied override (security.* or user.*) whose conversion needs a chmod
+// carrying S_ISUID or S_ISGID is refused too: the unit's RestrictSUIDSGID
+// would fail that chmod part way; the root drop-in converts it.
 OverrideDecision read_override(int fd, bool is_dir, const Refuser& r, const std::string& rel,
-                               const std::vector<std::string>& names, const UpperOwner& owner);
+                               const std::vector<std::string>& names, const UpperOwner& owner,
+                               SetIdBits setid);
 
 // Sets kMigrationMarkerXattr on the upper's root.
 void set_marker(int upper_fd, std::string_view value, const Refuser& r);

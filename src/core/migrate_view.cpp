@@ -114,8 +114,8 @@ class ViewBuilder {
 
     // Rules::Fuse needs `owner`: it decides which user.* overrides apply.
     ViewBuilder(Rules rules, View& out, const Refuser& r, MountIdentity top_mount,
-                const UpperOwner* owner = nullptr)
-        : rules_(rules), out_(out), r_(r), top_mount_(top_mount), owner_(owner) {}
+                const UpperOwner* owner = nullptr, SetIdBits setid = SetIdBits::Refuse)
+        : rules_(rules), out_(out), r_(r), top_mount_(top_mount), owner_(owner), setid_(setid) {}
 
     // Rules::Plain over the kernel's mount: see kernel_view().
     void check_contents(const View& expected, int upper_root, std::set<std::string>& differs) {
@@ -193,7 +193,7 @@ class ViewBuilder {
             std::optional<OverrideStat> o;
             if (is_open_dir) {
                 o = read_override(fd_or_parent, true, r_, rel, list_xattrs(fd_or_parent, true),
-                                  *owner_)
+                                  *owner_, setid_)
                         .apply;
             } else {
                 UniqueFd f(::openat(fd_or_parent, name.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC));
@@ -201,7 +201,8 @@ class ViewBuilder {
                 if (f && ::fstat(f.get(), &fst) == 0 &&
                     (fst.st_mode & S_IFMT) == (st.st_mode & S_IFMT)) {
                     const bool dir = S_ISDIR(st.st_mode);
-                    o = read_override(f.get(), dir, r_, rel, list_xattrs(f.get(), dir), *owner_)
+                    o = read_override(f.get(), dir, r_, rel, list_xattrs(f.get(), dir), *owner_,
+                                      setid_)
                             .apply;
                 }
             }
@@ -317,6 +318,7 @@ class ViewBuilder {
     const Refuser& r_;
     MountIdentity top_mount_;
     const UpperOwner* owner_;
+    SetIdBits setid_;
     const View* expected_ = nullptr;
     int twin_root_ = -1;
     std::set<std::string>* differs_ = nullptr;
@@ -325,9 +327,10 @@ class ViewBuilder {
 } // namespace
 
 View fuse_view(std::vector<LayerDir> stack, const Refuser& r, MountIdentity upper_mount,
-               const UpperOwner& owner) {
+               const UpperOwner& owner, SetIdBits setid) {
     View out;
-    ViewBuilder(ViewBuilder::Rules::Fuse, out, r, upper_mount, &owner).build(std::move(stack));
+    ViewBuilder(ViewBuilder::Rules::Fuse, out, r, upper_mount, &owner, setid)
+        .build(std::move(stack));
     return out;
 }
 

@@ -31,10 +31,11 @@ using View = std::map<std::string, Attr>;
 
 // The view of `stack` (the upper first, then the lowers) by fuse-overlayfs'
 // rules: whiteouts, opacity, and the override_stat the conversion will apply
-// (`owner` decides which user.* ones). `upper_mount`: the upper's mount, no
+// (`owner` decides which user.* ones; `setid`, whether one needing a set-id
+// chmod is refused, see migrate.hpp). `upper_mount`: the upper's mount, no
 // other entered.
 View fuse_view(std::vector<LayerDir> stack, const Refuser& r, MountIdentity upper_mount,
-               const UpperOwner& owner);
+               const UpperOwner& owner, SetIdBits setid);
 
 // The plain tree of the kernel overlay's own mount (`root`, a directory
 // open O_RDONLY, on `mount`), which has already applied the kernel's rules.

@@ -68,9 +68,12 @@ void run(const cmd::CommandLine& cl, const Config& config) {
         // what it changed; the error then follows on stderr. Every line is
         // already printable().
         const auto report =
-            migrate_instance(config, cl.name, cl.dry_run, [](const std::string& line) {
-                std::cout << line << "\n" << std::flush;
-            });
+            // The drop-in runs as root outside the unit: it may set the
+            // set-id bits a security.* override asks for.
+            migrate_instance(config, cl.name, cl.dry_run, SetIdBits::Set,
+                             [](const std::string& line) {
+                                 std::cout << line << "\n" << std::flush;
+                             });
         for (const auto& line : report.summary_lines()) {
             std::cout << line << "\n";
         }

@@ -192,8 +192,11 @@ class RequestServer {
         case Verb::List:
             return protocol::format_list(list_instances(config));
         case Verb::Migrate:
-            return protocol::format_report(
-                report_lines(migrate_instance(config, request.instance, request.dry_run)));
+            // The service's executor runs under RestrictSUIDSGID=yes: an
+            // upper needing a set-id chmod is refused before anything
+            // changes (the drop-in, as root outside the unit, converts it).
+            return protocol::format_report(report_lines(
+                migrate_instance(config, request.instance, request.dry_run, SetIdBits::Refuse)));
         }
         return protocol::format_ok();
     }

@@ -592,6 +592,48 @@ class MigrateTest(PipelineTest):
                              ERROR_PREFIX + "AlreadyMounted")
         self.root_unmount(name)
 
+    def test_an_upper_needing_a_set_id_chmod_is_refused_and_unchanged(self):
+        """The service's Migrate executor runs under RestrictSUIDSGID=yes (a
+        chmod carrying S_ISUID/S_ISGID fails with EPERM): a root-written
+        security.* override asking for set-uid on a file and set-gid on a
+        directory is refused before anything changes, dry run or not, with
+        the drop-in to use instead."""
+        fx = self.fx
+        name = "mig-setid"
+        d = self.fuse_era_instance(name)
+        upper = os.path.join(d, "upper")
+        with open(os.path.join(upper, "suid"), "w") as f:
+            f.write("root asked for set-uid\n")
+        os.chmod(os.path.join(upper, "suid"), 0o644)
+        os.setxattr(os.path.join(upper, "suid"), "security.fuseoverlayfs.override_stat",
+                    b"0:0:104755")
+        os.mkdir(os.path.join(upper, "sgid"), 0o755)
+        os.setxattr(os.path.join(upper, "sgid"), "security.fuseoverlayfs.override_stat",
+                    b"0:0:42775")
+
+        def state():
+            out = []
+            for root, dirs, files in os.walk(upper):
+                for n in sorted(dirs + files):
+                    st = os.lstat(os.path.join(root, n))
+                    out.append((os.path.relpath(os.path.join(root, n), d), st.st_uid, st.st_gid))
+            return (self.snapshot(d), sorted(out),
+                    sorted(os.listxattr(upper, follow_symlinks=False)))
+
+        before = state()
+        for dry_run in (b"true", b"false"):
+            res = fx.call("root", "Migrate", name, dry_run)
+            self.assertCallError(res, ERROR_PREFIX + "UpperdirTainted",
+                                 "instance %s: migrate: " % name)
+            self.assertRegex(res.error_message,
+                             r"/upper/(suid|sgid) carries security.fuseoverlayfs.override_stat "
+                             r"'0:0:(104755|42775)', whose conversion needs a chmod to (4755|2775)")
+            self.assertIn("the service sets no set-uid or set-gid bit", res.error_message)
+            self.assertIn("sudo left4me-overlay migrate %s" % name, res.error_message)
+            self.assertEqual(state(), before, "a refused Migrate changed the upper")
+        # Still fuse-era: the taint scan refuses a Mount.
+        self.assertCallError(fx.call("member", "Mount", name), ERROR_PREFIX + "UpperdirTainted")
+
     def executor_waiting_for(self, name, timeout=30):
         """The pid of the daemon's executor that has instance name's lock
         file open (waiting for it while the test holds it)."""

@@ -258,8 +258,10 @@ class Migrate : public ::testing::TestWithParam<overlay::PathResolver> {
     }
 
     // stop_after: throw after this many changes (0: never).
-    overlay::MigrationReport migrate(bool dry_run, std::size_t stop_after = 0) {
-        return overlay::migrate_instance(layout.config, "alpha", dry_run, {}, stop_after);
+    // setid: the drop-in's Set unless a test says otherwise.
+    overlay::MigrationReport migrate(bool dry_run, std::size_t stop_after = 0,
+                                     overlay::SetIdBits setid = overlay::SetIdBits::Set) {
+        return overlay::migrate_instance(layout.config, "alpha", dry_run, setid, {}, stop_after);
     }
 
     Layout layout;

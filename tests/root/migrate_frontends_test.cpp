@@ -94,6 +94,27 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     ASSERT_TRUE(p::parse_hello(hello.message)->config_error.empty()) << hello.message;
 
     const std::string before = tree(upper);
+    // The service's executor sets no set-id bit (RestrictSUIDSGID): the
+    // fuse-era upper's `owned` (a security.* override asking for 4755 after
+    // a chown) and `mine` (set-uid kept, mode changed) are refused before
+    // anything changes, dry run or not.
+    for (bool dry_run : {true, false}) {
+        ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate,
+                                                                   "alpha", dry_run})));
+        auto setid = p::receive_message(sock.get(), wait);
+        auto setid_record = p::parse_result_record(setid.message);
+        ASSERT_TRUE(setid_record) << setid.message;
+        const auto* setid_result = std::get_if<p::ExecutorFailure>(&*setid_record);
+        ASSERT_TRUE(setid_result) << setid.message;
+        EXPECT_EQ(setid_result->error, ErrorCode::UpperdirTainted) << setid.message;
+        EXPECT_NE(setid.message.find("sudo left4me-overlay migrate alpha"), std::string::npos)
+            << setid.message;
+        EXPECT_EQ(tree(upper), before);
+    }
+    // The admin sets those by hand and removes the overrides.
+    ASSERT_EQ(::lremovexattr((upper + "/owned").c_str(), "security.fuseoverlayfs.override_stat"),
+              0);
+    ASSERT_EQ(::lremovexattr((upper + "/mine").c_str(), "user.fuseoverlayfs.override_stat"), 0);
     ASSERT_TRUE(
         p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha", true})));
     auto dry = p::receive_message(sock.get(), wait);

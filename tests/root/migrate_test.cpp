@@ -151,7 +151,7 @@ TEST_P(Migrate, AnInterruptedRunIsSimplyRunAgain) {
 TEST_P(Migrate, HoldsTheInstanceLockThroughout) {
     build_fuse_era();
     std::size_t checked = 0;
-    overlay::migrate_instance(layout.config, "alpha", false, [&](const std::string&) {
+    overlay::migrate_instance(layout.config, "alpha", false, overlay::SetIdBits::Set, [&](const std::string&) {
         ++checked;
         EXPECT_TRUE(throws_error(
             [&] { overlay::InstanceLock(layout.config, "alpha", std::chrono::milliseconds(1)); },
@@ -374,6 +374,92 @@ TEST_P(Migrate, AUserOverrideNamesOnlyTheOwnerAndItsGroups) {
     EXPECT_EQ(st.st_mode & 07777, 0640U);
     ASSERT_EQ(::lstat((upper + "/d").c_str(), &st), 0);
     EXPECT_EQ(st.st_mode & 07777, 01777U);
+}
+
+// The service's executor runs under RestrictSUIDSGID=yes, which fails any
+// chmod carrying S_ISUID/S_ISGID with EPERM: with SetIdBits::Refuse an
+// inode whose conversion needs one (a security.* override asking for
+// set-id bits, a user.* one keeping them while the mode changes, a chown
+// of a set-id inode) is refused before anything changes, in the dry run
+// too, naming the override and the drop-in. The drop-in (Set) converts.
+TEST_P(Migrate, TheServiceRefusesASetIdChmodBeforeAnythingChanges) {
+    build_fuse_era();
+    // The fuse-era upper's own set-id overrides (owned, mine) go: each case
+    // below is then the only one.
+    ASSERT_EQ(::lremovexattr((upper + "/owned").c_str(), "security.fuseoverlayfs.override_stat"),
+              0);
+    ASSERT_EQ(::lremovexattr((upper + "/mine").c_str(), "user.fuseoverlayfs.override_stat"), 0);
+    const std::string o = std::to_string(kOwner);
+    const std::string crew = std::to_string(kCrew);
+    write_file(upper + "/suid", "root asked for set-uid");
+    chown_to(upper + "/suid", kOwner, kOwner);
+    ASSERT_EQ(::chmod((upper + "/suid").c_str(), 0644), 0);
+    make_dirs(upper + "/sgid");
+    chown_to(upper + "/sgid", kOwner, kOwner);
+    ASSERT_EQ(::chmod((upper + "/sgid").c_str(), 0755), 0);
+    make_dirs(upper + "/kept");
+    chown_to(upper + "/kept", kOwner, kOwner);
+    ASSERT_EQ(::chmod((upper + "/kept").c_str(), 02755), 0);
+    struct Case {
+        std::string path, xattr, value, chmod;
+    };
+    const std::vector<Case> cases = {
+        {"suid", "security.fuseoverlayfs.override_stat", "0:0:104755",
+         "a chmod to 4755 (set-uid, after a chown, which clears set-id bits)"},
+        {"sgid", "security.fuseoverlayfs.override_stat", o + ":" + crew + ":42775",
+         "a chmod to 2775 (set-gid, after a chown, which clears set-id bits)"},
+        // Already set-gid, the owner's own: the user.* rules apply it, but
+        // the mode change is a chmod carrying S_ISGID.
+        {"kept", "user.fuseoverlayfs.override_stat", o + ":" + o + ":42775",
+         "a chmod to 2775 (set-gid)"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.path + " " + c.value);
+        set_x(upper + "/" + c.path, c.xattr, c.value);
+        const std::string before = tree(upper);
+        for (bool dry : {true, false}) {
+            EXPECT_TRUE(throws_error(
+                [&] { migrate(dry, 0, overlay::SetIdBits::Refuse); }, ErrorCode::UpperdirTainted,
+                "instance alpha: migrate: " + upper + "/" + c.path + " carries " + c.xattr + " '" +
+                    c.value + "', whose conversion needs " + c.chmod +
+                    "; the service sets no set-uid or set-gid bit (its unit's "
+                    "RestrictSUIDSGID=yes refuses such a chmod), so nothing was changed: run the "
+                    "conversion as root with the drop-in, sudo left4me-overlay migrate alpha"));
+            EXPECT_EQ(tree(upper), before);
+            EXPECT_FALSE(get_x(upper, std::string(overlay::kMigrationMarkerXattr)));
+            EXPECT_TRUE(get_x(upper + "/" + c.path, c.xattr));
+            EXPECT_TRUE(exists(upper + "/.wh.b.txt")); // nothing converted
+        }
+        ASSERT_EQ(::lremovexattr((upper + "/" + c.path).c_str(), c.xattr.c_str()), 0);
+    }
+    // A set-id inode whose override keeps owner and mode needs no chmod: the
+    // service converts around it.
+    set_x(upper + "/kept", "user.fuseoverlayfs.override_stat", o + ":" + o + ":42755");
+    EXPECT_NO_THROW(migrate(true, 0, overlay::SetIdBits::Refuse));
+    ASSERT_EQ(::lremovexattr((upper + "/kept").c_str(), "user.fuseoverlayfs.override_stat"), 0);
+
+    // The drop-in sets the bits the overrides ask for.
+    for (const auto& c : cases) {
+        set_x(upper + "/" + c.path, c.xattr, c.value);
+    }
+    const auto dry = migrate(true, 0, overlay::SetIdBits::Set);
+    EXPECT_TRUE(has_line(dry.changes, "chmod " + upper + "/suid 4755"));
+    ASSERT_NO_THROW(migrate(false, 0, overlay::SetIdBits::Set));
+    struct stat st {};
+    ASSERT_EQ(::lstat((upper + "/suid").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0U);
+    EXPECT_EQ(st.st_gid, 0U);
+    EXPECT_EQ(st.st_mode & 07777, 04755U);
+    ASSERT_EQ(::lstat((upper + "/sgid").c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, kOwner);
+    EXPECT_EQ(st.st_gid, kCrew);
+    EXPECT_EQ(st.st_mode & 07777, 02775U);
+    ASSERT_EQ(::lstat((upper + "/kept").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 02775U);
+    for (const auto& c : cases) {
+        EXPECT_FALSE(get_x(upper + "/" + c.path, c.xattr));
+    }
+    EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
 }
 
 // The owner hard-links a root-owned file it may write (root:its group 0660,
