@@ -106,7 +106,8 @@ int run(int argc, char** argv) {
         std::vector<std::string> counts;
         for (int i = 0; i < n; ++i) {
             const auto start = Clock::now();
-            const auto report = overlay::migrate_instance(config, target, mode == "migrate-dry");
+            const auto report = overlay::migrate_instance(config, target, mode == "migrate-dry",
+                                                          overlay::SetIdBits::Refuse);
             samples.push_back(ns_since(start));
             counts.push_back("# migrate entries " + std::to_string(report.totals.entries) +
                              " changes " + std::to_string(report.totals.changes()) + " verified " +
