@@ -5,13 +5,10 @@
 
 namespace overlay::daemon {
 
-namespace {
-constexpr std::chrono::seconds kIdleCheck{1};
-} // namespace
-
 InstanceQueue::InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start,
-                             std::function<void(std::size_t)> on_idle)
-    : on_start_(std::move(on_start)), on_idle_(std::move(on_idle)) {
+                             std::function<void(std::size_t)> on_idle,
+                             std::chrono::milliseconds idle_check)
+    : on_start_(std::move(on_start)), on_idle_(std::move(on_idle)), idle_check_(idle_check) {
     workers = workers == 0 ? 1 : workers;
     for (std::size_t i = 0; i < workers; ++i) {
         workers_.emplace_back([this, i] { worker(i); });
@@ -62,7 +59,7 @@ void InstanceQueue::worker(std::size_t index) {
                 return;
             }
             ++waiting_;
-            const auto woken = wake_.wait_for(lock, kIdleCheck);
+            const auto woken = wake_.wait_for(lock, idle_check_);
             --waiting_;
             if (woken == std::cv_status::timeout && on_idle_) {
                 lock.unlock();

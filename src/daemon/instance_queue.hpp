@@ -9,6 +9,7 @@
 // per Mount or Unmount with two executors.
 #pragma once
 
+#include <chrono>
 #include <condition_variable>
 #include <cstddef>
 #include <functional>
@@ -29,9 +30,13 @@ class InstanceQueue {
     };
 
     // Starts `workers` threads; each calls on_start(its index) first, and
-    // on_idle(its index) about once a second while it has nothing to do.
+    // on_idle(its index) about once per idle_check while it has nothing to
+    // do. (The tests make idle_check long: a waiting worker then looks at
+    // the queue only when woken, so a missed wake-up shows as a job that
+    // never starts instead of one that starts a second late.)
     InstanceQueue(std::size_t workers, std::function<void(std::size_t)> on_start = {},
-                  std::function<void(std::size_t)> on_idle = {});
+                  std::function<void(std::size_t)> on_idle = {},
+                  std::chrono::milliseconds idle_check = std::chrono::seconds(1));
     ~InstanceQueue(); // stop()
     InstanceQueue(const InstanceQueue&) = delete;
     InstanceQueue& operator=(const InstanceQueue&) = delete;
@@ -57,6 +62,7 @@ class InstanceQueue {
 
     std::function<void(std::size_t)> on_start_;
     std::function<void(std::size_t)> on_idle_;
+    std::chrono::milliseconds idle_check_;
     std::mutex mutex_;
     std::condition_variable wake_;
     std::list<Entry> queued_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <gtest/gtest.h>
 #include <map>
@@ -53,6 +54,12 @@ class Recorder {
         std::unique_lock lock(mutex_);
         cv_.wait(lock, [&] { return order_.size() >= n; });
     }
+    // Whether n jobs have started within `limit` (generous: a missed
+    // wake-up, not a slow machine, is what makes it false).
+    bool started_within(std::size_t n, std::chrono::seconds limit) {
+        std::unique_lock lock(mutex_);
+        return cv_.wait_for(lock, limit, [&] { return order_.size() >= n; });
+    }
     void wait_done(std::size_t n) {
         std::unique_lock lock(mutex_);
         cv_.wait(lock, [&] { return done_ >= n; });
@@ -86,6 +93,22 @@ InstanceQueue::Job job(Recorder& r, Gate& gate, std::string what, std::atomic<in
             },
             [cancelled] { ++*cancelled; }};
 }
+
+// Opens the gates when a test ends, also by a failed ASSERT: declared after
+// the queue, it runs before the queue's stop(), which waits for running jobs.
+struct OpenAtEnd {
+    std::vector<Gate*> gates;
+    ~OpenAtEnd() {
+        for (Gate* g : gates) {
+            g->open();
+        }
+    }
+};
+
+// Long enough that no idle check comes during a test: a waiting worker
+// looks at the queue only when woken.
+constexpr std::chrono::hours kNoIdleCheck{1};
+constexpr std::chrono::seconds kDeadline{60};
 
 } // namespace
 
@@ -163,4 +186,66 @@ TEST(InstanceQueue, IdleWorkersAreCheckedOn) {
         std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
     EXPECT_GT(idle_calls, 0);
+}
+
+// A worker waits until woken (one per job that can start, not all of
+// them): a job of another instance submitted while one runs must wake the
+// idle worker, not wait for an idle check.
+TEST(InstanceQueue, AJobOfAnotherInstanceWakesAnIdleWorker) {
+    Recorder r;
+    Gate gate;
+    std::atomic<int> cancelled{0};
+    InstanceQueue q(2, {}, {}, kNoIdleCheck);
+    OpenAtEnd open_at_end{{&gate}};
+    q.submit("a", job(r, gate, "a1", &cancelled));
+    ASSERT_TRUE(r.started_within(1, kDeadline));
+    q.submit("b", job(r, gate, "b1", &cancelled));
+    ASSERT_TRUE(r.started_within(2, kDeadline)) << "b1 was not started while a1 ran";
+    gate.open();
+    r.wait_done(2);
+    EXPECT_EQ(r.workers(), (std::set<std::size_t>{0, 1}));
+}
+
+// Several jobs submitted at once, before any idle worker has run: each
+// must get a worker of its own (each submit wakes one; a worker that takes
+// one wakes the next when more can start).
+TEST(InstanceQueue, JobsSubmittedTogetherStartOnEveryIdleWorker) {
+    Recorder r;
+    Gate gate;
+    std::atomic<int> cancelled{0};
+    InstanceQueue q(3, {}, {}, kNoIdleCheck);
+    OpenAtEnd open_at_end{{&gate}};
+    for (int i = 0; i < 3; ++i) {
+        q.submit("k" + std::to_string(i), job(r, gate, "k" + std::to_string(i), &cancelled));
+    }
+    ASSERT_TRUE(r.started_within(3, kDeadline)) << r.order().size() << " of 3 started";
+    // One more while all three run: taken by the first worker to finish.
+    q.submit("k3", job(r, gate, "k3", &cancelled));
+    gate.open();
+    ASSERT_TRUE(r.started_within(4, kDeadline));
+    r.wait_done(4);
+    EXPECT_EQ(r.max_running(), 3U);
+}
+
+// A job of an instance whose job runs wakes nobody when submitted; when
+// the running one ends, the next of that instance must still start (the
+// worker that ran it takes it), while the other worker is busy elsewhere.
+TEST(InstanceQueue, TheNextJobOfAnInstanceStartsWhenItsRunningOneEnds) {
+    Recorder r;
+    Gate first, rest;
+    std::atomic<int> cancelled{0};
+    InstanceQueue q(2, {}, {}, kNoIdleCheck);
+    OpenAtEnd open_at_end{{&first, &rest}};
+    q.submit("a", job(r, first, "a1", &cancelled));
+    ASSERT_TRUE(r.started_within(1, kDeadline));
+    q.submit("a", job(r, rest, "a2", &cancelled));
+    q.submit("b", job(r, rest, "b1", &cancelled));
+    ASSERT_TRUE(r.started_within(2, kDeadline)) << "b1 was not started while a1 ran";
+    EXPECT_EQ(r.order(), (std::vector<std::string>{"a1", "b1"}));
+    first.open(); // a1 ends; b1 still runs
+    ASSERT_TRUE(r.started_within(3, kDeadline)) << "a2 was not started after a1 ended";
+    EXPECT_EQ(r.order()[2], "a2");
+    rest.open();
+    r.wait_done(3);
+    EXPECT_EQ(cancelled, 0);
 }
