@@ -206,9 +206,10 @@ TEST(InstanceQueue, AJobOfAnotherInstanceWakesAnIdleWorker) {
     EXPECT_EQ(r.workers(), (std::set<std::size_t>{0, 1}));
 }
 
-// Several jobs submitted at once, before any idle worker has run: each
-// must get a worker of its own (each submit wakes one; a worker that takes
-// one wakes the next when more can start).
+// Several jobs submitted at once: each must get a worker of its own,
+// whether the workers were waiting (each submit wakes one; a worker that
+// takes one wakes the next when more can start) or had not yet looked at
+// the queue (which of the two happens is the scheduler's choice).
 TEST(InstanceQueue, JobsSubmittedTogetherStartOnEveryIdleWorker) {
     Recorder r;
     Gate gate;
