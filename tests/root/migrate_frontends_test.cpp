@@ -3,6 +3,9 @@
 
 #include "migrate_fixture.hpp"
 
+#include <cctype>
+#include <functional>
+
 namespace {
 
 using namespace l4m_migrate_test;
@@ -161,6 +164,55 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
 // migrate, entry by entry: names, kinds, modes, owners, contents.
 class MigrateFuseOverlayfs : public Migrate {
   protected:
+    // The version the fuse-overlayfs these tests run prints ("" if none).
+    // Uppers written with xattr_permissions=2 differ between the two Debian
+    // ships (README: "Bringing fuse-era instances over"): 1.10 (Debian 12)
+    // writes user.fuseoverlayfs.* overrides, records chmod as 0:0:MODE and
+    // chgrp as -1:GID, and gives files mode|0755 on disk and in the override
+    // alike; 1.14 (Debian 13) writes user.containers.override_stat, keeps
+    // the owner on chmod and chgrp, makes files 0755 on disk whatever the
+    // override says, and gives an upper whose root (and the lowers' roots)
+    // carry no override 0:0:555, making the top of its mount root's and
+    // read-only. The tests assert what the version found does, and fail on
+    // one they do not know.
+    static std::string fuse_version() {
+        const std::string out = scratch() + "/fuse-version-" + std::to_string(::getpid());
+        if (run_command({"sh", "-c", std::string(L4M_FUSE_OVERLAYFS) + " --version >" + out +
+                                         " 2>&1"}) != 0) {
+            return "";
+        }
+        const std::string text = read_file(out);
+        const std::string tag = "fuse-overlayfs: version ";
+        const auto at = text.find(tag);
+        if (at == std::string::npos) {
+            return "";
+        }
+        const auto start = at + tag.size();
+        return text.substr(start, text.find_first_of(" \n", start) - start);
+    }
+    // Sets *is_1_14 to whether fuse-overlayfs writes as 1.14 does, failing
+    // (fatally) unless it is 1.10 or 1.14. Debian 13's package 1.14-1 says
+    // "1.13-dev" (upstream's tag left the version string behind).
+    static void known_fuse_version(bool* is_1_14) {
+        const std::string v = fuse_version();
+        *is_1_14 = v == "1.14" || v == "1.13-dev";
+        ASSERT_TRUE(v == "1.10" || *is_1_14)
+            << L4M_FUSE_OVERLAYFS << " --version gives '" << v
+            << "': these tests know how fuse-overlayfs 1.10 (Debian 12) and 1.14 (Debian 13, "
+               "which says 1.13-dev) write an upper with xattr_permissions=2; teach them this one";
+    }
+    // What containers/storage does before running 1.14 over an upper: the
+    // owner presets the upper root's override (its owner, 0755), so 1.14
+    // does not give it 0:0:555 and the owner may work at the top.
+    void preset_upper_root_override() {
+        set_x(upper, "user.containers.override_stat", owner_ids() + ":40755");
+    }
+    static mode_t disk_mode(const std::string& path) {
+        struct stat st {};
+        EXPECT_EQ(::lstat(path.c_str(), &st), 0) << path;
+        return st.st_mode & 07777;
+    }
+
     // Lists `dir` as the owner sees it, one line per entry, sorted. (A
     // directory's size is left out: tmpfs counts the entries it held.)
     static std::string lister(const std::string& dir, const std::string& out) {
@@ -233,15 +285,21 @@ class MigrateFuseOverlayfs : public Migrate {
         *view = read_file(s + "/fuse-view");
     }
 
-    void run_fuse_era(const std::string& options, const std::string& more = "") {
+    // before_migrate(view): checks of the FUSE view and the upper as
+    // fuse-overlayfs left it. The report is kept in report_.
+    void run_fuse_era(const std::string& options, const std::string& more = "",
+                      const std::function<void(const std::string&)>& before_migrate = {}) {
         std::string fuse_view;
         write_through_fuse(options, more, &fuse_view);
         if (HasFatalFailure()) {
             return;
         }
         ASSERT_NE(fuse_view.find("./dir2/n"), std::string::npos) << fuse_view;
+        if (before_migrate) {
+            before_migrate(fuse_view);
+        }
         const std::string& s = s_;
-        overlay::MigrationReport report;
+        overlay::MigrationReport& report = report_;
         ASSERT_NO_THROW(report = migrate(false));
         EXPECT_GT(report.totals.changes(), 3U);
         EXPECT_EQ(report.totals.quarantined, 0U);
@@ -263,6 +321,7 @@ class MigrateFuseOverlayfs : public Migrate {
     }
 
     std::string s_; // this run's FUSE scratch directory
+    overlay::MigrationReport report_; // run_fuse_era's migrate
     static inline int runs_ = 0;
 };
 
@@ -275,26 +334,99 @@ TEST_P(MigrateFuseOverlayfs, WithoutXattrPermissions) {
 }
 
 TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2) {
-    ASSERT_NO_FATAL_FAILURE(run_fuse_era(",xattr_permissions=2"));
-    // fuse-overlayfs kept the owner and mode of each file it made in
-    // override_stat: migrate applied them (the views agree) and removed it.
-    EXPECT_FALSE(get_x(upper + "/newdir/f", "user.fuseoverlayfs.override_stat"));
+    bool is_1_14 = false;
+    ASSERT_NO_FATAL_FAILURE(known_fuse_version(&is_1_14));
+    const std::string o = std::to_string(kOwner);
+    if (!is_1_14) {
+        ASSERT_NO_FATAL_FAILURE(run_fuse_era(",xattr_permissions=2", "", [&](const std::string&) {
+            // 1.10 kept the owner and mode of each file it made in its
+            // override, the mode with 0755 added, as on disk.
+            EXPECT_EQ(get_x(upper + "/newdir/f", "user.fuseoverlayfs.override_stat"),
+                      o + ":" + o + ":100755");
+            EXPECT_EQ(disk_mode(upper + "/newdir/f"), 0755U);
+            // and gave the upper's root the owner's (1.14: root's, 0555).
+            const auto top = get_x(upper, "user.fuseoverlayfs.override_stat");
+            ASSERT_TRUE(top);
+            EXPECT_EQ(top->rfind(o + ":" + o + ":40", 0), 0U) << *top;
+        }));
+        // Migrate applied the overrides (the views agree) and removed them;
+        // nothing needed a chmod.
+        EXPECT_FALSE(get_x(upper + "/newdir/f", "user.fuseoverlayfs.override_stat"));
+        EXPECT_FALSE(has_line(report_.changes, "chmod ")) << ::testing::PrintToString(report_.changes);
+        return;
+    }
+    preset_upper_root_override();
+    ASSERT_NO_FATAL_FAILURE(run_fuse_era(",xattr_permissions=2", "", [&](const std::string& view) {
+        // 1.14 kept the preset (so the session's changes at the top
+        // worked), recorded the owner and mode of each file it made in
+        // user.containers.override_stat and left the file 0755 on disk.
+        EXPECT_EQ(get_x(upper, "user.containers.override_stat"), o + ":" + o + ":40755");
+        EXPECT_NE(view.find("./newdir/f regular file 644 " + o + ":" + o + "\n"), std::string::npos)
+            << view;
+        const auto f = get_x(upper + "/newdir/f", "user.containers.override_stat");
+        ASSERT_TRUE(f);
+        EXPECT_EQ(f->rfind(o + ":" + o + ":", 0), 0U) << *f;
+        EXPECT_EQ(disk_mode(upper + "/newdir/f"), 0755U);
+        EXPECT_FALSE(get_x(upper + "/newdir/f", "user.fuseoverlayfs.override_stat"));
+    }));
+    // Migrate chmodded the files to the overrides' modes (the views agree)
+    // and removed the overrides, the upper root's too.
+    EXPECT_TRUE(has_line(report_.changes, "chmod " + upper + "/newdir/f 0644 "))
+        << ::testing::PrintToString(report_.changes);
+    EXPECT_FALSE(get_x(upper + "/newdir/f", "user.containers.override_stat"));
+    EXPECT_FALSE(get_x(upper, "user.containers.override_stat"));
+    EXPECT_EQ(disk_mode(upper + "/newdir/f"), 0644U);
 }
 
-// fuse-overlayfs 1.10, unprivileged with xattr_permissions=2 (outside a
-// user namespace), records a chmod of a file it copied up or of a
+// chmod and chgrp by the owner in the FUSE mount, with xattr_permissions=2
+// (unprivileged, outside a user namespace).
+//
+// fuse-overlayfs 1.10 records a chmod of a file it copied up or of a
 // directory as "0:0:MODE" (any chmod, in fact), and a chgrp as "-1:GID":
-// its FUSE mount then shows those entries as root's or nobody's (65534). A user.* override naming
-// root or another user is refused, before anything changes; once an admin
-// has set owner and mode by hand and removed the xattr, the run goes on.
-TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2AChmodOrChgrpNamesRootOrNobody) {
+// its FUSE mount then shows those entries as root's or nobody's (65534). A
+// user.* override naming root or another user is refused, before anything
+// changes; once an admin has set owner and mode by hand and removed the
+// xattr, the run goes on.
+//
+// fuse-overlayfs 1.14 records them keeping the owner, the file 0755 on
+// disk: migrate chowns and chmods as the overrides say.
+TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2ChmodAndChgrp) {
+    bool is_1_14 = false;
+    ASSERT_NO_FATAL_FAILURE(known_fuse_version(&is_1_14));
+    const std::string o = std::to_string(kOwner);
+    const std::string crew = std::to_string(kCrew);
+    const std::string more = " && chmod 600 keep/k2 && chgrp " + crew + " keep/k3";
+    if (is_1_14) {
+        preset_upper_root_override();
+        ASSERT_NO_FATAL_FAILURE(run_fuse_era(",xattr_permissions=2", more, [&](const std::string&
+                                                                                    view) {
+            EXPECT_NE(view.find("./keep/k2 regular file 600 " + o + ":" + o + "\n"),
+                      std::string::npos)
+                << view;
+            EXPECT_NE(view.find("./keep/k3 regular file 644 " + o + ":" + crew + "\n"),
+                      std::string::npos)
+                << view;
+            const auto k2 = get_x(upper + "/keep/k2", "user.containers.override_stat");
+            const auto k3 = get_x(upper + "/keep/k3", "user.containers.override_stat");
+            ASSERT_TRUE(k2 && k3);
+            EXPECT_EQ(k2->rfind(o + ":" + o + ":", 0), 0U) << *k2;
+            EXPECT_EQ(k3->rfind(o + ":" + crew + ":", 0), 0U) << *k3;
+            EXPECT_EQ(disk_mode(upper + "/keep/k2"), 0755U);
+        }));
+        EXPECT_TRUE(has_line(report_.changes, "chmod " + upper + "/keep/k2 0600 "))
+            << ::testing::PrintToString(report_.changes);
+        EXPECT_TRUE(has_line(report_.changes, "chown " + upper + "/keep/k3 " + o + ":" + crew + " "))
+            << ::testing::PrintToString(report_.changes);
+        EXPECT_TRUE(has_line(report_.changes, "chmod " + upper + "/keep/k3 0644 "))
+            << ::testing::PrintToString(report_.changes);
+        EXPECT_FALSE(get_x(upper + "/keep/k2", "user.containers.override_stat"));
+        EXPECT_FALSE(get_x(upper + "/keep/k3", "user.containers.override_stat"));
+        return;
+    }
     std::string view;
-    ASSERT_NO_FATAL_FAILURE(write_through_fuse(
-        ",xattr_permissions=2",
-        " && chmod 600 keep/k2 && chgrp " + std::to_string(kCrew) + " keep/k3", &view));
+    ASSERT_NO_FATAL_FAILURE(write_through_fuse(",xattr_permissions=2", more, &view));
     EXPECT_NE(view.find("./keep/k2 regular file 600 0:0\n"), std::string::npos) << view;
-    EXPECT_NE(view.find("./keep/k3 regular file 644 65534:" + std::to_string(kCrew) + "\n"),
-              std::string::npos)
+    EXPECT_NE(view.find("./keep/k3 regular file 644 65534:" + crew + "\n"), std::string::npos)
         << view;
     const std::string before = tree(upper);
     EXPECT_TRUE(throws_error([&] { migrate(false); }, ErrorCode::UpperdirTainted,
@@ -306,7 +438,7 @@ TEST_P(MigrateFuseOverlayfs, WithXattrPermissions2AChmodOrChgrpNamesRootOrNobody
                              upper +
                                  "/keep/k3 carries a malformed "
                                  "user.fuseoverlayfs.override_stat '-1:" +
-                                 std::to_string(kCrew) + ":100644'"));
+                                 crew + ":100644'"));
     ASSERT_EQ(::lremovexattr((upper + "/keep/k3").c_str(), "user.fuseoverlayfs.override_stat"), 0);
     ASSERT_NO_THROW(migrate(false));
 }

@@ -91,7 +91,7 @@ PLAIN = Variant("fuse-plain", "", True, False)
 # fuse-overlayfs 1.10 (Debian 12) with xattr_permissions=2 records a chmod
 # as "0:0:MODE" and a chgrp as "-1:GID" (root's or nobody's in its own
 # view), which Migrate refuses (the root tier's
-# MigrateFuseOverlayfs.WithXattrPermissions2AChmodOrChgrpNamesRootOrNobody):
+# MigrateFuseOverlayfs.WithXattrPermissions2ChmodAndChgrp, run with 1.10):
 # here the owner creates, copies up and deletes only. It gives each file it
 # makes mode 0755 and records the same, so the overrides ask for nothing
 # the file has not got.
