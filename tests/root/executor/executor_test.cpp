@@ -410,6 +410,50 @@ TEST_F(ExecutorTest, WatcherReportsChangesWhoeverMadeThem) {
     EXPECT_EQ(changes, expected);
 }
 
+// What a watching executor reports, recorded on its callback's thread: the
+// changes not yet taken, the notes, and the last full report's "how" line.
+// Declared before the watcher, whose callback it outlives.
+class WatcherReports {
+  public:
+    using Changes = std::vector<std::pair<std::string, bool>>;
+
+    template <class Options> void hook(Options& o) {
+        o.on_report = [this](const overlay::protocol::MountReport& report) {
+            std::lock_guard lock(mutex_);
+            if (report.complete) {
+                how_ = report.how;
+                return;
+            }
+            changes_.insert(changes_.end(), report.instances.begin(), report.instances.end());
+            if (!report.note.empty()) {
+                notes_.push_back(report.note);
+            }
+        };
+    }
+    // The changes since the last take: the watcher's answer to a sync
+    // follows every report it made before it.
+    Changes take(Executor& watcher) {
+        EXPECT_TRUE(ok(watcher.run(Request{})));
+        std::lock_guard lock(mutex_);
+        return std::exchange(changes_, {});
+    }
+    std::vector<std::string> notes() {
+        std::lock_guard lock(mutex_);
+        return notes_;
+    }
+    std::string how() {
+        std::lock_guard lock(mutex_);
+        return how_;
+    }
+
+  private:
+    std::mutex mutex_;
+    Changes changes_;
+    std::vector<std::string> notes_;
+    std::string how_;
+};
+using Changes = WatcherReports::Changes;
+
 // Every way of watching, each forced: fanotify mount events, POLLPRI on
 // mountinfo over the statmount table ("poll"), and POLLPRI over the
 // mountinfo table ("mountinfo": what a kernel before 6.8, or a seccomp
@@ -449,27 +493,14 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     configure();
     ASSERT_NO_FATAL_FAILURE(give_to_owner("alpha"));
     OwnerNamespace owner;
-    std::mutex mutex;
-    std::vector<std::pair<std::string, bool>> changes;
-    std::string how;
+    WatcherReports reports;
     auto o = options(true);
-    o.on_report = [&](const overlay::protocol::MountReport& report) {
-        std::lock_guard lock(mutex);
-        if (!report.complete) {
-            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
-        } else {
-            how = report.how;
-        }
-    };
+    reports.hook(o);
     Executor watcher(std::move(o));
     Executor worker(options());
-    const Request sync{}; // no verb: sync
-    ASSERT_TRUE(ok(watcher.run(sync)));
-    {
-        // The first report says which watcher runs, and why not fanotify.
-        std::lock_guard lock(mutex);
-        EXPECT_EQ(how, expected_how());
-    }
+    ASSERT_EQ(reports.take(watcher), Changes{});
+    // The first report says which watcher runs, and why not fanotify.
+    EXPECT_EQ(reports.how(), expected_how());
     // The watcher in use, seen from its descriptors.
     bool fanotify = false;
     for (const auto& e :
@@ -479,14 +510,7 @@ TEST_P(WatcherModes, EveryChangeOnceInOrderWhereverTheOverlayIs) {
     EXPECT_EQ(fanotify, mode == "fanotify");
 
     const std::string inst = layout.instance_dir("alpha");
-    auto changes_now = [&] {
-        EXPECT_TRUE(ok(watcher.run(sync)));
-        std::lock_guard lock(mutex);
-        auto out = changes;
-        changes.clear();
-        return out;
-    };
-    using Changes = std::vector<std::pair<std::string, bool>>;
+    auto changes_now = [&] { return reports.take(watcher); };
     ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"alpha", true}}));
     ASSERT_EQ(owner.rename(inst + "/merged", inst + "/moved"), 0);
@@ -556,25 +580,13 @@ TEST_P(WatcherModes, TwoOverlaysOfOneInstanceAreOneStateAndUnmountedTogether) {
     configure();
     ASSERT_NO_FATAL_FAILURE(give_to_owner("alpha"));
     OwnerNamespace owner;
-    std::mutex mutex;
-    std::vector<std::pair<std::string, bool>> changes;
+    WatcherReports reports;
     auto o = options(true);
-    o.on_report = [&](const overlay::protocol::MountReport& report) {
-        std::lock_guard lock(mutex);
-        if (!report.complete) {
-            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
-        }
-    };
+    reports.hook(o);
     Executor watcher(std::move(o));
     Executor worker(options());
-    const Request sync{}; // no verb: sync
-    using Changes = std::vector<std::pair<std::string, bool>>;
-    auto changes_now = [&] {
-        EXPECT_TRUE(ok(watcher.run(sync)));
-        std::lock_guard lock(mutex);
-        return std::exchange(changes, {});
-    };
-    ASSERT_TRUE(ok(watcher.run(sync)));
+    auto changes_now = [&] { return reports.take(watcher); };
+    ASSERT_EQ(changes_now(), Changes{});
     const std::string inst = layout.instance_dir("alpha");
     ASSERT_TRUE(ok(worker.run(req(Verb::Mount, "alpha"))));
     ASSERT_EQ(owner.rename(inst + "/merged", inst + "/old"), 0);
@@ -620,29 +632,13 @@ TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
     for (const char* name : {"beta", "delta", "gamma"}) {
         layout.add_instance(name, lowers);
     }
-    std::mutex mutex;
-    std::vector<std::pair<std::string, bool>> changes;
-    std::vector<std::string> notes;
+    WatcherReports reports;
     auto o = options(true);
-    o.on_report = [&](const overlay::protocol::MountReport& report) {
-        std::lock_guard lock(mutex);
-        if (!report.complete) {
-            changes.insert(changes.end(), report.instances.begin(), report.instances.end());
-            if (!report.note.empty()) {
-                notes.push_back(report.note);
-            }
-        }
-    };
+    reports.hook(o);
     Executor watcher(std::move(o));
     Executor worker(options());
-    const Request sync{}; // no verb: sync
-    using Changes = std::vector<std::pair<std::string, bool>>;
-    auto changes_now = [&] {
-        EXPECT_TRUE(ok(watcher.run(sync)));
-        std::lock_guard lock(mutex);
-        return std::exchange(changes, {});
-    };
-    ASSERT_TRUE(ok(watcher.run(sync))); // started: what follows are changes
+    auto changes_now = [&] { return reports.take(watcher); };
+    ASSERT_EQ(changes_now(), Changes{}); // started: what follows are changes
     for (const char* name : {"alpha", "beta", "delta"}) {
         ASSERT_TRUE(ok(worker.run(req(Verb::Mount, name))));
     }
@@ -698,13 +694,11 @@ TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
                        {"delta", true},
                        {"alpha", true},
                        {"gamma", true}}));
-    {
-        std::lock_guard lock(mutex);
-        ASSERT_EQ(notes.size(), 1U);
-        EXPECT_EQ(notes[0], "the fanotify mount event queue overflowed after " +
-                                std::to_string(max_events) +
-                                " events; listed the mount table again and compared");
-    }
+    const std::vector<std::string> notes = reports.notes();
+    ASSERT_EQ(notes.size(), 1U);
+    EXPECT_EQ(notes[0], "the fanotify mount event queue overflowed after " +
+                            std::to_string(max_events) +
+                            " events; listed the mount table again and compared");
     // What the watcher shares is the table's, by unique id.
     EXPECT_EQ(ids_in(layout.lock_dir + "/alpha.seen"),
               std::set<std::uint64_t>{unique_mount_id(layout.merged("alpha"))});
@@ -729,8 +723,7 @@ TEST_F(ExecutorTest, FanotifyQueueOverflowListsTheTableAgainAndMissesNoChange) {
     EXPECT_EQ(overlays_at(by_hand), 0);
     ASSERT_TRUE(ok(worker.run(req(Verb::Unmount, "alpha"))));
     EXPECT_EQ(changes_now(), (Changes{{"gamma", false}, {"alpha", false}}));
-    std::lock_guard lock(mutex);
-    EXPECT_EQ(notes.size(), 1U);
+    EXPECT_EQ(reports.notes().size(), 1U);
 }
 
 TEST_F(ExecutorTest, MissingExecutorFailsNamingItAndRetriesLater) {
