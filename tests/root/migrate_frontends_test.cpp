@@ -97,56 +97,52 @@ TEST_P(Migrate, AnExecutorAnswersMigrateRequestsWithTheReport) {
     ASSERT_TRUE(p::parse_hello(hello.message)->config_error.empty()) << hello.message;
 
     const std::string before = tree(upper);
+    // One Migrate request; the executor's answer and its result record.
+    auto migrate = [&](const std::string& name, bool dry_run) {
+        EXPECT_TRUE(p::send_message(
+            sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, name, dry_run})));
+        auto answer = p::receive_message(sock.get(), wait);
+        EXPECT_EQ(answer.status, p::ReceiveStatus::Message);
+        return std::make_pair(answer.message, p::parse_result_record(answer.message));
+    };
     // The service's executor sets no set-id bit (RestrictSUIDSGID): the
     // fuse-era upper's `owned` (a security.* override asking for 4755 after
     // a chown) and `mine` (set-uid kept, mode changed) are refused before
     // anything changes, dry run or not.
     for (bool dry_run : {true, false}) {
-        ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate,
-                                                                   "alpha", dry_run})));
-        auto setid = p::receive_message(sock.get(), wait);
-        auto setid_record = p::parse_result_record(setid.message);
-        ASSERT_TRUE(setid_record) << setid.message;
-        const auto* setid_result = std::get_if<p::ExecutorFailure>(&*setid_record);
-        ASSERT_TRUE(setid_result) << setid.message;
-        EXPECT_EQ(setid_result->error, ErrorCode::UpperdirTainted) << setid.message;
-        EXPECT_NE(setid.message.find("sudo left4me-overlay migrate alpha"), std::string::npos)
-            << setid.message;
+        const auto [message, record] = migrate("alpha", dry_run);
+        ASSERT_TRUE(record) << message;
+        const auto* setid_result = std::get_if<p::ExecutorFailure>(&*record);
+        ASSERT_TRUE(setid_result) << message;
+        EXPECT_EQ(setid_result->error, ErrorCode::UpperdirTainted) << message;
+        EXPECT_NE(message.find("sudo left4me-overlay migrate alpha"), std::string::npos) << message;
         EXPECT_EQ(tree(upper), before);
     }
     // The admin sets those by hand and removes the overrides.
     ASSERT_EQ(::lremovexattr((upper + "/owned").c_str(), "security.fuseoverlayfs.override_stat"),
               0);
     ASSERT_EQ(::lremovexattr((upper + "/mine").c_str(), "user.fuseoverlayfs.override_stat"), 0);
-    ASSERT_TRUE(
-        p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha", true})));
-    auto dry = p::receive_message(sock.get(), wait);
-    ASSERT_EQ(dry.status, p::ReceiveStatus::Message);
-    auto dry_record = p::parse_result_record(dry.message);
-    ASSERT_TRUE(dry_record) << dry.message;
+    const auto [dry, dry_record] = migrate("alpha", true);
+    ASSERT_TRUE(dry_record) << dry;
     const auto* dry_result = std::get_if<p::ExecutorResult>(&*dry_record);
-    ASSERT_TRUE(dry_result) << dry.message;
+    ASSERT_TRUE(dry_result) << dry;
     EXPECT_TRUE(has_line(dry_result->report, "convert-whiteout " + upper + "/.wh.b.txt"));
     EXPECT_EQ(dry_result->report.back(), "dry run: nothing was changed");
     EXPECT_EQ(tree(upper), before);
 
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "alpha"})));
-    auto real = p::receive_message(sock.get(), wait);
-    auto real_record = p::parse_result_record(real.message);
-    ASSERT_TRUE(real_record) << real.message;
+    const auto [real, real_record] = migrate("alpha", false);
+    ASSERT_TRUE(real_record) << real;
     const auto* real_result = std::get_if<p::ExecutorResult>(&*real_record);
-    ASSERT_TRUE(real_result) << real.message;
+    ASSERT_TRUE(real_result) << real;
     EXPECT_TRUE(has_line(real_result->report, "verified: the kernel overlay shows the same"));
     EXPECT_TRUE(is_whiteout(upper + "/b.txt"));
 
     // A refusal is an error record like any other verb's.
-    ASSERT_TRUE(p::send_message(sock.get(), p::format_request({overlay::vocabulary::Verb::Migrate, "ghost"})));
-    auto refused = p::receive_message(sock.get(), wait);
-    auto refused_record = p::parse_result_record(refused.message);
-    ASSERT_TRUE(refused_record) << refused.message;
+    const auto [refused, refused_record] = migrate("ghost", false);
+    ASSERT_TRUE(refused_record) << refused;
     const auto* refused_result = std::get_if<p::ExecutorFailure>(&*refused_record);
-    ASSERT_TRUE(refused_result) << refused.message;
-    EXPECT_EQ(refused_result->error, ErrorCode::NoSuchInstance) << refused.message;
+    ASSERT_TRUE(refused_result) << refused;
+    EXPECT_EQ(refused_result->error, ErrorCode::NoSuchInstance) << refused;
 
     sock.reset();
     int status = 0;
